@@ -1,0 +1,264 @@
+//! Broker configuration: defaults, the TOML file and command-line flags, merged in that order.
+//! Every flag has a config key of the same name (dashes become underscores); units come last in
+//! names. Never consulted on the data path by string: shards copy what they need at start.
+
+use crate::limits;
+use clap::Parser;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// ringmq: a thread-per-core MQTT 3.1 / 3.1.1 / 5.0 broker.
+#[derive(Debug, Parser, Default)]
+#[command(name = "ringmq", version, about)]
+pub struct Cli {
+    /// TOML configuration file; flags given on the command line override its keys.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Address to serve MQTT on [default: 0.0.0.0:1883].
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Number of shards (pinned executor threads) [default: 0 = one per CPU].
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Pin shard i to CPU i (false lets the kernel schedule) [default: true].
+    #[arg(long)]
+    pub pin: Option<bool>,
+    /// Close a connection that sends no valid CONNECT within this time [default: 2000].
+    #[arg(long)]
+    pub connect_timeout_ms: Option<u64>,
+    /// Largest packet accepted, in bytes [default: 1048576].
+    #[arg(long)]
+    pub packet_bytes_max: Option<usize>,
+    /// Outgoing unacknowledged QoS 1/2 messages per session [default: 64].
+    #[arg(long)]
+    pub inflight_max: Option<u16>,
+    /// Receive Maximum advertised to v5 clients (incoming QoS 1/2 window) [default: 1024].
+    #[arg(long)]
+    pub receive_maximum: Option<u16>,
+    /// Messages queued per session past the inflight window [default: 1000].
+    #[arg(long)]
+    pub queued_messages_max: Option<usize>,
+    /// Queue QoS 0 messages for offline persistent sessions [default: false].
+    #[arg(long)]
+    pub queue_qos0_offline: Option<bool>,
+    /// Bytes buffered for one connection's socket before deliveries queue instead [default: 1048576].
+    #[arg(long)]
+    pub out_buffer_bytes_max: Option<usize>,
+    /// Longest topic name or filter, in bytes [default: 65535].
+    #[arg(long)]
+    pub topic_bytes_max: Option<usize>,
+    /// Most levels in a topic name or filter [default: 128].
+    #[arg(long)]
+    pub topic_levels_max: Option<usize>,
+    /// Subscriptions one session may hold [default: 10000].
+    #[arg(long)]
+    pub subscriptions_per_session_max: Option<usize>,
+    /// Server Keep Alive imposed on v5 clients, seconds; 0 = accept the client's [default: 0].
+    #[arg(long)]
+    pub server_keep_alive_s: Option<u16>,
+    /// Session expiry for v3 persistent sessions and v5 clients asking for more, seconds;
+    /// 0 = never [default: 0].
+    #[arg(long)]
+    pub session_expiry_max_s: Option<u32>,
+    /// Maximum QoS granted to subscriptions and accepted from publishers [default: 2].
+    #[arg(long)]
+    pub maximum_qos: Option<u8>,
+    /// Accept retained messages [default: true].
+    #[arg(long)]
+    pub retain_available: Option<bool>,
+    /// Batches in flight per shard-to-shard channel [default: 1024].
+    #[arg(long)]
+    pub mesh_channel_capacity: Option<usize>,
+    /// Listen backlog [default: 4096].
+    #[arg(long)]
+    pub listen_backlog: Option<u32>,
+    /// Log level: error, warn, info, debug, trace [default: info].
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+/// The merged configuration a broker runs with.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub bind: String,
+    pub shards: usize,
+    pub pin: bool,
+    pub connect_timeout_ms: u64,
+    pub packet_bytes_max: usize,
+    pub inflight_max: u16,
+    pub receive_maximum: u16,
+    pub queued_messages_max: usize,
+    pub queue_qos0_offline: bool,
+    pub out_buffer_bytes_max: usize,
+    pub topic_bytes_max: usize,
+    pub topic_levels_max: usize,
+    pub subscriptions_per_session_max: usize,
+    pub server_keep_alive_s: u16,
+    pub session_expiry_max_s: u32,
+    pub maximum_qos: u8,
+    pub retain_available: bool,
+    pub mesh_channel_capacity: usize,
+    pub listen_backlog: u32,
+    pub log_level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "0.0.0.0:1883".into(),
+            shards: 0,
+            pin: true,
+            connect_timeout_ms: limits::CONNECT_TIMEOUT_MS_DEFAULT,
+            packet_bytes_max: limits::PACKET_BYTES_MAX_DEFAULT,
+            inflight_max: limits::INFLIGHT_MAX_DEFAULT,
+            receive_maximum: limits::RECEIVE_MAXIMUM_DEFAULT,
+            queued_messages_max: limits::QUEUED_MESSAGES_MAX_DEFAULT,
+            queue_qos0_offline: false,
+            out_buffer_bytes_max: limits::OUT_BUFFER_BYTES_MAX_DEFAULT,
+            topic_bytes_max: limits::TOPIC_BYTES_MAX_DEFAULT,
+            topic_levels_max: limits::TOPIC_LEVELS_MAX_DEFAULT,
+            subscriptions_per_session_max: limits::SUBSCRIPTIONS_PER_SESSION_MAX_DEFAULT,
+            server_keep_alive_s: 0,
+            session_expiry_max_s: 0,
+            maximum_qos: 2,
+            retain_available: true,
+            mesh_channel_capacity: limits::MESH_CHANNEL_CAPACITY_DEFAULT,
+            listen_backlog: limits::LISTEN_BACKLOG_DEFAULT,
+            log_level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+macro_rules! overlay {
+    ($cfg:ident, $cli:ident, $($field:ident),*) => {
+        $(if let Some(v) = $cli.$field.clone() { $cfg.$field = v; })*
+    };
+}
+
+impl Config {
+    /// Defaults, then the file named by `--config`, then the flags.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let mut cfg = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("reading {}: {e}", path.display())))?;
+                Config::from_toml(&text)
+                    .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?
+            }
+            None => Config::default(),
+        };
+        overlay!(
+            cfg,
+            cli,
+            bind,
+            shards,
+            pin,
+            connect_timeout_ms,
+            packet_bytes_max,
+            inflight_max,
+            receive_maximum,
+            queued_messages_max,
+            queue_qos0_offline,
+            out_buffer_bytes_max,
+            topic_bytes_max,
+            topic_levels_max,
+            subscriptions_per_session_max,
+            server_keep_alive_s,
+            session_expiry_max_s,
+            maximum_qos,
+            retain_available,
+            mesh_channel_capacity,
+            listen_backlog,
+            log_level
+        );
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string()))
+    }
+
+    /// Reject values that would break an invariant elsewhere, with a message naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |k: &str, why: &str| Err(ConfigError(format!("{k}: {why}")));
+        if self.packet_bytes_max < 16 || self.packet_bytes_max > limits::PACKET_BYTES_MAX_PROTOCOL {
+            return bad("packet_bytes_max", "must be between 16 and 268435460");
+        }
+        if self.inflight_max == 0 {
+            return bad("inflight_max", "must be at least 1");
+        }
+        if self.receive_maximum == 0 {
+            return bad("receive_maximum", "must be at least 1");
+        }
+        if self.maximum_qos > 2 {
+            return bad("maximum_qos", "must be 0, 1 or 2");
+        }
+        if self.shards > limits::SHARDS_MAX {
+            return bad("shards", "at most 64");
+        }
+        if self.topic_levels_max == 0 || self.topic_bytes_max == 0 {
+            return bad("topic_levels_max/topic_bytes_max", "must be positive");
+        }
+        if self.mesh_channel_capacity == 0 {
+            return bad("mesh_channel_capacity", "must be positive");
+        }
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            return bad("bind", "must be an address:port such as 0.0.0.0:1883");
+        }
+        Ok(())
+    }
+
+    /// Shards to start: the configured count, or one per CPU available to this process.
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            return self.shards;
+        }
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(limits::SHARDS_MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_matches_defaults() {
+        let text = include_str!("../ringmq.example.toml");
+        let cfg = Config::from_toml(text).expect("example config parses");
+        assert_eq!(cfg, Config::default(), "the example documents the defaults");
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let cli = Cli::parse_from(["ringmq", "--bind", "127.0.0.1:1999", "--shards", "2"]);
+        let cfg = Config::load(&cli).expect("loads");
+        assert_eq!(cfg.bind, "127.0.0.1:1999");
+        assert_eq!(cfg.shards, 2);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(Config::from_toml("no_such_key = 1").is_err());
+        let cfg = Config {
+            maximum_qos: 3,
+            ..Config::default()
+        };
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! Start-up report: listeners, shards and limits, and warnings when the host's limits are too
+//! low for the configuration (each warning points at `tuning/`).
+
+use crate::config::Config;
+
+fn rlimit(resource: libc::__rlimit_resource_t) -> Option<(u64, u64)> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let ok = unsafe { libc::getrlimit(resource, &mut r) } == 0;
+    ok.then_some((r.rlim_cur, r.rlim_max))
+}
+
+/// Raise the soft open-files limit to the hard one: every connection is a descriptor.
+pub fn raise_nofile() -> Option<u64> {
+    let (cur, max) = rlimit(libc::RLIMIT_NOFILE)?;
+    if cur < max {
+        let r = libc::rlimit {
+            rlim_cur: max,
+            rlim_max: max,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) } == 0 {
+            return Some(max);
+        }
+    }
+    Some(cur)
+}
+
+/// Log what the broker is about to serve and warn about host limits.
+pub fn report(cfg: &Config) {
+    let shards = cfg.shard_count();
+    log::info!(
+        "ringmq {} listening on mqtt://{} (MQTT 3.1, 3.1.1, 5.0) with {} shard(s){}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.bind,
+        shards,
+        if cfg.pin { ", pinned" } else { "" }
+    );
+    log::info!(
+        "limits: packet_bytes_max={} inflight_max={} receive_maximum={} queued_messages_max={} \
+         out_buffer_bytes_max={} topic_bytes_max={} topic_levels_max={} \
+         subscriptions_per_session_max={} connect_timeout_ms={} maximum_qos={}",
+        cfg.packet_bytes_max,
+        cfg.inflight_max,
+        cfg.receive_maximum,
+        cfg.queued_messages_max,
+        cfg.out_buffer_bytes_max,
+        cfg.topic_bytes_max,
+        cfg.topic_levels_max,
+        cfg.subscriptions_per_session_max,
+        cfg.connect_timeout_ms,
+        cfg.maximum_qos
+    );
+    match raise_nofile() {
+        Some(n) if n < 65_536 => log::warn!(
+            "open files limit is {n}: at most about {n} connections (raise LimitNOFILE; see tuning/)"
+        ),
+        Some(_) => {}
+        None => log::warn!("could not read the open files limit"),
+    }
+    if let Some((cur, _)) = rlimit(libc::RLIMIT_MEMLOCK) {
+        let need = (shards * crate::limits::IO_MEMORY_BYTES) as u64 + (shards as u64) * 1024 * 1024;
+        if cur != libc::RLIM_INFINITY && cur < need {
+            log::warn!(
+                "locked-memory limit is {} KiB; io_uring with {shards} shards wants about {} KiB \
+                 (raise LimitMEMLOCK; see tuning/)",
+                cur / 1024,
+                need / 1024
+            );
+        }
+    }
+    if let Ok(s) = std::fs::read_to_string("/proc/sys/net/core/somaxconn") {
+        if let Ok(n) = s.trim().parse::<u32>() {
+            if n < cfg.listen_backlog {
+                log::warn!(
+                    "net.core.somaxconn is {n}, below listen_backlog {}: connection bursts may be \
+                     refused (see tuning/sysctl.conf)",
+                    cfg.listen_backlog
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! ringmq: a thread-per-core MQTT 3.1 / 3.1.1 / 5.0 broker on io_uring (glommio).
+//!
+//! Crate map (dependencies point one way: codec ← topic ← session ← shard/net):
+//! - [`codec`]: sans-IO MQTT codec (its own crate, `ringmq-codec`, re-exported here).
+//! - [`topic`]: the per-shard subscription automaton and retained index; never does I/O.
+//! - [`session`]: per-client MQTT state (QoS flows, inflight window, bounded queue); no sockets.
+//! - [`shard`]: what one core owns and routes; cross-shard effects are messages, never locks.
+//! - [`net`]: listeners and connection tasks; the only place sockets are read and written.
+//! - [`config`], [`limits`]: configuration and every bound the broker enforces.
+//! - [`host`]: start-up checks of host limits (open files, memlock, somaxconn).
+
+pub use ringmq_codec as codec;
+
+pub mod config;
+pub mod host;
+pub mod limits;
+pub mod net;
+pub mod session;
+pub mod shard;
+pub mod topic;

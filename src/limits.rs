@@ -1,0 +1,66 @@
+//! Every bound the broker enforces, in one place, with why. Config keys override the defaults;
+//! the constants here are the defaults and the hard ceilings the specification imposes.
+
+/// Largest packet the broker accepts (bytes, whole packet). 1 MiB like EMQX: big enough for
+/// firmware-chunk payloads, small enough that a hostile client can't make a shard buffer a
+/// quarter of a gigabyte (the protocol maximum).
+pub const PACKET_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// The protocol's own ceiling: a four-byte remaining length plus five bytes of fixed header.
+pub const PACKET_BYTES_MAX_PROTOCOL: usize = 268_435_455 + 5;
+
+/// Outgoing QoS 1/2 messages unacknowledged per session (the client's Receive Maximum lowers
+/// it further). Mosquitto uses 20, EMQX 32; a larger window keeps a fast subscriber busy on a
+/// high-latency link, and each slot only holds an `Arc` to a shared message.
+pub const INFLIGHT_MAX_DEFAULT: u16 = 64;
+
+/// Receive Maximum the broker advertises to v5 clients: incoming QoS 2 exchanges it tracks at
+/// once per session. Past it a v5 client is disconnected with 0x93.
+pub const RECEIVE_MAXIMUM_DEFAULT: u16 = 1024;
+
+/// Messages queued per session beyond the inflight window (offline, or a slow consumer).
+/// Mosquitto's default is 1000. QoS 0 past the bound is dropped and counted; QoS 1/2 too
+/// (counted separately) because an unbounded queue is an out-of-memory waiting to happen.
+pub const QUEUED_MESSAGES_MAX_DEFAULT: usize = 1000;
+
+/// Encoded bytes waiting in one connection's output buffer before further deliveries go to the
+/// session queue instead. Bounds memory per slow consumer independently of message count.
+pub const OUT_BUFFER_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+
+/// Topic names and filters: bytes and levels. 65,535 bytes is the string limit of the protocol;
+/// 128 levels keeps a match walk short whatever a client sends.
+pub const TOPIC_BYTES_MAX_DEFAULT: usize = 65_535;
+pub const TOPIC_LEVELS_MAX_DEFAULT: usize = 128;
+
+/// Subscriptions one session may hold; each costs an automaton entry on every shard that sees
+/// the filter.
+pub const SUBSCRIPTIONS_PER_SESSION_MAX_DEFAULT: usize = 10_000;
+
+/// A connection must send a valid CONNECT within this time or be closed (slowloris guard).
+pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 2_000;
+
+/// Batches in flight on one shard-to-shard channel before the sender waits (back-pressure).
+pub const MESH_CHANNEL_CAPACITY_DEFAULT: usize = 1024;
+/// Messages gathered into one cross-shard batch before it is sent without waiting for the end
+/// of the current read.
+pub const MESH_BATCH_MAX: usize = 256;
+
+/// Bytes read from a socket per read call. One shard serves thousands of connections, so the
+/// read buffer starts small and grows only up to the packet being assembled.
+pub const READ_CHUNK_BYTES: usize = 4096;
+
+/// Listen backlog asked of the kernel (capped by net.core.somaxconn).
+pub const LISTEN_BACKLOG_DEFAULT: u32 = 4096;
+
+/// Shards: each one is a bit in the remote-interest mask of an automaton entry.
+pub const SHARDS_MAX: usize = 64;
+
+const _: () = assert!(PACKET_BYTES_MAX_DEFAULT <= PACKET_BYTES_MAX_PROTOCOL);
+const _: () = assert!(MESH_BATCH_MAX <= 4096);
+const _: () = assert!(INFLIGHT_MAX_DEFAULT as usize <= u16::MAX as usize);
+
+/// glommio's registered I/O buffer pool per shard. It is pinned memory (RLIMIT_MEMLOCK, often
+/// 8 MiB in total) and only file DMA uses it, not sockets; glommio's default of 10 MiB per
+/// executor would exceed the limit with two shards.
+pub const IO_MEMORY_BYTES: usize = 512 * 1024;
+/// io_uring submission queue depth per ring.
+pub const RING_DEPTH: usize = 256;

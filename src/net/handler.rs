@@ -1,0 +1,604 @@
+//! The protocol handler of one connected client on its home shard: CONNECT (session create,
+//! resume or take over), then each packet matched on the session state first. Every refusal
+//! maps to exactly one close reason here, and [`Conn::disconnect_packet`] turns it into the v5
+//! DISCONNECT reason code.
+//!
+//! Never: holds the shard's or a session's `RefCell` borrow across an `.await`, or routes while
+//! its own session is borrowed (a client may subscribe to what it publishes).
+
+use crate::codec::{
+    self, Ack, ConnAck, Connect, Disconnect, Packet, Properties, Protocol, Publish, QoS, SubAck,
+    Subscribe, UnsubAck, Unsubscribe, Will,
+};
+use crate::session::{ConnLink, Delivery, Message, Session, Subscription};
+use crate::shard::runtime::{wait_acks, ShardCtx};
+use crate::shard::SessionRef;
+use bytestring::ByteString;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why a connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// DISCONNECT with reason 0x00 (or any v3 DISCONNECT): the will is discarded.
+    Normal,
+    /// v5 DISCONNECT 0x04: "disconnect with will message".
+    NormalWithWill,
+    /// The client broke the protocol: v5 DISCONNECT with this reason code, will published.
+    Protocol(u8),
+    /// The network connection was lost or closed without DISCONNECT: will published.
+    Lost,
+    /// Nothing received for 1.5 × keep alive [MQTT-3.1.2-24]: v5 reason 0x8D, will published.
+    KeepAlive,
+    /// Another connection took the session over (or the broker asked us to close).
+    TakenOver(u8),
+}
+
+pub struct Conn {
+    pub ctx: ShardCtx,
+    pub protocol: Protocol,
+    pub client_id: ByteString,
+    session: SessionRef,
+    link: Rc<ConnLink>,
+    uid: u64,
+    keep_alive_s: u16,
+    /// The Session Expiry Interval of CONNECT was 0: a DISCONNECT may not raise it
+    /// [MQTT-3.14.2-2].
+    connect_expiry_zero: bool,
+}
+
+impl Conn {
+    /// CONNECT on the home shard: validate, create / resume / take over the session, write
+    /// CONNACK. `Err` means a failure CONNACK is in `link` and the connection must close.
+    pub async fn open(ctx: &ShardCtx, link: Rc<ConnLink>, c: Box<Connect>, assigned: bool) -> Result<Conn, ()> {
+        let cfg = ctx.cfg.clone();
+        let v5 = c.protocol.is_v5();
+        let refuse = |v3_code: u8, v5_code: u8| {
+            let code = if v5 { v5_code } else { v3_code };
+            link.write_packet(
+                &Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code,
+                    properties: Properties::default(),
+                }),
+                c.protocol,
+            );
+            Err(())
+        };
+        // [MQTT-3.1.3-8]: a v3 client with an empty id must ask for a clean session.
+        if assigned && !c.clean_start && !v5 {
+            return refuse(0x02, 0x85);
+        }
+        if c.properties.authentication_method.is_some() {
+            // Enhanced authentication is not offered yet [MQTT-4.12.0-1]: 0x8C.
+            return refuse(0x05, 0x8C);
+        }
+        if let Some(w) = &c.will {
+            if w.qos as u8 > cfg.maximum_qos {
+                return refuse(0x05, 0x9B);
+            }
+            if w.retain && !cfg.retain_available {
+                return refuse(0x05, 0x9A);
+            }
+            if !topic_within_limits(&w.topic, &cfg) {
+                return refuse(0x05, 0x90);
+            }
+        }
+        let expiry_s = session_expiry(&c, &cfg);
+        let mut keep_alive_s = c.keep_alive_s;
+        if v5 && cfg.server_keep_alive_s > 0 {
+            keep_alive_s = cfg.server_keep_alive_s;
+        }
+
+        let shard = ctx.shard.clone();
+        let (session, session_present) = {
+            let mut s = shard.borrow_mut();
+            let existing = s.sessions.get(&c.client_id).cloned();
+            let mut present = false;
+            let session = match existing {
+                Some(old) => {
+                    let (old_link, old_will) = {
+                        let mut o = old.borrow_mut();
+                        (o.conn.take(), o.will.take())
+                    };
+                    if let Some(l) = old_link {
+                        // Session takeover [MQTT-3.1.4-3]: the old connection closes with 0x8E.
+                        l.request_close(0x8E);
+                    }
+                    if let Some(w) = old_will {
+                        // The old connection's will: published now unless delayed (a delayed
+                        // will is cancelled by this reconnect [MQTT-3.1.3-9]).
+                        let delayed = w.properties.will_delay_interval_s.unwrap_or(0) > 0;
+                        if !delayed {
+                            drop(s);
+                            publish_will(ctx, w, 0);
+                            s = shard.borrow_mut();
+                        }
+                    }
+                    if c.clean_start {
+                        s.remove_session(&old);
+                        None
+                    } else {
+                        present = true;
+                        Some(old)
+                    }
+                }
+                None => None,
+            };
+            let session = match session {
+                Some(x) => x,
+                None => {
+                    let uid = s.next_uid();
+                    let fresh = Rc::new(std::cell::RefCell::new(Session::new(
+                        c.client_id.clone(),
+                        uid,
+                        c.protocol,
+                        s.session_limits,
+                    )));
+                    s.sessions.insert(c.client_id.clone(), fresh.clone());
+                    fresh
+                }
+            };
+            (session, present)
+        };
+        let uid = {
+            let mut se = session.borrow_mut();
+            se.expiry_s = expiry_s;
+            se.will = c.will.clone();
+            se.set_client_limits(c.properties.receive_maximum, c.properties.maximum_packet_size);
+            se.uid
+        };
+
+        let mut props = Properties::default();
+        if v5 {
+            if assigned {
+                props.assigned_client_identifier = Some(c.client_id.clone());
+            }
+            props.receive_maximum = Some(cfg.receive_maximum);
+            props.maximum_packet_size = Some(cfg.packet_bytes_max.min(u32::MAX as usize) as u32);
+            if cfg.maximum_qos < 2 {
+                props.maximum_qos = Some(cfg.maximum_qos);
+            }
+            if !cfg.retain_available {
+                props.retain_available = Some(0);
+            }
+            // Shared subscriptions are not offered yet: say so [MQTT-3.2.2.3.15].
+            props.shared_subscription_available = Some(0);
+            if keep_alive_s != c.keep_alive_s {
+                props.server_keep_alive_s = Some(keep_alive_s);
+            }
+            let asked = c.properties.session_expiry_interval_s.unwrap_or(0);
+            if asked != expiry_s {
+                props.session_expiry_interval_s = Some(expiry_s);
+            }
+        }
+        link.write_packet(
+            &Packet::ConnAck(ConnAck {
+                session_present,
+                code: 0,
+                properties: props,
+            }),
+            c.protocol,
+        );
+        session.borrow_mut().attach(link.clone(), c.protocol);
+        Ok(Conn {
+            ctx: ctx.clone(),
+            protocol: c.protocol,
+            client_id: c.client_id.clone(),
+            session,
+            link,
+            uid,
+            keep_alive_s,
+            connect_expiry_zero: expiry_s == 0,
+        })
+    }
+
+    /// 1.5 × keep alive, or `None` when keep alive is 0 (disabled) [MQTT-3.1.2-24].
+    pub fn keep_alive_timeout(&self) -> Option<Duration> {
+        (self.keep_alive_s > 0).then(|| Duration::from_millis(u64::from(self.keep_alive_s) * 1500))
+    }
+
+    fn write(&self, p: Packet) {
+        self.link.write_packet(&p, self.protocol);
+    }
+
+    /// One packet from the client. State first: only what a connected client may send.
+    pub async fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p).await,
+            Packet::PubAck(a) => {
+                self.session.borrow_mut().on_puback(a.packet_id);
+                Ok(())
+            }
+            Packet::PubRec(a) => {
+                self.session.borrow_mut().on_pubrec(&a);
+                Ok(())
+            }
+            Packet::PubRel(a) => {
+                // [MQTT-4.3.3-11]: answer PUBCOMP; an unknown id gets 0x92 in v5.
+                let known = self.session.borrow_mut().incoming_qos2.remove(&a.packet_id);
+                self.write(Packet::PubComp(Ack {
+                    packet_id: a.packet_id,
+                    reason: if known { 0 } else { 0x92 },
+                    properties: Properties::default(),
+                }));
+                Ok(())
+            }
+            Packet::PubComp(a) => {
+                self.session.borrow_mut().on_pubcomp(a.packet_id);
+                Ok(())
+            }
+            Packet::Subscribe(s) => self.on_subscribe(s).await,
+            Packet::Unsubscribe(u) => {
+                self.on_unsubscribe(u);
+                Ok(())
+            }
+            Packet::PingReq => {
+                self.write(Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => Err(self.on_disconnect(d)),
+            // A second CONNECT is a protocol violation [MQTT-3.1.0-2]; so are packets only a
+            // server sends, and AUTH without an authentication method [MQTT-4.12.0-1].
+            Packet::Connect(_)
+            | Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp
+            | Packet::Auth(_) => Err(Close::Protocol(0x82)),
+        }
+    }
+
+    async fn on_publish(&mut self, p: Publish) -> Result<(), Close> {
+        let cfg = self.ctx.cfg.clone();
+        if p.properties.topic_alias.is_some() || p.topic.is_empty() {
+            // Topic Alias Maximum is 0 (not advertised): any alias is invalid [MQTT-3.3.2-9].
+            return Err(Close::Protocol(0x94));
+        }
+        if !topic_within_limits(&p.topic, &cfg) {
+            return Err(Close::Protocol(0x90));
+        }
+        if p.qos as u8 > cfg.maximum_qos {
+            return Err(Close::Protocol(0x9B)); // [MQTT-3.2.2-11]
+        }
+        if p.retain && !cfg.retain_available {
+            return Err(Close::Protocol(0x9A)); // [MQTT-3.2.2-14]
+        }
+        if p.qos == QoS::ExactlyOnce {
+            let mut s = self.session.borrow_mut();
+            if s.incoming_qos2.contains(&p.packet_id) {
+                // A retransmission of a message we already own: acknowledge, don't route twice.
+                drop(s);
+                self.write(pubrec(p.packet_id));
+                return Ok(());
+            }
+            if s.incoming_qos2.len() >= cfg.receive_maximum as usize {
+                return Err(Close::Protocol(0x93)); // [MQTT-3.3.4-9]
+            }
+            s.incoming_qos2.insert(p.packet_id);
+        }
+        let (qos, packet_id, retain) = (p.qos, p.packet_id, p.retain);
+        let msg = Arc::new(message_from_publish(p, self.uid));
+        {
+            let mut shard = self.ctx.shard.borrow_mut();
+            if retain {
+                shard.set_retained(&msg, None);
+            }
+            shard.route(msg, false);
+        }
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.write(Packet::PubAck(Ack {
+                packet_id,
+                ..Ack::default()
+            })),
+            QoS::ExactlyOnce => self.write(pubrec(packet_id)),
+        }
+        Ok(())
+    }
+
+    async fn on_subscribe(&mut self, s: Subscribe) -> Result<(), Close> {
+        let cfg = self.ctx.cfg.clone();
+        let v5 = self.protocol.is_v5();
+        let identifier = s.properties.subscription_identifiers.first().copied();
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut announce: Vec<ByteString> = Vec::new();
+        // (filter, granted options, subscription existed before)
+        let mut granted: Vec<(ByteString, codec::SubOptions, bool)> = Vec::new();
+        for (filter, mut opts) in s.filters {
+            if !topic_within_limits(&filter, &cfg) {
+                codes.push(if v5 { 0x8F } else { 0x80 });
+                continue;
+            }
+            if v5 && codec::topic::split_shared(&filter).is_some() {
+                codes.push(0x9E); // shared subscriptions not supported (yet)
+                continue;
+            }
+            let count = self.session.borrow().subscriptions.len();
+            let known = self.session.borrow().subscriptions.contains_key(&filter);
+            if !known && count >= cfg.subscriptions_per_session_max {
+                codes.push(if v5 { 0x97 } else { 0x80 });
+                continue;
+            }
+            if opts.qos as u8 > cfg.maximum_qos {
+                opts.qos = QoS::from_u8(cfg.maximum_qos).unwrap_or(QoS::AtMostOnce);
+            }
+            if !v5 {
+                opts = codec::SubOptions {
+                    qos: opts.qos,
+                    ..Default::default()
+                };
+            }
+            let (existed, tell) =
+                self.ctx
+                    .shard
+                    .borrow_mut()
+                    .subscribe(&self.session, self.uid, &filter, opts, identifier);
+            self.session.borrow_mut().subscriptions.insert(
+                filter.clone(),
+                Subscription {
+                    options: opts,
+                    identifier,
+                },
+            );
+            if tell {
+                announce.push(filter.clone());
+            }
+            codes.push(opts.qos as u8);
+            granted.push((filter, opts, existed));
+        }
+        if !announce.is_empty() {
+            // SUBACK only once every shard routes this filter here, so a publish made after
+            // the SUBACK reaches the subscriber whatever shard it arrives on.
+            let token = {
+                let mut shard = self.ctx.shard.borrow_mut();
+                let peers = shard.shards - 1;
+                let token = shard.begin_ack(peers * announce.len());
+                for f in &announce {
+                    shard.broadcast_interest(f, true, Some(token));
+                }
+                token
+            };
+            wait_acks(&self.ctx.shard, token.token).await;
+        }
+        self.write(Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: Properties::default(),
+            codes,
+        }));
+        // Retained messages after the SUBACK, per Retain Handling [MQTT-3.3.1-9..11].
+        for (filter, opts, existed) in granted {
+            let send = match opts.retain_handling {
+                0 => true,
+                1 => !existed,
+                _ => false,
+            };
+            if !send {
+                continue;
+            }
+            let retained = self.ctx.shard.borrow().retained_matching(&filter);
+            let mut session = self.session.borrow_mut();
+            for m in retained {
+                let qos = opts.qos.min(m.qos);
+                session.deliver(Delivery {
+                    msg: m,
+                    qos,
+                    retain: true,
+                    sub_ids: identifier.into_iter().collect(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) {
+        let mut codes = Vec::with_capacity(u.filters.len());
+        for filter in u.filters {
+            let (existed, tell) = self.ctx.shard.borrow_mut().unsubscribe(&self.session, &filter);
+            self.session.borrow_mut().subscriptions.remove(&filter);
+            if tell {
+                self.ctx
+                    .shard
+                    .borrow_mut()
+                    .broadcast_interest(&filter, false, None);
+            }
+            // 0x11: no subscription existed [MQTT-3.11.3-1] (v5 only; v3 UNSUBACK has no codes).
+            codes.push(if existed { 0x00 } else { 0x11 });
+        }
+        if !self.protocol.is_v5() {
+            codes.clear();
+        }
+        self.write(Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: Properties::default(),
+            codes,
+        }));
+    }
+
+    fn on_disconnect(&mut self, d: Disconnect) -> Close {
+        if self.protocol.is_v5() {
+            if let Some(e) = d.properties.session_expiry_interval_s {
+                if self.connect_expiry_zero && e != 0 {
+                    return Close::Protocol(0x82); // [MQTT-3.14.2-2]
+                }
+                let capped = cap_expiry(e, &self.ctx.cfg);
+                self.session.borrow_mut().expiry_s = capped;
+            }
+            if d.reason == 0x04 {
+                return Close::NormalWithWill;
+            }
+        }
+        Close::Normal
+    }
+
+    /// Runs between read batches: wait here when a peer shard's outbox is congested, so a fast
+    /// publisher slows down instead of growing memory.
+    pub async fn after_batch(&mut self) {
+        loop {
+            let drained = {
+                let s = self.ctx.shard.borrow();
+                if !s.outbox_congested() {
+                    return;
+                }
+                s.outbox_drained.clone()
+            };
+            drained.wait().await;
+        }
+    }
+
+    /// After the socket took bytes: refill the output buffer from the session queue.
+    pub fn pump_if_drained(&mut self) {
+        let half = self.ctx.cfg.out_buffer_bytes_max / 2;
+        if self.link.out_len() < half {
+            if let Ok(mut s) = self.session.try_borrow_mut() {
+                if s.queued_len() > 0 {
+                    s.pump();
+                }
+            }
+        }
+    }
+
+    /// The DISCONNECT a v5 client gets for this close, if any [MQTT-4.13.1-1].
+    pub fn disconnect_packet(&self, close: &Close) -> Option<Packet> {
+        if !self.protocol.is_v5() {
+            return None;
+        }
+        let reason = match close {
+            Close::Protocol(r) | Close::TakenOver(r) => *r,
+            Close::KeepAlive => 0x8D,
+            Close::Normal | Close::NormalWithWill | Close::Lost => return None,
+        };
+        Some(Packet::Disconnect(Disconnect {
+            reason,
+            properties: Properties::default(),
+        }))
+    }
+
+    /// The connection is over: publish or schedule the will, then detach or end the session.
+    pub fn close(self, close: Close) {
+        let shard = self.ctx.shard.clone();
+        let still_ours = {
+            let s = self.session.borrow();
+            s.conn.as_ref().is_some_and(|l| Rc::ptr_eq(l, &self.link))
+        };
+        if !still_ours {
+            // Taken over: the new connection owns the session (and dealt with our will).
+            return;
+        }
+        let (will, expiry_s, generation) = {
+            let mut s = self.session.borrow_mut();
+            s.detach();
+            let will = s.will.take();
+            (will, s.expiry_s, s.generation)
+        };
+        let publish = !matches!(close, Close::Normal);
+        if let (Some(w), true) = (will, publish) {
+            let delay = w.properties.will_delay_interval_s.unwrap_or(0);
+            if delay == 0 || expiry_s == 0 {
+                // The will is sent when the session ends even if its delay has not passed
+                // [MQTT-3.1.3-9]; with expiry 0 that is now.
+                publish_will(&self.ctx, w, 0);
+            } else {
+                let ctx = self.ctx.clone();
+                let session = self.session.clone();
+                let wait = delay.min(expiry_s);
+                glommio::spawn_local(async move {
+                    glommio::timer::sleep(Duration::from_secs(u64::from(wait))).await;
+                    let unchanged = {
+                        let s = session.borrow();
+                        s.generation == generation && !s.is_connected()
+                    };
+                    if unchanged {
+                        publish_will(&ctx, w, 0);
+                    }
+                })
+                .detach();
+            }
+        }
+        if expiry_s == 0 {
+            shard.borrow_mut().remove_session(&self.session);
+        } else if expiry_s != u32::MAX {
+            let session = self.session.clone();
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(Duration::from_secs(u64::from(expiry_s))).await;
+                let expired = {
+                    let s = session.borrow();
+                    s.generation == generation && !s.is_connected()
+                };
+                if expired {
+                    shard.borrow_mut().remove_session(&session);
+                }
+            })
+            .detach();
+        }
+    }
+}
+
+fn pubrec(packet_id: u16) -> Packet {
+    Packet::PubRec(Ack {
+        packet_id,
+        ..Ack::default()
+    })
+}
+
+/// Session Expiry Interval for this CONNECT: v5 asks for it; a v3 persistent session lasts
+/// "forever" (`u32::MAX`), both capped by `session_expiry_max_s` when set.
+fn session_expiry(c: &Connect, cfg: &crate::config::Config) -> u32 {
+    let asked = if c.protocol.is_v5() {
+        c.properties.session_expiry_interval_s.unwrap_or(0)
+    } else if c.clean_start {
+        0
+    } else {
+        u32::MAX
+    };
+    cap_expiry(asked, cfg)
+}
+
+fn cap_expiry(asked: u32, cfg: &crate::config::Config) -> u32 {
+    if cfg.session_expiry_max_s > 0 {
+        asked.min(cfg.session_expiry_max_s)
+    } else {
+        asked
+    }
+}
+
+fn topic_within_limits(topic: &str, cfg: &crate::config::Config) -> bool {
+    topic.len() <= cfg.topic_bytes_max && topic.split('/').count() <= cfg.topic_levels_max
+}
+
+fn message_from_publish(p: Publish, origin_uid: u64) -> Message {
+    let mut properties = p.properties;
+    // Per-hop properties are not forwarded [MQTT-3.3.2-7], [MQTT-3.3.4-6].
+    properties.topic_alias = None;
+    properties.subscription_identifiers.clear();
+    Message {
+        topic: p.topic,
+        payload: p.payload,
+        qos: p.qos,
+        retain: p.retain,
+        properties,
+        origin_uid,
+        received_at: Instant::now(),
+    }
+}
+
+/// Publish a will message as if its client had sent it.
+fn publish_will(ctx: &ShardCtx, w: Will, origin_uid: u64) {
+    let mut properties = w.properties;
+    properties.will_delay_interval_s = None;
+    let msg = Arc::new(Message {
+        topic: w.topic,
+        payload: w.payload,
+        qos: w.qos,
+        retain: w.retain,
+        properties,
+        origin_uid,
+        received_at: Instant::now(),
+    });
+    let mut shard = ctx.shard.borrow_mut();
+    if msg.retain {
+        shard.set_retained(&msg, None);
+    }
+    shard.route(msg, false);
+}

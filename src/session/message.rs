@@ -1,0 +1,76 @@
+//! A routed application message and one delivery of it to one session.
+//!
+//! A [`Message`] is built once per PUBLISH and shared (`Arc`) by every session and every shard
+//! it reaches: the payload is never copied.
+
+use crate::codec::{Properties, Protocol, Publish, QoS};
+use bytes::Bytes;
+use bytestring::ByteString;
+use smallvec::SmallVec;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: ByteString,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// Application properties forwarded unchanged to v5 subscribers (Topic Alias and
+    /// Subscription Identifiers removed: those are per hop).
+    pub properties: Properties,
+    /// Session uid of the publisher, for No Local; 0 for wills and the broker itself.
+    pub origin_uid: u64,
+    pub received_at: Instant,
+}
+
+impl Message {
+    /// When the Message Expiry Interval ends, if the publisher set one.
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.properties
+            .message_expiry_interval_s
+            .map(|s| self.received_at + Duration::from_secs(u64::from(s)))
+    }
+}
+
+/// One message on its way to one session, at the QoS granted by the matching subscription(s).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Message>,
+    pub qos: QoS,
+    pub retain: bool,
+    /// Identifiers of every matching subscription that carried one (v5).
+    pub sub_ids: SmallVec<[u32; 1]>,
+}
+
+impl Delivery {
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.msg.expires_at().is_some_and(|t| now >= t)
+    }
+
+    /// The PUBLISH to send. v3 peers get no properties; v5 peers get the publisher's
+    /// properties with the remaining expiry interval [MQTT-3.3.2-6] and the matching
+    /// subscription identifiers.
+    pub fn to_publish(&self, packet_id: u16, dup: bool, protocol: Protocol, now: Instant) -> Publish {
+        let properties = if protocol.is_v5() {
+            let mut p = self.msg.properties.clone();
+            if let Some(at) = self.msg.expires_at() {
+                let left = at.saturating_duration_since(now).as_secs();
+                p.message_expiry_interval_s = Some(left.max(1).min(u64::from(u32::MAX)) as u32);
+            }
+            p.subscription_identifiers = self.sub_ids.clone();
+            p
+        } else {
+            Properties::default()
+        };
+        Publish {
+            dup,
+            qos: self.qos,
+            retain: self.retain,
+            topic: self.msg.topic.clone(),
+            packet_id,
+            properties,
+            payload: self.msg.payload.clone(),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! What crosses between shards. Everything here is `Send`: payloads travel as `Arc<Message>`
+//! (the bytes are shared, never copied), sockets as raw file descriptors.
+//!
+//! Channels carry batches (`Vec<MeshMsg>`): one channel operation per batch, not per message.
+
+use crate::codec::Connect;
+use crate::session::Message;
+use bytes::Bytes;
+use bytestring::ByteString;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+/// A token the origin shard waits on until every peer has applied a change (so a SUBACK is sent
+/// only once publishes on every shard see the new subscription).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckToken {
+    pub shard: usize,
+    pub token: u64,
+}
+
+#[derive(Debug)]
+pub enum MeshMsg {
+    /// A message published on the sending shard that matches a filter some session on the
+    /// receiving shard holds. The receiver matches it against its local subscribers only.
+    Publish(Arc<Message>),
+    /// Shard `shard` gained (`add`) or lost its first/last local subscriber of `filter`.
+    Interest {
+        filter: ByteString,
+        shard: usize,
+        add: bool,
+        ack: Option<AckToken>,
+    },
+    /// A retained message was set (`Some`) or cleared (`None`) for `topic`.
+    Retain {
+        topic: ByteString,
+        msg: Option<Arc<Message>>,
+        ack: Option<AckToken>,
+    },
+    /// The receiver applied a change that carried this token.
+    Ack(u64),
+    /// A connection whose CONNECT names a client id homed on the receiving shard.
+    HandOver(Box<HandOver>),
+}
+
+/// A connection in transit to its home shard: the socket, the CONNECT already read and checked,
+/// and any bytes read after it.
+#[derive(Debug)]
+pub struct HandOver {
+    /// Owned: if the hand-over is dropped on the way (shutdown), the socket is closed.
+    pub fd: OwnedFd,
+    pub connect: Box<Connect>,
+    pub rest: Bytes,
+    /// A client id the accepting shard assigned (empty CONNECT client id).
+    pub assigned_id: bool,
+}
+
+impl HandOver {
+    /// # Safety
+    /// `fd` must be an open socket the caller owns and gives up.
+    pub unsafe fn new(fd: i32, connect: Box<Connect>, rest: Bytes, assigned_id: bool) -> Self {
+        HandOver {
+            fd: OwnedFd::from_raw_fd(fd),
+            connect,
+            rest,
+            assigned_id,
+        }
+    }
+}
+
+/// The home shard of a client id: FNV-1a, stable across runs and shards (every shard must agree
+/// without talking).
+pub fn home_shard(client_id: &str, shards: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in client_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % shards.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_shard_is_stable_and_in_range() {
+        for n in 1..8 {
+            for id in ["a", "client-1", "", "sensor/42"] {
+                let h = home_shard(id, n);
+                assert!(h < n);
+                assert_eq!(h, home_shard(id, n));
+            }
+        }
+        let spread: std::collections::HashSet<usize> =
+            (0..100).map(|i| home_shard(&format!("c{i}"), 4)).collect();
+        assert_eq!(spread.len(), 4, "ids spread over every shard");
+    }
+}

@@ -1,0 +1,237 @@
+//! A shard: everything one core owns. Sessions homed here, this shard's compiled copy of the
+//! subscription automaton, its copy of the retained index, and the outboxes towards the other
+//! shards.
+//!
+//! Owns: routing a publish to local sessions and to interested shards; applying subscription
+//! and retained changes that peers broadcast.
+//! Never: takes a lock, blocks, or is touched from another thread. Cross-shard effects are
+//! [`MeshMsg`]s put in an outbox; the runtime's flusher tasks send them in batches.
+
+pub mod event;
+pub mod mesh;
+mod route;
+pub mod runtime;
+
+pub use mesh::{home_shard, AckToken, HandOver, MeshMsg};
+pub use route::Target;
+
+use crate::config::Config;
+use crate::session::{Message, Session, SessionLimits};
+use crate::topic::{Automaton, RetainedIndex};
+use bytestring::ByteString;
+use event::Event;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Waker;
+
+pub type SessionRef = Rc<RefCell<Session>>;
+
+/// One local subscription in an automaton entry.
+#[derive(Debug, Clone)]
+pub struct LocalSub {
+    pub session: SessionRef,
+    pub uid: u64,
+    pub options: crate::codec::SubOptions,
+    pub identifier: Option<u32>,
+}
+
+/// What the automaton stores per filter on one shard.
+#[derive(Debug, Default)]
+pub struct FilterEntry {
+    pub locals: Vec<LocalSub>,
+    /// Bit i set: shard i has at least one local subscriber of this filter.
+    pub remote: u64,
+}
+
+/// Counters of one shard. Plain integers: only this shard writes them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub connections: u64,
+    pub publishes_in: u64,
+    pub deliveries: u64,
+    pub mesh_out: u64,
+    pub mesh_in: u64,
+}
+
+struct PendingAck {
+    remaining: usize,
+    waker: Option<Waker>,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub shards: usize,
+    pub cfg: Rc<Config>,
+    pub session_limits: SessionLimits,
+    /// Sessions homed on this shard, by client id.
+    pub sessions: HashMap<ByteString, SessionRef>,
+    pub(crate) subs: Automaton<FilterEntry>,
+    pub(crate) retained: RetainedIndex<Arc<Message>>,
+    /// Per peer shard: messages waiting for that peer's flusher.
+    outbox: Vec<Vec<MeshMsg>>,
+    /// Per peer shard: wakes its flusher when its outbox becomes non-empty.
+    pub outbox_ready: Vec<Rc<Event>>,
+    /// Notified whenever a flusher sent a batch (publishers waiting on back-pressure).
+    pub outbox_drained: Rc<Event>,
+    uid_next: u64,
+    acks: HashMap<u64, PendingAck>,
+    ack_next: u64,
+    pub stats: Stats,
+}
+
+/// Messages waiting for one peer before a publisher on this shard waits for the flusher
+/// (back-pressure instead of unbounded outboxes).
+pub const OUTBOX_MAX: usize = 64 * crate::limits::MESH_BATCH_MAX;
+
+impl Shard {
+    pub fn new(id: usize, shards: usize, cfg: Rc<Config>) -> Shard {
+        let session_limits = SessionLimits {
+            inflight_max: cfg.inflight_max,
+            queued_messages_max: cfg.queued_messages_max,
+            queue_qos0_offline: cfg.queue_qos0_offline,
+            out_buffer_bytes_max: cfg.out_buffer_bytes_max,
+        };
+        Shard {
+            id,
+            shards,
+            cfg,
+            session_limits,
+            sessions: HashMap::new(),
+            subs: Automaton::new(),
+            retained: RetainedIndex::new(),
+            outbox: (0..shards).map(|_| Vec::new()).collect(),
+            outbox_ready: (0..shards).map(|_| Rc::new(Event::default())).collect(),
+            outbox_drained: Rc::new(Event::default()),
+            uid_next: 1,
+            acks: HashMap::new(),
+            ack_next: 1,
+            stats: Stats::default(),
+        }
+    }
+
+    /// A session uid unique across shards: shard id in the top byte.
+    pub fn next_uid(&mut self) -> u64 {
+        let uid = ((self.id as u64) << 56) | self.uid_next;
+        self.uid_next += 1;
+        uid
+    }
+
+    /// Queue `msg` for shard `peer`; wakes that peer's flusher.
+    pub fn send_to(&mut self, peer: usize, msg: MeshMsg) {
+        debug_assert!(peer != self.id && peer < self.shards);
+        let q = &mut self.outbox[peer];
+        q.push(msg);
+        if q.len() == 1 {
+            self.outbox_ready[peer].notify();
+        }
+        self.stats.mesh_out += 1;
+    }
+
+    /// Take up to `max` queued messages for `peer`, oldest first.
+    pub fn take_outbox(&mut self, peer: usize, max: usize) -> Vec<MeshMsg> {
+        let q = &mut self.outbox[peer];
+        if q.len() <= max {
+            std::mem::take(q)
+        } else {
+            let rest = q.split_off(max);
+            std::mem::replace(q, rest)
+        }
+    }
+
+    /// True when some outbox is over [`OUTBOX_MAX`]: publishers should wait for a drain.
+    pub fn outbox_congested(&self) -> bool {
+        self.outbox.iter().any(|q| q.len() > OUTBOX_MAX)
+    }
+
+    /// Start waiting for `count` peers to acknowledge; returns the token to put in messages.
+    pub fn begin_ack(&mut self, count: usize) -> AckToken {
+        let token = self.ack_next;
+        self.ack_next += 1;
+        self.acks.insert(
+            token,
+            PendingAck {
+                remaining: count,
+                waker: None,
+            },
+        );
+        AckToken {
+            shard: self.id,
+            token,
+        }
+    }
+
+    pub fn on_ack(&mut self, token: u64) {
+        if let Some(p) = self.acks.get_mut(&token) {
+            p.remaining = p.remaining.saturating_sub(1);
+            if p.remaining == 0 {
+                if let Some(w) = p.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    /// Poll helper for [`runtime::wait_acks`]: true (and forgotten) once every peer acked.
+    pub fn poll_ack(&mut self, token: u64, waker: &Waker) -> bool {
+        match self.acks.get_mut(&token) {
+            None => true,
+            Some(p) if p.remaining == 0 => {
+                self.acks.remove(&token);
+                true
+            }
+            Some(p) => {
+                p.waker = Some(waker.clone());
+                false
+            }
+        }
+    }
+
+    /// Every shard but this one.
+    pub fn peers(&self) -> impl Iterator<Item = usize> {
+        let me = self.id;
+        (0..self.shards).filter(move |&s| s != me)
+    }
+
+    /// Apply one message from a peer. Returns a connection hand-over for the runtime to serve.
+    pub fn apply(&mut self, msg: MeshMsg) -> Option<Box<HandOver>> {
+        self.stats.mesh_in += 1;
+        match msg {
+            MeshMsg::Publish(m) => self.route(m, true),
+            MeshMsg::Interest {
+                filter,
+                shard,
+                add,
+                ack,
+            } => {
+                self.apply_interest(&filter, shard, add);
+                self.reply_ack(ack);
+            }
+            MeshMsg::Retain { topic, msg, ack } => {
+                match msg {
+                    Some(m) => {
+                        self.retained.set(&topic, m);
+                    }
+                    None => {
+                        self.retained.remove(&topic);
+                    }
+                }
+                self.reply_ack(ack);
+            }
+            MeshMsg::Ack(token) => self.on_ack(token),
+            MeshMsg::HandOver(h) => return Some(h),
+        }
+        None
+    }
+
+    fn reply_ack(&mut self, ack: Option<AckToken>) {
+        if let Some(a) = ack {
+            if a.shard == self.id {
+                self.on_ack(a.token);
+            } else {
+                self.send_to(a.shard, MeshMsg::Ack(a.token));
+            }
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Routing on one shard: publish → match in this shard's automaton → local deliveries plus one
+//! mesh message per interested peer; and the subscription / retained changes that keep every
+//! shard's copy of the automaton and retained index in step.
+//!
+//! The data path here never allocates per match beyond the small target list, never awaits and
+//! never locks.
+
+use super::{FilterEntry, LocalSub, MeshMsg, Shard, SessionRef};
+use crate::codec::{QoS, SubOptions};
+use crate::session::{Delivery, Message};
+use bytestring::ByteString;
+use smallvec::SmallVec;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// One session a message goes to, with overlapping subscriptions merged.
+pub struct Target<'a> {
+    key: usize,
+    session: &'a SessionRef,
+    qos: QoS,
+    retain_as_published: bool,
+    sub_ids: SmallVec<[u32; 1]>,
+}
+
+impl Shard {
+    /// Route a message. `from_peer`: it was published on another shard, which already did the
+    /// retained update and the forwarding; only local subscribers remain.
+    pub fn route(&mut self, msg: Arc<Message>, from_peer: bool) {
+        if !from_peer {
+            self.stats.publishes_in += 1;
+        }
+        let mut remote: u64 = 0;
+        let mut targets: SmallVec<[Target<'_>; 8]> = SmallVec::new();
+        self.subs.for_each_match(&msg.topic, |e: &FilterEntry| {
+            remote |= e.remote;
+            for l in &e.locals {
+                // No Local: never back to the publishing session [MQTT-3.8.3-3].
+                if l.options.no_local && l.uid == msg.origin_uid {
+                    continue;
+                }
+                let mut ids = SmallVec::new();
+                if let Some(id) = l.identifier {
+                    ids.push(id);
+                }
+                targets.push(Target {
+                    key: Rc::as_ptr(&l.session) as usize,
+                    session: &l.session,
+                    qos: l.options.qos.min(msg.qos),
+                    retain_as_published: l.options.retain_as_published,
+                    sub_ids: ids,
+                });
+            }
+        });
+        // Overlapping subscriptions of one session: one delivery at the highest granted QoS,
+        // carrying every matching subscription identifier ([MQTT-3.3.4-2], [MQTT-3.3.4-3]).
+        if targets.len() > 1 {
+            targets.sort_unstable_by_key(|t| t.key);
+            let mut merged: SmallVec<[Target<'_>; 8]> = SmallVec::with_capacity(targets.len());
+            for t in targets {
+                match merged.last_mut() {
+                    Some(last) if last.key == t.key => {
+                        last.qos = last.qos.max(t.qos);
+                        last.retain_as_published |= t.retain_as_published;
+                        last.sub_ids.extend(t.sub_ids);
+                    }
+                    _ => merged.push(t),
+                }
+            }
+            targets = merged;
+        }
+        let mut delivered = 0;
+        for t in targets {
+            let Ok(mut session) = t.session.try_borrow_mut() else {
+                debug_assert!(false, "session borrowed during routing");
+                continue;
+            };
+            session.deliver(Delivery {
+                msg: msg.clone(),
+                qos: t.qos,
+                // Forwarded messages carry RETAIN 0 unless Retain As Published
+                // ([MQTT-3.3.1-12], [MQTT-3.3.1-13]).
+                retain: t.retain_as_published && msg.retain,
+                sub_ids: t.sub_ids,
+            });
+            delivered += 1;
+        }
+        self.stats.deliveries += delivered;
+        if !from_peer {
+            let peers = remote & !(1u64 << self.id);
+            for peer in 0..self.shards {
+                if peers & (1u64 << peer) != 0 {
+                    self.send_to(peer, MeshMsg::Publish(msg.clone()));
+                }
+            }
+        }
+    }
+
+    /// Store or clear a retained message here and tell every peer. Returns the peers' count so
+    /// the caller can wait for their acks when it asked for a token.
+    pub fn set_retained(&mut self, msg: &Arc<Message>, ack: Option<super::AckToken>) {
+        let topic = msg.topic.clone();
+        let stored = if msg.payload.is_empty() {
+            // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
+            self.retained.remove(&topic);
+            None
+        } else {
+            self.retained.set(&topic, msg.clone());
+            Some(msg.clone())
+        };
+        let peers: Vec<usize> = self.peers().collect();
+        for peer in peers {
+            self.send_to(
+                peer,
+                MeshMsg::Retain {
+                    topic: topic.clone(),
+                    msg: stored.clone(),
+                    ack,
+                },
+            );
+        }
+    }
+
+    /// Retained messages matching `filter`, from this shard's own copy.
+    pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Message>> {
+        let mut out = Vec::new();
+        self.retained.for_each_match(filter, |_, m| out.push(m.clone()));
+        out
+    }
+
+    /// Add or replace `session`'s subscription to `filter`. Returns (replaced an existing
+    /// subscription, peers must learn of a new local interest).
+    pub fn subscribe(
+        &mut self,
+        session: &SessionRef,
+        uid: u64,
+        filter: &str,
+        options: SubOptions,
+        identifier: Option<u32>,
+    ) -> (bool, bool) {
+        let entry = self.subs.entry(filter);
+        let first_local = entry.locals.is_empty();
+        let sub = LocalSub {
+            session: session.clone(),
+            uid,
+            options,
+            identifier,
+        };
+        match entry.locals.iter_mut().find(|l| Rc::ptr_eq(&l.session, session)) {
+            Some(existing) => {
+                *existing = sub;
+                (true, false)
+            }
+            None => {
+                entry.locals.push(sub);
+                (false, first_local && self.shards > 1)
+            }
+        }
+    }
+
+    /// Remove `session`'s subscription to `filter`. Returns (it existed, peers must learn the
+    /// last local interest is gone).
+    pub fn unsubscribe(&mut self, session: &SessionRef, filter: &str) -> (bool, bool) {
+        let Some(entry) = self.subs.get_mut(filter) else {
+            return (false, false);
+        };
+        let before = entry.locals.len();
+        entry.locals.retain(|l| !Rc::ptr_eq(&l.session, session));
+        let existed = entry.locals.len() != before;
+        let now_empty = entry.locals.is_empty();
+        if now_empty && entry.remote == 0 {
+            self.subs.remove(filter);
+        }
+        (existed, existed && now_empty && self.shards > 1)
+    }
+
+    /// Tell every peer that this shard gained or lost interest in `filter`.
+    pub fn broadcast_interest(&mut self, filter: &ByteString, add: bool, ack: Option<super::AckToken>) {
+        let peers: Vec<usize> = self.peers().collect();
+        let shard = self.id;
+        for peer in peers {
+            self.send_to(
+                peer,
+                MeshMsg::Interest {
+                    filter: filter.clone(),
+                    shard,
+                    add,
+                    ack,
+                },
+            );
+        }
+    }
+
+    pub(super) fn apply_interest(&mut self, filter: &str, shard: usize, add: bool) {
+        let bit = 1u64 << shard;
+        if add {
+            self.subs.entry(filter).remote |= bit;
+        } else if let Some(e) = self.subs.get_mut(filter) {
+            e.remote &= !bit;
+            if e.remote == 0 && e.locals.is_empty() {
+                self.subs.remove(filter);
+            }
+        }
+    }
+
+    /// Forget a session entirely: its subscriptions leave the automaton (telling peers where
+    /// this shard's last interest goes) and it leaves the session table.
+    pub fn remove_session(&mut self, session: &SessionRef) {
+        let (client_id, filters): (ByteString, Vec<ByteString>) = {
+            let mut s = session.borrow_mut();
+            let filters = s.subscriptions.drain().map(|(f, _)| f).collect();
+            (s.client_id.clone(), filters)
+        };
+        for f in filters {
+            let (_, tell) = self.unsubscribe(session, &f);
+            if tell {
+                self.broadcast_interest(&f, false, None);
+            }
+        }
+        if let Some(current) = self.sessions.get(&client_id) {
+            if Rc::ptr_eq(current, session) {
+                self.sessions.remove(&client_id);
+            }
+        }
+    }
+}
