@@ -73,10 +73,14 @@ fn lengths(p: &Publish, protocol: Protocol) -> Result<(usize, usize), EncodeErro
 }
 
 /// Encode a PUBLISH, appending to `out` with a single reservation. v3 peers never see the
-/// properties. A QoS > 0 message needs a non-zero packet identifier, and DUP is only legal with
-/// QoS > 0 ([MQTT-2.2.1-2], [MQTT-3.3.1-2]).
+/// properties. A QoS > 0 message needs a non-zero packet identifier, DUP is only legal with
+/// QoS > 0 ([MQTT-2.2.1-2], [MQTT-3.3.1-2]), and an empty topic only in v5 with a Topic Alias
+/// (so an alias-only message is never sent to a v3 peer by mistake).
 pub fn encode(p: &Publish, protocol: Protocol, out: &mut BytesMut) -> Result<(), EncodeError> {
-    if (p.qos != QoS::AtMostOnce && p.packet_id == 0) || (p.dup && p.qos == QoS::AtMostOnce) {
+    if (p.qos != QoS::AtMostOnce && p.packet_id == 0)
+        || (p.dup && p.qos == QoS::AtMostOnce)
+        || (p.topic.is_empty() && !(protocol.is_v5() && p.properties.topic_alias.is_some()))
+    {
         return Err(EncodeError::InvalidValue);
     }
     let (remaining, props_len) = lengths(p, protocol)?;
@@ -309,6 +313,18 @@ mod tests {
         p.dup = true;
         assert_eq!(
             encode(&p, Protocol::V311, &mut out),
+            Err(EncodeError::InvalidValue)
+        );
+        let mut p = sample(QoS::AtMostOnce);
+        p.topic = ByteString::new();
+        p.properties.topic_alias = Some(1);
+        assert_eq!(
+            encode(&p, Protocol::V311, &mut out),
+            Err(EncodeError::InvalidValue)
+        );
+        p.properties.topic_alias = None;
+        assert_eq!(
+            encode(&p, Protocol::V5, &mut out),
             Err(EncodeError::InvalidValue)
         );
         let mut p = sample(QoS::AtMostOnce);

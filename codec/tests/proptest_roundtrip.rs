@@ -7,6 +7,7 @@ use bytestring::ByteString;
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use ringmq_codec::{
     decode, encode, encoded_len, Ack, Auth, ConnAck, Connect, DecodeError, Disconnect, Packet,
     Properties, Protocol, Publish, QoS, SubAck, SubOptions, Subscribe, UnsubAck, Unsubscribe, Will,
@@ -596,8 +597,11 @@ fn encode_all(packets: &[Packet], protocol: Protocol) -> BytesMut {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 512,
-        // Integration tests have no lib.rs beside them to anchor a regressions file.
-        failure_persistence: None,
+        // Integration tests have no lib.rs beside them for `WithSource`; cargo runs tests from
+        // the package root, so name the regressions file directly.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/proptest_roundtrip.proptest-regressions",
+        ))),
         ..ProptestConfig::default()
     })]
 

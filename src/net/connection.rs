@@ -50,8 +50,8 @@ pub async fn serve_new(ctx: ShardCtx, mut stream: TcpStream) {
             log::debug!("first packet was not CONNECT: {:?}", packet_name(&other));
             return;
         }
-        Err(FirstError::Decode(e)) => {
-            refuse_bad_connect(&mut stream, &rbuf, e).await;
+        Err(FirstError::Decode(e, version)) => {
+            refuse_bad_connect(&mut stream, e, version).await;
             return;
         }
         Err(FirstError::Timeout) => {
@@ -82,7 +82,10 @@ pub async fn serve_new(ctx: ShardCtx, mut stream: TcpStream) {
     let fd = unsafe { libc::dup(stream.as_raw_fd()) };
     drop(stream);
     if fd < 0 {
-        log::warn!("dup failed during hand-over: {}", io::Error::last_os_error());
+        log::warn!(
+            "dup failed during hand-over: {}",
+            io::Error::last_os_error()
+        );
         return;
     }
     // SAFETY: `fd` is a fresh descriptor we own.
@@ -105,17 +108,29 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
 }
 
 enum FirstError {
-    Decode(DecodeError),
+    /// With the CONNECT's version when the packet was a complete CONNECT.
+    Decode(DecodeError, Option<Result<Protocol, DecodeError>>),
     Timeout,
     Io,
 }
 
-async fn read_first(stream: &mut TcpStream, rbuf: &mut BytesMut, max: usize) -> Result<Packet, FirstError> {
+async fn read_first(
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    max: usize,
+) -> Result<Packet, FirstError> {
     loop {
-        match codec::decode(rbuf, Protocol::V5, max) {
-            Ok(Some(p)) => return Ok(p),
-            Ok(None) => {}
-            Err(e) => return Err(FirstError::Decode(e)),
+        let frame = codec::frame(rbuf, max).map_err(|e| FirstError::Decode(e, None))?;
+        if let Some(f) = frame.filter(|f| rbuf.len() >= f.total_len()) {
+            // Peek the version before decoding (which consumes the bytes) so a bad CONNECT can
+            // be answered in the client's own version.
+            let version = (f.header >> 4 == 1)
+                .then(|| codec::peek_connect_protocol(&rbuf[f.header_len..f.total_len()]));
+            return match codec::decode(rbuf, Protocol::V5, max) {
+                Ok(Some(p)) => Ok(p),
+                Ok(None) => Err(FirstError::Io),
+                Err(e) => Err(FirstError::Decode(e, version)),
+            };
         }
         let n = poll_fn(|cx| poll_read_into(cx, stream, rbuf)).await;
         match n {
@@ -126,24 +141,20 @@ async fn read_first(stream: &mut TcpStream, rbuf: &mut BytesMut, max: usize) -> 
 }
 
 /// Answer a CONNECT we could not accept with the CONNACK its version expects, then close.
-async fn refuse_bad_connect(stream: &mut TcpStream, rbuf: &BytesMut, e: DecodeError) {
+async fn refuse_bad_connect(
+    stream: &mut TcpStream,
+    e: DecodeError,
+    version: Option<Result<Protocol, DecodeError>>,
+) {
     log::debug!("bad CONNECT: {e}");
-    let level = connect_level(rbuf);
-    let bytes: Vec<u8> = match (e, level) {
-        // [MQTT-3.1.2-2]: unsupported level gets return code 0x01 in the v3.1.1 form.
-        (DecodeError::UnsupportedProtocolVersion, Some(l)) if l != 5 => vec![0x20, 2, 0, 1],
-        (_, Some(5)) => vec![0x20, 3, 0, e.reason_code(), 0],
+    let bytes: &[u8] = match version {
+        // [MQTT-3.1.2-2]: an unsupported level gets return code 0x01 in the v3.1.1 form.
+        Some(Err(DecodeError::UnsupportedProtocolVersion)) => &[0x20, 2, 0, 1],
+        // [MQTT-3.1.4-1] v5: CONNACK with the reason code, then close.
+        Some(Ok(Protocol::V5)) => &[0x20, 3, 0, e.reason_code(), 0],
         _ => return,
     };
-    let _ = write_all(stream, &bytes).await;
-}
-
-/// The protocol level byte of a CONNECT at the front of `buf`, if it can be read.
-fn connect_level(buf: &[u8]) -> Option<u8> {
-    let f = codec::frame(buf, usize::MAX).ok().flatten()?;
-    let body = buf.get(f.header_len..)?;
-    let name_len = u16::from_be_bytes([*body.first()?, *body.get(1)?]) as usize;
-    body.get(2 + name_len).copied()
+    let _ = write_all(stream, bytes).await;
 }
 
 fn assign_client_id(shard: usize) -> String {
@@ -201,7 +212,12 @@ async fn serve_connected(
     flush_link(&mut stream, &link).await;
 }
 
-async fn serve_loop(conn: &mut Conn, stream: &mut TcpStream, link: &Rc<ConnLink>, rbuf: &mut BytesMut) -> Close {
+async fn serve_loop(
+    conn: &mut Conn,
+    stream: &mut TcpStream,
+    link: &Rc<ConnLink>,
+    rbuf: &mut BytesMut,
+) -> Close {
     let max = conn.ctx.cfg.packet_bytes_max;
     loop {
         // Handle every complete packet already buffered before reading more.
@@ -238,7 +254,12 @@ async fn serve_loop(conn: &mut Conn, stream: &mut TcpStream, link: &Rc<ConnLink>
 /// Poll writing (first) and reading on one socket from one task: no split, no lock, one
 /// descriptor. Ready when bytes were read, the peer went away, or a close was requested;
 /// writes happen along the way.
-fn poll_io(cx: &mut Context<'_>, stream: &mut TcpStream, link: &ConnLink, rbuf: &mut BytesMut) -> Poll<Io> {
+fn poll_io(
+    cx: &mut Context<'_>,
+    stream: &mut TcpStream,
+    link: &ConnLink,
+    rbuf: &mut BytesMut,
+) -> Poll<Io> {
     if let Some(reason) = link.close_requested() {
         return Poll::Ready(Io::CloseRequested(reason));
     }
@@ -272,7 +293,11 @@ fn poll_flush(cx: &mut Context<'_>, stream: &mut TcpStream, link: &ConnLink) -> 
     })
 }
 
-fn poll_read_into(cx: &mut Context<'_>, stream: &mut TcpStream, rbuf: &mut BytesMut) -> Poll<io::Result<usize>> {
+fn poll_read_into(
+    cx: &mut Context<'_>,
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
     let len = rbuf.len();
     rbuf.resize(len + limits::READ_CHUNK_BYTES, 0);
     let r = Pin::new(&mut *stream).poll_read(cx, &mut rbuf[len..]);

@@ -51,7 +51,12 @@ pub struct Conn {
 impl Conn {
     /// CONNECT on the home shard: validate, create / resume / take over the session, write
     /// CONNACK. `Err` means a failure CONNACK is in `link` and the connection must close.
-    pub async fn open(ctx: &ShardCtx, link: Rc<ConnLink>, c: Box<Connect>, assigned: bool) -> Result<Conn, ()> {
+    pub async fn open(
+        ctx: &ShardCtx,
+        link: Rc<ConnLink>,
+        c: Box<Connect>,
+        assigned: bool,
+    ) -> Result<Conn, ()> {
         let cfg = ctx.cfg.clone();
         let v5 = c.protocol.is_v5();
         let refuse = |v3_code: u8, v5_code: u8| {
@@ -146,7 +151,10 @@ impl Conn {
             let mut se = session.borrow_mut();
             se.expiry_s = expiry_s;
             se.will = c.will.clone();
-            se.set_client_limits(c.properties.receive_maximum, c.properties.maximum_packet_size);
+            se.set_client_limits(
+                c.properties.receive_maximum,
+                c.properties.maximum_packet_size,
+            );
             se.uid
         };
 
@@ -259,6 +267,10 @@ impl Conn {
         if !topic_within_limits(&p.topic, &cfg) {
             return Err(Close::Protocol(0x90));
         }
+        if !p.properties.subscription_identifiers.is_empty() {
+            // Only the server sends Subscription Identifiers [MQTT-3.3.4-6].
+            return Err(Close::Protocol(0x82));
+        }
         if p.qos as u8 > cfg.maximum_qos {
             return Err(Close::Protocol(0x9B)); // [MQTT-3.2.2-11]
         }
@@ -330,11 +342,13 @@ impl Conn {
                     ..Default::default()
                 };
             }
-            let (existed, tell) =
-                self.ctx
-                    .shard
-                    .borrow_mut()
-                    .subscribe(&self.session, self.uid, &filter, opts, identifier);
+            let (existed, tell) = self.ctx.shard.borrow_mut().subscribe(
+                &self.session,
+                self.uid,
+                &filter,
+                opts,
+                identifier,
+            );
             self.session.borrow_mut().subscriptions.insert(
                 filter.clone(),
                 Subscription {
@@ -395,7 +409,11 @@ impl Conn {
     fn on_unsubscribe(&mut self, u: Unsubscribe) {
         let mut codes = Vec::with_capacity(u.filters.len());
         for filter in u.filters {
-            let (existed, tell) = self.ctx.shard.borrow_mut().unsubscribe(&self.session, &filter);
+            let (existed, tell) = self
+                .ctx
+                .shard
+                .borrow_mut()
+                .unsubscribe(&self.session, &filter);
             self.session.borrow_mut().subscriptions.remove(&filter);
             if tell {
                 self.ctx

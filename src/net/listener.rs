@@ -11,9 +11,9 @@ use std::time::Duration;
 
 /// Bind one SO_REUSEPORT listener (called once per shard, before the executors start).
 pub fn bind(addr: &str, backlog: u32) -> std::io::Result<std::net::TcpListener> {
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}")))?;
+    let addr: SocketAddr = addr.parse().map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
+    })?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;

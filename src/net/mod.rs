@@ -3,6 +3,6 @@
 //!
 //! Never: holds a `RefCell` borrow of the shard or a session across an `.await`.
 
-mod handler;
 pub mod connection;
+mod handler;
 pub mod listener;

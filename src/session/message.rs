@@ -51,7 +51,13 @@ impl Delivery {
     /// The PUBLISH to send. v3 peers get no properties; v5 peers get the publisher's
     /// properties with the remaining expiry interval [MQTT-3.3.2-6] and the matching
     /// subscription identifiers.
-    pub fn to_publish(&self, packet_id: u16, dup: bool, protocol: Protocol, now: Instant) -> Publish {
+    pub fn to_publish(
+        &self,
+        packet_id: u16,
+        dup: bool,
+        protocol: Protocol,
+        now: Instant,
+    ) -> Publish {
         let properties = if protocol.is_v5() {
             let mut p = self.msg.properties.clone();
             if let Some(at) = self.msg.expires_at() {

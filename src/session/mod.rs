@@ -110,7 +110,11 @@ impl Session {
     }
 
     /// Set the per-connection parameters a (re)connecting client declared.
-    pub fn set_client_limits(&mut self, receive_maximum: Option<u16>, packet_bytes_max: Option<u32>) {
+    pub fn set_client_limits(
+        &mut self,
+        receive_maximum: Option<u16>,
+        packet_bytes_max: Option<u32>,
+    ) {
         let rm = receive_maximum.unwrap_or(u16::MAX).max(1);
         self.window = rm.min(self.limits.inflight_max);
         self.client_packet_bytes_max = packet_bytes_max.unwrap_or(u32::MAX);
@@ -213,7 +217,8 @@ impl Session {
         let publish = d.to_publish(packet_id, dup, self.protocol, Instant::now());
         let packet = Packet::Publish(publish);
         if self.protocol.is_v5()
-            && crate::codec::encoded_len(&packet, self.protocol) > self.client_packet_bytes_max as usize
+            && crate::codec::encoded_len(&packet, self.protocol)
+                > self.client_packet_bytes_max as usize
         {
             self.drops.too_large += 1;
             return false;

@@ -5,7 +5,7 @@
 //! The data path here never allocates per match beyond the small target list, never awaits and
 //! never locks.
 
-use super::{FilterEntry, LocalSub, MeshMsg, Shard, SessionRef};
+use super::{FilterEntry, LocalSub, MeshMsg, SessionRef, Shard};
 use crate::codec::{QoS, SubOptions};
 use crate::session::{Delivery, Message};
 use bytestring::ByteString;
@@ -123,7 +123,8 @@ impl Shard {
     /// Retained messages matching `filter`, from this shard's own copy.
     pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Message>> {
         let mut out = Vec::new();
-        self.retained.for_each_match(filter, |_, m| out.push(m.clone()));
+        self.retained
+            .for_each_match(filter, |_, m| out.push(m.clone()));
         out
     }
 
@@ -145,7 +146,11 @@ impl Shard {
             options,
             identifier,
         };
-        match entry.locals.iter_mut().find(|l| Rc::ptr_eq(&l.session, session)) {
+        match entry
+            .locals
+            .iter_mut()
+            .find(|l| Rc::ptr_eq(&l.session, session))
+        {
             Some(existing) => {
                 *existing = sub;
                 (true, false)
@@ -174,7 +179,12 @@ impl Shard {
     }
 
     /// Tell every peer that this shard gained or lost interest in `filter`.
-    pub fn broadcast_interest(&mut self, filter: &ByteString, add: bool, ack: Option<super::AckToken>) {
+    pub fn broadcast_interest(
+        &mut self,
+        filter: &ByteString,
+        add: bool,
+        ack: Option<super::AckToken>,
+    ) {
         let peers: Vec<usize> = self.peers().collect();
         let shard = self.id;
         for peer in peers {

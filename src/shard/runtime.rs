@@ -114,7 +114,11 @@ async fn flusher(shard: ShardRef, senders: Rc<Senders<Vec<MeshMsg>>>, peer: usiz
         let (batch, ready, drained) = {
             let mut s = shard.borrow_mut();
             let batch = s.take_outbox(peer, limits::MESH_BATCH_MAX);
-            (batch, s.outbox_ready[peer].clone(), s.outbox_drained.clone())
+            (
+                batch,
+                s.outbox_ready[peer].clone(),
+                s.outbox_drained.clone(),
+            )
         };
         if batch.is_empty() {
             ready.wait().await;
