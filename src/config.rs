@@ -3,6 +3,7 @@
 //! names. Never consulted on the data path by string: shards copy what they need at start.
 
 use crate::limits;
+use crate::shard::shared::SharePolicy;
 use clap::Parser;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -72,6 +73,27 @@ pub struct Cli {
     /// Listen backlog [default: 4096].
     #[arg(long)]
     pub listen_backlog: Option<u32>,
+    /// Topic Alias Maximum offered to v5 clients (aliases they may send); 0 disables [default: 64].
+    #[arg(long)]
+    pub topic_alias_maximum: Option<u16>,
+    /// Send topic aliases to v5 clients that accept them (saves bandwidth, costs a lookup per
+    /// message) [default: false].
+    #[arg(long)]
+    pub topic_alias_outbound: Option<bool>,
+    /// Response Information returned to v5 clients that request it; empty = none [default: ""].
+    #[arg(long)]
+    pub response_information: Option<String>,
+    /// Redirect every client to this server (v5 Server Reference; v3 gets "server unavailable");
+    /// empty = serve normally [default: ""].
+    #[arg(long)]
+    pub redirect_server_reference: Option<String>,
+    /// With a redirect: 0x9D Server Moved (permanent) instead of 0x9C Use Another Server
+    /// [default: false].
+    #[arg(long)]
+    pub redirect_permanent: Option<bool>,
+    /// How a shared subscription group picks the member for each message [default: round-robin].
+    #[arg(long, value_enum)]
+    pub shared_subscription_policy: Option<SharePolicy>,
     /// Log level: error, warn, info, debug, trace [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
@@ -100,6 +122,12 @@ pub struct Config {
     pub retain_available: bool,
     pub mesh_channel_capacity: usize,
     pub listen_backlog: u32,
+    pub topic_alias_maximum: u16,
+    pub topic_alias_outbound: bool,
+    pub response_information: String,
+    pub redirect_server_reference: String,
+    pub redirect_permanent: bool,
+    pub shared_subscription_policy: SharePolicy,
     pub log_level: String,
 }
 
@@ -125,6 +153,12 @@ impl Default for Config {
             retain_available: true,
             mesh_channel_capacity: limits::MESH_CHANNEL_CAPACITY_DEFAULT,
             listen_backlog: limits::LISTEN_BACKLOG_DEFAULT,
+            topic_alias_maximum: limits::TOPIC_ALIAS_MAXIMUM_DEFAULT,
+            topic_alias_outbound: false,
+            response_information: String::new(),
+            redirect_server_reference: String::new(),
+            redirect_permanent: false,
+            shared_subscription_policy: SharePolicy::RoundRobin,
             log_level: "info".into(),
         }
     }
@@ -181,6 +215,12 @@ impl Config {
             retain_available,
             mesh_channel_capacity,
             listen_backlog,
+            topic_alias_maximum,
+            topic_alias_outbound,
+            response_information,
+            redirect_server_reference,
+            redirect_permanent,
+            shared_subscription_policy,
             log_level
         );
         cfg.validate()?;

@@ -35,6 +35,10 @@ pub const TOPIC_LEVELS_MAX_DEFAULT: usize = 128;
 /// the filter.
 pub const SUBSCRIPTIONS_PER_SESSION_MAX_DEFAULT: usize = 10_000;
 
+/// Topic aliases a v5 client may define towards the broker (per connection). Each holds one
+/// topic string; 64 covers the topics a device publishes to while bounding the table.
+pub const TOPIC_ALIAS_MAXIMUM_DEFAULT: u16 = 64;
+
 /// A connection must send a valid CONNECT within this time or be closed (slowloris guard).
 pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 2_000;
 

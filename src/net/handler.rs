@@ -11,7 +11,8 @@ use crate::codec::{
     Subscribe, UnsubAck, Unsubscribe, Will,
 };
 use crate::session::{ConnLink, Delivery, Message, Session, Subscription};
-use crate::shard::runtime::{wait_acks, ShardCtx};
+use crate::shard::runtime::{spawn_ack_after, wait_acks, ShardCtx};
+use crate::shard::shared::MemberOp;
 use crate::shard::SessionRef;
 use bytestring::ByteString;
 use std::rc::Rc;
@@ -46,6 +47,8 @@ pub struct Conn {
     /// The Session Expiry Interval of CONNECT was 0: a DISCONNECT may not raise it
     /// [MQTT-3.14.2-2].
     connect_expiry_zero: bool,
+    /// Topic aliases the client defined on this connection (index = alias - 1).
+    aliases_in: Vec<Option<ByteString>>,
 }
 
 impl Conn {
@@ -71,6 +74,23 @@ impl Conn {
             );
             Err(())
         };
+        if !cfg.redirect_server_reference.is_empty() {
+            // Redirect [MQTT-4.11]: v5 learns where to go; v3 can only be told "unavailable".
+            let code = if cfg.redirect_permanent { 0x9D } else { 0x9C };
+            let mut properties = Properties::default();
+            if v5 {
+                properties.server_reference = Some(cfg.redirect_server_reference.as_str().into());
+            }
+            link.write_packet(
+                &Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    code: if v5 { code } else { 0x03 },
+                    properties,
+                }),
+                c.protocol,
+            );
+            return Err(());
+        }
         // [MQTT-3.1.3-8]: a v3 client with an empty id must ask for a clean session.
         if assigned && !c.clean_start && !v5 {
             return refuse(0x02, 0x85);
@@ -154,6 +174,7 @@ impl Conn {
             se.set_client_limits(
                 c.properties.receive_maximum,
                 c.properties.maximum_packet_size,
+                c.properties.topic_alias_maximum,
             );
             se.uid
         };
@@ -171,8 +192,14 @@ impl Conn {
             if !cfg.retain_available {
                 props.retain_available = Some(0);
             }
-            // Shared subscriptions are not offered yet: say so [MQTT-3.2.2.3.15].
-            props.shared_subscription_available = Some(0);
+            if cfg.topic_alias_maximum > 0 {
+                props.topic_alias_maximum = Some(cfg.topic_alias_maximum);
+            }
+            if c.properties.request_response_information == Some(1)
+                && !cfg.response_information.is_empty()
+            {
+                props.response_information = Some(cfg.response_information.as_str().into());
+            }
             if keep_alive_s != c.keep_alive_s {
                 props.server_keep_alive_s = Some(keep_alive_s);
             }
@@ -190,7 +217,7 @@ impl Conn {
             c.protocol,
         );
         session.borrow_mut().attach(link.clone(), c.protocol);
-        Ok(Conn {
+        let conn = Conn {
             ctx: ctx.clone(),
             protocol: c.protocol,
             client_id: c.client_id.clone(),
@@ -199,7 +226,34 @@ impl Conn {
             uid,
             keep_alive_s,
             connect_expiry_zero: expiry_s == 0,
-        })
+            aliases_in: Vec::new(),
+        };
+        if session_present {
+            conn.set_group_presence(true);
+        }
+        Ok(conn)
+    }
+
+    /// Tell the owners of this session's shared groups that it is (not) connected, so they
+    /// prefer connected members.
+    fn set_group_presence(&self, online: bool) {
+        let groups: Vec<(ByteString, Subscription)> = self
+            .session
+            .borrow()
+            .subscriptions
+            .iter()
+            .filter(|(f, _)| crate::shard::shared::parse_shared(f).is_some())
+            .map(|(f, s)| (f.clone(), *s))
+            .collect();
+        let mut shard = self.ctx.shard.borrow_mut();
+        for (key, sub) in groups {
+            let Some(Ok((_, inner))) = crate::shard::shared::parse_shared(&key) else {
+                continue;
+            };
+            let inner = ByteString::from(inner);
+            let member = shard.member_of(&self.session, sub.options.qos, sub.identifier);
+            let _ = shard.share_op(key, inner, member, MemberOp::Online(online), None);
+        }
     }
 
     /// 1.5 × keep alive, or `None` when keep alive is 0 (disabled) [MQTT-3.1.2-24].
@@ -258,12 +312,34 @@ impl Conn {
         }
     }
 
-    async fn on_publish(&mut self, p: Publish) -> Result<(), Close> {
-        let cfg = self.ctx.cfg.clone();
-        if p.properties.topic_alias.is_some() || p.topic.is_empty() {
-            // Topic Alias Maximum is 0 (not advertised): any alias is invalid [MQTT-3.3.2-9].
-            return Err(Close::Protocol(0x94));
+    /// Resolve or define a client topic alias [MQTT-3.3.2-8..12].
+    fn resolve_alias(&mut self, p: &mut Publish) -> Result<(), Close> {
+        let Some(alias) = p.properties.topic_alias.take() else {
+            return Ok(());
+        };
+        let max = self.ctx.cfg.topic_alias_maximum;
+        if alias == 0 || alias > max {
+            return Err(Close::Protocol(0x94)); // [MQTT-3.3.2-9], [MQTT-3.3.2-10]
         }
+        let slot = usize::from(alias - 1);
+        if p.topic.is_empty() {
+            match self.aliases_in.get(slot).and_then(|t| t.clone()) {
+                Some(topic) => p.topic = topic,
+                // An alias never defined on this connection is a Protocol Error.
+                None => return Err(Close::Protocol(0x82)),
+            }
+        } else {
+            if self.aliases_in.len() <= slot {
+                self.aliases_in.resize(slot + 1, None);
+            }
+            self.aliases_in[slot] = Some(p.topic.clone());
+        }
+        Ok(())
+    }
+
+    async fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+        let cfg = self.ctx.cfg.clone();
+        self.resolve_alias(&mut p)?;
         if !topic_within_limits(&p.topic, &cfg) {
             return Err(Close::Protocol(0x90));
         }
@@ -316,19 +392,23 @@ impl Conn {
         let identifier = s.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut announce: Vec<ByteString> = Vec::new();
-        // (filter, granted options, subscription existed before)
+        // Acks to wait for before SUBACK: shared-group joins at their owners.
+        let mut joins: Vec<u64> = Vec::new();
+        // (filter, granted options, subscription existed before): retained candidates.
         let mut granted: Vec<(ByteString, codec::SubOptions, bool)> = Vec::new();
         for (filter, mut opts) in s.filters {
-            if !topic_within_limits(&filter, &cfg) {
+            let shared = crate::shard::shared::parse_shared(&filter);
+            if !topic_within_limits(&filter, &cfg) || matches!(shared, Some(Err(()))) {
                 codes.push(if v5 { 0x8F } else { 0x80 });
                 continue;
             }
-            if v5 && codec::topic::split_shared(&filter).is_some() {
-                codes.push(0x9E); // shared subscriptions not supported (yet)
-                continue;
-            }
-            let count = self.session.borrow().subscriptions.len();
-            let known = self.session.borrow().subscriptions.contains_key(&filter);
+            let (count, known) = {
+                let se = self.session.borrow();
+                (
+                    se.subscriptions.len(),
+                    se.subscriptions.contains_key(&filter),
+                )
+            };
             if !known && count >= cfg.subscriptions_per_session_max {
                 codes.push(if v5 { 0x97 } else { 0x80 });
                 continue;
@@ -342,13 +422,6 @@ impl Conn {
                     ..Default::default()
                 };
             }
-            let (existed, tell) = self.ctx.shard.borrow_mut().subscribe(
-                &self.session,
-                self.uid,
-                &filter,
-                opts,
-                identifier,
-            );
             self.session.borrow_mut().subscriptions.insert(
                 filter.clone(),
                 Subscription {
@@ -356,10 +429,23 @@ impl Conn {
                     identifier,
                 },
             );
+            codes.push(opts.qos as u8);
+            if let Some(Ok((_, inner))) = shared {
+                // A shared subscription: join the group at its owner; no retained messages
+                // [MQTT-4.8.2-?: shared subscriptions get no retained messages on subscribe].
+                joins.push(self.join_group(&filter, inner, opts.qos, identifier));
+                continue;
+            }
+            let (existed, tell) = self.ctx.shard.borrow_mut().subscribe(
+                &self.session,
+                self.uid,
+                &filter,
+                opts,
+                identifier,
+            );
             if tell {
                 announce.push(filter.clone());
             }
-            codes.push(opts.qos as u8);
             granted.push((filter, opts, existed));
         }
         if !announce.is_empty() {
@@ -374,7 +460,10 @@ impl Conn {
                 }
                 token
             };
-            wait_acks(&self.ctx.shard, token.token).await;
+            joins.push(token.token);
+        }
+        for token in joins {
+            wait_acks(&self.ctx.shard, token).await;
         }
         self.write(Packet::SubAck(SubAck {
             packet_id: s.packet_id,
@@ -400,29 +489,55 @@ impl Conn {
                     qos,
                     retain: true,
                     sub_ids: identifier.into_iter().collect(),
+                    shared: None,
                 });
             }
         }
         Ok(())
     }
 
+    /// Join (or update membership of) the shared group `key`; returns the ack token to wait
+    /// for before SUBACK.
+    fn join_group(
+        &mut self,
+        key: &ByteString,
+        inner: &str,
+        qos: QoS,
+        identifier: Option<u32>,
+    ) -> u64 {
+        let mut shard = self.ctx.shard.borrow_mut();
+        let member = shard.member_of(&self.session, qos, identifier);
+        let reply = shard.begin_ack(1);
+        let pending = shard.share_op(
+            key.clone(),
+            inner.into(),
+            member,
+            MemberOp::Join,
+            Some(reply),
+        );
+        drop(shard);
+        if let Some((own, reply)) = pending {
+            spawn_ack_after(&self.ctx.shard, own, reply);
+        }
+        reply.token
+    }
+
     fn on_unsubscribe(&mut self, u: Unsubscribe) {
         let mut codes = Vec::with_capacity(u.filters.len());
         for filter in u.filters {
-            let (existed, tell) = self
+            let had = self
+                .session
+                .borrow_mut()
+                .subscriptions
+                .remove(&filter)
+                .is_some();
+            let existed = self
                 .ctx
                 .shard
                 .borrow_mut()
-                .unsubscribe(&self.session, &filter);
-            self.session.borrow_mut().subscriptions.remove(&filter);
-            if tell {
-                self.ctx
-                    .shard
-                    .borrow_mut()
-                    .broadcast_interest(&filter, false, None);
-            }
+                .drop_subscription(&self.session, &filter);
             // 0x11: no subscription existed [MQTT-3.11.3-1] (v5 only; v3 UNSUBACK has no codes).
-            codes.push(if existed { 0x00 } else { 0x11 });
+            codes.push(if existed && had { 0x00 } else { 0x11 });
         }
         if !self.protocol.is_v5() {
             codes.clear();
@@ -489,7 +604,10 @@ impl Conn {
         };
         Some(Packet::Disconnect(Disconnect {
             reason,
-            properties: Properties::default(),
+            properties: Properties {
+                reason_string: reason_string(reason).map(ByteString::from_static),
+                ..Properties::default()
+            },
         }))
     }
 
@@ -504,12 +622,21 @@ impl Conn {
             // Taken over: the new connection owns the session (and dealt with our will).
             return;
         }
-        let (will, expiry_s, generation) = {
+        let (will, expiry_s, generation, give_back) = {
             let mut s = self.session.borrow_mut();
-            s.detach();
+            let give_back = s.detach();
             let will = s.will.take();
-            (will, s.expiry_s, s.generation)
+            (will, s.expiry_s, s.generation, give_back)
         };
+        self.set_group_presence(false);
+        // Unacknowledged shared-group messages go to another member of their group.
+        for d in give_back {
+            let mut sh = shard.borrow_mut();
+            if let Some(key) = &d.shared {
+                let owner = sh.share_owner(key);
+                sh.share_publish(key, owner, d.msg, self.uid);
+            }
+        }
         let publish = !matches!(close, Close::Normal);
         if let (Some(w), true) = (will, publish) {
             let delay = w.properties.will_delay_interval_s.unwrap_or(0);
@@ -551,6 +678,24 @@ impl Conn {
             .detach();
         }
     }
+}
+
+/// Human-readable Reason String for the reason codes the broker sends in DISCONNECT.
+pub fn reason_string(code: u8) -> Option<&'static str> {
+    Some(match code {
+        0x81 => "malformed packet",
+        0x82 => "protocol error",
+        0x8D => "keep alive timeout",
+        0x8E => "session taken over by another connection",
+        0x90 => "topic name invalid or over the configured length/level limits",
+        0x93 => "receive maximum exceeded",
+        0x94 => "topic alias invalid",
+        0x95 => "packet too large",
+        0x99 => "payload format invalid",
+        0x9A => "retain not supported",
+        0x9B => "QoS not supported",
+        _ => return None,
+    })
 }
 
 fn pubrec(packet_id: u16) -> Packet {

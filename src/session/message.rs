@@ -41,6 +41,9 @@ pub struct Delivery {
     pub retain: bool,
     /// Identifiers of every matching subscription that carried one (v5).
     pub sub_ids: SmallVec<[u32; 1]>,
+    /// The shared group this came through: if the member goes away before acknowledging it,
+    /// the group gets it back for another member.
+    pub shared: Option<ByteString>,
 }
 
 impl Delivery {

@@ -53,6 +53,8 @@ pub struct SessionLimits {
     pub queued_messages_max: usize,
     pub queue_qos0_offline: bool,
     pub out_buffer_bytes_max: usize,
+    /// Send topic aliases to v5 clients that accept them.
+    pub topic_alias_outbound: bool,
 }
 
 #[derive(Debug)]
@@ -74,6 +76,10 @@ pub struct Session {
     window: u16,
     /// Client's Maximum Packet Size (v5), `u32::MAX` when absent.
     pub client_packet_bytes_max: u32,
+    /// Client's Topic Alias Maximum (v5): aliases we may define towards it.
+    client_alias_max: u16,
+    /// Topic → alias defined on the current connection (reset on every connect).
+    out_aliases: HashMap<ByteString, u16>,
     next_packet_id: u16,
     inflight: VecDeque<Inflight>,
     queue: VecDeque<Delivery>,
@@ -97,6 +103,8 @@ impl Session {
             limits,
             window: limits.inflight_max,
             client_packet_bytes_max: u32::MAX,
+            client_alias_max: 0,
+            out_aliases: HashMap::new(),
             next_packet_id: 1,
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
@@ -114,10 +122,16 @@ impl Session {
         &mut self,
         receive_maximum: Option<u16>,
         packet_bytes_max: Option<u32>,
+        topic_alias_maximum: Option<u16>,
     ) {
         let rm = receive_maximum.unwrap_or(u16::MAX).max(1);
         self.window = rm.min(self.limits.inflight_max);
         self.client_packet_bytes_max = packet_bytes_max.unwrap_or(u32::MAX);
+        self.client_alias_max = if self.limits.topic_alias_outbound {
+            topic_alias_maximum.unwrap_or(0)
+        } else {
+            0
+        };
     }
 
     pub fn queued_len(&self) -> usize {
@@ -214,16 +228,20 @@ impl Session {
     /// connection, or larger than the client accepts: dropped and counted [MQTT-3.1.2-25]).
     fn write_publish(&mut self, d: &Delivery, packet_id: u16, dup: bool) -> bool {
         let Some(conn) = &self.conn else { return false };
-        let publish = d.to_publish(packet_id, dup, self.protocol, Instant::now());
-        let packet = Packet::Publish(publish);
-        if self.protocol.is_v5()
-            && crate::codec::encoded_len(&packet, self.protocol)
+        let mut publish = d.to_publish(packet_id, dup, self.protocol, Instant::now());
+        if self.protocol.is_v5() {
+            // Checked with the full topic: an alias only ever makes the packet smaller.
+            if crate::codec::publish_encoded_len(&publish, self.protocol)
                 > self.client_packet_bytes_max as usize
-        {
-            self.drops.too_large += 1;
-            return false;
+            {
+                self.drops.too_large += 1;
+                return false;
+            }
+            if self.client_alias_max > 0 {
+                apply_outbound_alias(&mut self.out_aliases, self.client_alias_max, &mut publish);
+            }
         }
-        conn.write_packet(&packet, self.protocol)
+        conn.write_packet(&Packet::Publish(publish), self.protocol)
     }
 
     /// PUBACK (QoS 1 done) from the client. Unknown ids are ignored, as Mosquitto does.
@@ -287,6 +305,8 @@ impl Session {
         self.protocol = protocol;
         self.conn = Some(conn);
         self.generation += 1;
+        // Topic aliases live as long as one network connection [MQTT-3.3.2-7].
+        self.out_aliases.clear();
         let inflight = std::mem::take(&mut self.inflight);
         let mut kept = VecDeque::with_capacity(inflight.len());
         for f in inflight {
@@ -308,14 +328,56 @@ impl Session {
     }
 
     /// Detach the connection; unacknowledged state stays for a later resume.
-    pub fn detach(&mut self) {
+    /// Returns the unfinished QoS 1/2 messages that came through a shared subscription: the
+    /// group gets them back for another member (a QoS 2 message already PUBRECed stays: the
+    /// client has it).
+    pub fn detach(&mut self) -> Vec<Delivery> {
         self.conn = None;
+        let mut give_back = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.inflight.len());
+        for f in std::mem::take(&mut self.inflight) {
+            if f.delivery.shared.is_some() && !f.released {
+                give_back.push(f.delivery);
+            } else {
+                kept.push_back(f);
+            }
+        }
+        self.inflight = kept;
+        let (shared, rest): (VecDeque<Delivery>, VecDeque<Delivery>) =
+            std::mem::take(&mut self.queue)
+                .into_iter()
+                .partition(|d| d.shared.is_some() && d.qos != QoS::AtMostOnce);
+        self.queue = rest;
+        give_back.extend(shared);
         // QoS 0 messages are not kept for an offline session unless configured.
         if !self.limits.queue_qos0_offline {
             let before = self.queue.len();
             self.queue.retain(|d| d.qos != QoS::AtMostOnce);
             self.drops.qos0 += (before - self.queue.len()) as u64;
         }
+        give_back
+    }
+}
+
+/// Use (or define, while the client's table has room) a topic alias for `publish`. Once the
+/// table is full, topics without an alias go out in full: re-assigning aliases would cost the
+/// client a table update per message for no saving.
+fn apply_outbound_alias(
+    aliases: &mut HashMap<ByteString, u16>,
+    max: u16,
+    publish: &mut crate::codec::Publish,
+) {
+    match aliases.get(&publish.topic) {
+        Some(&alias) => {
+            publish.properties.topic_alias = Some(alias);
+            publish.topic = ByteString::new();
+        }
+        None if aliases.len() < max as usize => {
+            let alias = aliases.len() as u16 + 1;
+            aliases.insert(publish.topic.clone(), alias);
+            publish.properties.topic_alias = Some(alias);
+        }
+        None => {}
     }
 }
 

@@ -9,6 +9,7 @@ fn limits() -> SessionLimits {
         queued_messages_max: 3,
         queue_qos0_offline: false,
         out_buffer_bytes_max: 1 << 20,
+        topic_alias_outbound: true,
     }
 }
 
@@ -26,6 +27,7 @@ fn delivery(qos: QoS, n: u8) -> Delivery {
         qos,
         retain: false,
         sub_ids: Default::default(),
+        shared: None,
     }
 }
 
@@ -115,4 +117,33 @@ fn qos2_outgoing_flow_and_pubrel_retransmission() {
     assert!(matches!(drain(&again).as_slice(), [Packet::PubRel(a)] if a.packet_id == 1));
     s.on_pubcomp(1);
     assert_eq!(s.inflight_len(), 0);
+}
+
+#[test]
+fn outbound_topic_aliases_define_then_reuse_and_stop_when_full() {
+    let mut s = Session::new("c".into(), 1, Protocol::V5, limits());
+    s.set_client_limits(None, None, Some(1));
+    let link = Rc::new(ConnLink::new());
+    s.attach(link.clone(), Protocol::V5);
+    let on = |topic: &str| {
+        let mut d = delivery(QoS::AtMostOnce, 0);
+        Arc::make_mut(&mut d.msg).topic = topic.into();
+        d
+    };
+    s.deliver(on("a/long/topic"));
+    s.deliver(on("a/long/topic"));
+    s.deliver(on("other"));
+    let mut buf: BytesMut = link.with_out(|o| o.split());
+    let mut seen = Vec::new();
+    while let Ok(Some(Packet::Publish(p))) = decode(&mut buf, Protocol::V5, 1 << 20) {
+        seen.push((p.topic.to_string(), p.properties.topic_alias));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("a/long/topic".to_string(), Some(1)),
+            (String::new(), Some(1)),
+            ("other".to_string(), None),
+        ]
+    );
 }

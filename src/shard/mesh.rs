@@ -3,7 +3,8 @@
 //!
 //! Channels carry batches (`Vec<MeshMsg>`): one channel operation per batch, not per message.
 
-use crate::codec::Connect;
+use super::shared::{Member, MemberOp};
+use crate::codec::{Connect, QoS};
 use crate::session::Message;
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -40,6 +41,39 @@ pub enum MeshMsg {
     Ack(u64),
     /// A connection whose CONNECT names a client id homed on the receiving shard.
     HandOver(Box<HandOver>),
+    /// Owner `owner` created (`add`) or dropped shared group `key` on `filter`: every shard
+    /// records it in its automaton so publishes find the owner.
+    ShareGroup {
+        key: ByteString,
+        filter: ByteString,
+        owner: usize,
+        add: bool,
+        ack: Option<AckToken>,
+    },
+    /// To the group's owner: a member joined, left, or went on/offline.
+    ShareMember {
+        key: ByteString,
+        filter: ByteString,
+        member: Box<Member>,
+        op: MemberOp,
+        reply: Option<AckToken>,
+    },
+    /// To the group's owner: pick a member for `msg` (never `exclude_uid`, a member that just
+    /// gave the message back).
+    SharePublish {
+        key: ByteString,
+        msg: Arc<Message>,
+        exclude_uid: u64,
+    },
+    /// To a member's shard: deliver `msg` to that member session.
+    ShareDeliver {
+        client_id: ByteString,
+        uid: u64,
+        msg: Arc<Message>,
+        qos: QoS,
+        identifier: Option<u32>,
+        key: ByteString,
+    },
 }
 
 /// A connection in transit to its home shard: the socket, the CONNECT already read and checked,

@@ -11,6 +11,7 @@ pub mod event;
 pub mod mesh;
 mod route;
 pub mod runtime;
+pub mod shared;
 
 pub use mesh::{home_shard, AckToken, HandOver, MeshMsg};
 pub use route::Target;
@@ -43,6 +44,23 @@ pub struct FilterEntry {
     pub locals: Vec<LocalSub>,
     /// Bit i set: shard i has at least one local subscriber of this filter.
     pub remote: u64,
+    /// Shared subscription groups on this filter: (group key, owner shard).
+    pub groups: Vec<(ByteString, usize)>,
+}
+
+impl FilterEntry {
+    /// Nothing routes through this entry any more: it can leave the automaton.
+    pub fn is_unused(&self) -> bool {
+        self.locals.is_empty() && self.remote == 0 && self.groups.is_empty()
+    }
+}
+
+/// Work a mesh message leaves for the runtime (it needs a task or a socket).
+pub enum Deferred {
+    /// Serve a connection handed over by another shard.
+    HandOver(Box<HandOver>),
+    /// Wait for the peers to acknowledge `own`, then acknowledge `reply`.
+    AckAfter(u64, AckToken),
 }
 
 /// Counters of one shard. Plain integers: only this shard writes them.
@@ -53,6 +71,8 @@ pub struct Stats {
     pub deliveries: u64,
     pub mesh_out: u64,
     pub mesh_in: u64,
+    /// Messages for a shared group that had no member to take them.
+    pub shared_dropped: u64,
 }
 
 struct PendingAck {
@@ -69,6 +89,8 @@ pub struct Shard {
     pub sessions: HashMap<ByteString, SessionRef>,
     pub(crate) subs: Automaton<FilterEntry>,
     pub(crate) retained: RetainedIndex<Arc<Message>>,
+    /// Shared subscription groups this shard owns.
+    groups: HashMap<ByteString, shared::Group>,
     /// Per peer shard: messages waiting for that peer's flusher.
     outbox: Vec<Vec<MeshMsg>>,
     /// Per peer shard: wakes its flusher when its outbox becomes non-empty.
@@ -92,6 +114,7 @@ impl Shard {
             queued_messages_max: cfg.queued_messages_max,
             queue_qos0_offline: cfg.queue_qos0_offline,
             out_buffer_bytes_max: cfg.out_buffer_bytes_max,
+            topic_alias_outbound: cfg.topic_alias_outbound,
         };
         Shard {
             id,
@@ -101,6 +124,7 @@ impl Shard {
             sessions: HashMap::new(),
             subs: Automaton::new(),
             retained: RetainedIndex::new(),
+            groups: HashMap::new(),
             outbox: (0..shards).map(|_| Vec::new()).collect(),
             outbox_ready: (0..shards).map(|_| Rc::new(Event::default())).collect(),
             outbox_drained: Rc::new(Event::default()),
@@ -194,8 +218,8 @@ impl Shard {
         (0..self.shards).filter(move |&s| s != me)
     }
 
-    /// Apply one message from a peer. Returns a connection hand-over for the runtime to serve.
-    pub fn apply(&mut self, msg: MeshMsg) -> Option<Box<HandOver>> {
+    /// Apply one message from a peer. Returns what needs a task for the runtime to do.
+    pub fn apply(&mut self, msg: MeshMsg) -> Option<Deferred> {
         self.stats.mesh_in += 1;
         match msg {
             MeshMsg::Publish(m) => self.route(m, true),
@@ -220,12 +244,46 @@ impl Shard {
                 self.reply_ack(ack);
             }
             MeshMsg::Ack(token) => self.on_ack(token),
-            MeshMsg::HandOver(h) => return Some(h),
+            MeshMsg::HandOver(h) => return Some(Deferred::HandOver(h)),
+            MeshMsg::ShareGroup {
+                key,
+                filter,
+                owner,
+                add,
+                ack,
+            } => {
+                self.group_ref(&key, &filter, owner, add);
+                self.reply_ack(ack);
+            }
+            MeshMsg::ShareMember {
+                key,
+                filter,
+                member,
+                op,
+                reply,
+            } => {
+                if let Some((own, reply)) = self.share_op(key, filter, *member, op, reply) {
+                    return Some(Deferred::AckAfter(own, reply));
+                }
+            }
+            MeshMsg::SharePublish {
+                key,
+                msg,
+                exclude_uid,
+            } => self.share_dispatch(&key, msg, exclude_uid),
+            MeshMsg::ShareDeliver {
+                client_id,
+                uid,
+                msg,
+                qos,
+                identifier,
+                key,
+            } => self.deliver_shared(&client_id, uid, msg, qos, identifier, &key),
         }
         None
     }
 
-    fn reply_ack(&mut self, ack: Option<AckToken>) {
+    pub fn reply_ack(&mut self, ack: Option<AckToken>) {
         if let Some(a) = ack {
             if a.shard == self.id {
                 self.on_ack(a.token);

@@ -31,8 +31,13 @@ impl Shard {
         }
         let mut remote: u64 = 0;
         let mut targets: SmallVec<[Target<'_>; 8]> = SmallVec::new();
+        let mut groups: SmallVec<[(ByteString, usize); 2]> = SmallVec::new();
         self.subs.for_each_match(&msg.topic, |e: &FilterEntry| {
             remote |= e.remote;
+            if !from_peer {
+                // Shared groups are dispatched once, by the publishing shard via the owner.
+                groups.extend(e.groups.iter().cloned());
+            }
             for l in &e.locals {
                 // No Local: never back to the publishing session [MQTT-3.8.3-3].
                 if l.options.no_local && l.uid == msg.origin_uid {
@@ -81,10 +86,14 @@ impl Shard {
                 // ([MQTT-3.3.1-12], [MQTT-3.3.1-13]).
                 retain: t.retain_as_published && msg.retain,
                 sub_ids: t.sub_ids,
+                shared: None,
             });
             delivered += 1;
         }
         self.stats.deliveries += delivered;
+        for (key, owner) in groups {
+            self.share_publish(&key, owner, msg.clone(), 0);
+        }
         if !from_peer {
             let peers = remote & !(1u64 << self.id);
             for peer in 0..self.shards {
@@ -172,10 +181,50 @@ impl Shard {
         entry.locals.retain(|l| !Rc::ptr_eq(&l.session, session));
         let existed = entry.locals.len() != before;
         let now_empty = entry.locals.is_empty();
-        if now_empty && entry.remote == 0 {
+        if entry.is_unused() {
             self.subs.remove(filter);
         }
         (existed, existed && now_empty && self.shards > 1)
+    }
+
+    /// Remove one subscription of `session` (plain or shared) and tell whoever must know.
+    /// Returns whether it existed.
+    pub fn drop_subscription(&mut self, session: &SessionRef, filter: &ByteString) -> bool {
+        if let Some(Ok((_, inner))) = super::shared::parse_shared(filter) {
+            let member = self.member_of(session, QoS::AtMostOnce, None);
+            let inner = ByteString::from(inner);
+            let _ = self.share_op(
+                filter.clone(),
+                inner,
+                member,
+                super::shared::MemberOp::Leave,
+                None,
+            );
+            return true;
+        }
+        let (existed, tell) = self.unsubscribe(session, filter);
+        if tell {
+            self.broadcast_interest(filter, false, None);
+        }
+        existed
+    }
+
+    /// `session` as a shared-group member.
+    pub fn member_of(
+        &self,
+        session: &SessionRef,
+        qos: QoS,
+        identifier: Option<u32>,
+    ) -> super::shared::Member {
+        let s = session.borrow();
+        super::shared::Member {
+            shard: self.id,
+            uid: s.uid,
+            client_id: s.client_id.clone(),
+            qos,
+            identifier,
+            online: s.is_connected(),
+        }
     }
 
     /// Tell every peer that this shard gained or lost interest in `filter`.
@@ -206,7 +255,7 @@ impl Shard {
             self.subs.entry(filter).remote |= bit;
         } else if let Some(e) = self.subs.get_mut(filter) {
             e.remote &= !bit;
-            if e.remote == 0 && e.locals.is_empty() {
+            if e.is_unused() {
                 self.subs.remove(filter);
             }
         }
@@ -221,10 +270,7 @@ impl Shard {
             (s.client_id.clone(), filters)
         };
         for f in filters {
-            let (_, tell) = self.unsubscribe(session, &f);
-            if tell {
-                self.broadcast_interest(&f, false, None);
-            }
+            self.drop_subscription(session, &f);
         }
         if let Some(current) = self.sessions.get(&client_id) {
             if Rc::ptr_eq(current, session) {

@@ -4,7 +4,7 @@
 //!
 //! Never: shares a `Shard` between threads. Only `Send` things ([`MeshMsg`]) cross.
 
-use super::{MeshMsg, Shard};
+use super::{AckToken, Deferred, MeshMsg, Shard};
 use crate::config::Config;
 use crate::limits;
 use crate::net;
@@ -92,9 +92,13 @@ async fn shard_main(
         glommio::spawn_local(async move {
             while let Some(batch) = rx.recv().await {
                 for msg in batch {
-                    let handover = ctx.shard.borrow_mut().apply(msg);
-                    if let Some(h) = handover {
-                        net::connection::spawn_handed_over(&ctx, *h);
+                    let deferred = ctx.shard.borrow_mut().apply(msg);
+                    match deferred {
+                        Some(Deferred::HandOver(h)) => net::connection::spawn_handed_over(&ctx, *h),
+                        Some(Deferred::AckAfter(own, reply)) => {
+                            spawn_ack_after(&ctx.shard, own, reply)
+                        }
+                        None => {}
                     }
                 }
             }
@@ -132,6 +136,16 @@ async fn flusher(shard: ShardRef, senders: Rc<Senders<Vec<MeshMsg>>>, peer: usiz
         }
         drained.notify();
     }
+}
+
+/// Acknowledge `reply` once every peer acknowledged `own`.
+pub fn spawn_ack_after(shard: &ShardRef, own: u64, reply: AckToken) {
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        wait_acks(&shard, own).await;
+        shard.borrow_mut().reply_ack(Some(reply));
+    })
+    .detach();
 }
 
 /// Wait until every peer acknowledged the change tagged with `token`.

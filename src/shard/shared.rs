@@ -1,0 +1,429 @@
+//! Shared subscriptions (`$share/{group}/{filter}`, and `$queue/{filter}` as EMQX spells a
+//! group of its own): each message matching the filter goes to one member of the group.
+//!
+//! Every group has one owner shard (a hash of its key, like a client id's home). The owner keeps
+//! the member list and picks the member; members live on their own home shards. Every shard's
+//! automaton knows which groups hang off a filter and who owns them, so the publishing shard
+//! sends the message straight to the owner (or picks itself when it is the owner).
+//!
+//! Never: holds a member's session here (members are named by shard, client id and uid), or
+//! picks on a shard other than the owner (two pickers would break round-robin and stickiness).
+
+use super::{home_shard, AckToken, MeshMsg, Shard};
+use crate::codec::QoS;
+use crate::session::{Delivery, Message};
+use bytestring::ByteString;
+use std::sync::Arc;
+
+/// How a group's owner picks the member for each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SharePolicy {
+    /// Each member in turn (the default, as in EMQX and Mosquitto).
+    #[default]
+    RoundRobin,
+    /// A random member.
+    Random,
+    /// The same member until it leaves or goes offline.
+    Sticky,
+    /// A member chosen by a hash of the publishing session, so one publisher's messages keep
+    /// going to one member (and stay in order).
+    HashClient,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub shard: usize,
+    pub uid: u64,
+    pub client_id: ByteString,
+    pub qos: QoS,
+    pub identifier: Option<u32>,
+    pub online: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberOp {
+    Join,
+    Leave,
+    /// The member's session lost (false) or regained (true) its connection.
+    Online(bool),
+}
+
+#[derive(Debug)]
+pub(super) struct Group {
+    members: Vec<Member>,
+    next: usize,
+    sticky: Option<u64>,
+}
+
+/// `Some((group, filter))` for a shared subscription filter; `Some(Err)` when malformed.
+pub fn parse_shared(filter: &str) -> Option<Result<(&str, &str), ()>> {
+    if let Some(inner) = filter.strip_prefix("$queue/") {
+        return Some(if crate::codec::topic::is_valid_topic_filter(inner) {
+            Ok(("$queue", inner))
+        } else {
+            Err(())
+        });
+    }
+    crate::codec::topic::split_shared(filter)
+}
+
+impl Shard {
+    /// The shard that owns the group `key` (the shared filter as subscribed).
+    pub fn share_owner(&self, key: &str) -> usize {
+        home_shard(key, self.shards)
+    }
+
+    /// Apply a member change here if this shard owns the group, else send it to the owner.
+    /// Returns `Some((own, reply))` when a new group was announced to the peers: the caller
+    /// must wait for `own`, then acknowledge `reply` (so a SUBACK follows only once every shard
+    /// routes the group).
+    pub fn share_op(
+        &mut self,
+        key: ByteString,
+        filter: ByteString,
+        member: Member,
+        op: MemberOp,
+        reply: Option<AckToken>,
+    ) -> Option<(u64, AckToken)> {
+        let owner = self.share_owner(&key);
+        if owner != self.id {
+            self.send_to(
+                owner,
+                MeshMsg::ShareMember {
+                    key,
+                    filter,
+                    member: Box::new(member),
+                    op,
+                    reply,
+                },
+            );
+            return None;
+        }
+        let announce = self.apply_member(&key, &filter, member, op);
+        match (announce, reply) {
+            (Some(add), reply) if self.shards > 1 => {
+                let peers = self.shards - 1;
+                let own = self.begin_ack(peers);
+                self.broadcast_group(&key, &filter, add, Some(own));
+                match reply {
+                    Some(r) if add => Some((own.token, r)),
+                    Some(r) => {
+                        self.reply_ack(Some(r));
+                        None
+                    }
+                    None => None,
+                }
+            }
+            (_, reply) => {
+                self.reply_ack(reply);
+                None
+            }
+        }
+    }
+
+    /// Owner side. Returns `Some(add)` when the group appeared or vanished.
+    fn apply_member(
+        &mut self,
+        key: &ByteString,
+        filter: &ByteString,
+        member: Member,
+        op: MemberOp,
+    ) -> Option<bool> {
+        match op {
+            MemberOp::Join => {
+                let created = !self.groups.contains_key(key);
+                let g = self.groups.entry(key.clone()).or_insert_with(|| Group {
+                    members: Vec::new(),
+                    next: 0,
+                    sticky: None,
+                });
+                match g.members.iter_mut().find(|m| m.uid == member.uid) {
+                    Some(m) => *m = member,
+                    None => g.members.push(member),
+                }
+                if created {
+                    self.group_ref(key, filter, self.id, true);
+                }
+                created.then_some(true)
+            }
+            MemberOp::Leave => {
+                let g = self.groups.get_mut(key)?;
+                g.members.retain(|m| m.uid != member.uid);
+                if g.sticky == Some(member.uid) {
+                    g.sticky = None;
+                }
+                if !g.members.is_empty() {
+                    return None;
+                }
+                self.groups.remove(key);
+                self.group_ref(key, filter, self.id, false);
+                Some(false)
+            }
+            MemberOp::Online(online) => {
+                let g = self.groups.get_mut(key)?;
+                if let Some(m) = g.members.iter_mut().find(|m| m.uid == member.uid) {
+                    m.online = online;
+                }
+                if !online && g.sticky == Some(member.uid) {
+                    g.sticky = None;
+                }
+                None
+            }
+        }
+    }
+
+    fn broadcast_group(
+        &mut self,
+        key: &ByteString,
+        filter: &ByteString,
+        add: bool,
+        ack: Option<AckToken>,
+    ) {
+        let peers: Vec<usize> = self.peers().collect();
+        let owner = self.id;
+        for peer in peers {
+            self.send_to(
+                peer,
+                MeshMsg::ShareGroup {
+                    key: key.clone(),
+                    filter: filter.clone(),
+                    owner,
+                    add,
+                    ack,
+                },
+            );
+        }
+    }
+
+    /// Record (or forget) in this shard's automaton that group `key` hangs off `filter`.
+    pub(super) fn group_ref(&mut self, key: &ByteString, filter: &str, owner: usize, add: bool) {
+        if add {
+            let e = self.subs.entry(filter);
+            if !e.groups.iter().any(|(k, _)| k == key) {
+                e.groups.push((key.clone(), owner));
+            }
+        } else if let Some(e) = self.subs.get_mut(filter) {
+            e.groups.retain(|(k, _)| k != key);
+            if e.is_unused() {
+                self.subs.remove(filter);
+            }
+        }
+    }
+
+    /// Send `msg` to the group's owner, or pick a member here when this shard owns it.
+    pub fn share_publish(
+        &mut self,
+        key: &ByteString,
+        owner: usize,
+        msg: Arc<Message>,
+        exclude_uid: u64,
+    ) {
+        if owner == self.id {
+            self.share_dispatch(key, msg, exclude_uid);
+        } else {
+            self.send_to(
+                owner,
+                MeshMsg::SharePublish {
+                    key: key.clone(),
+                    msg,
+                    exclude_uid,
+                },
+            );
+        }
+    }
+
+    /// Owner side: pick one member and deliver (locally or on the member's shard).
+    pub(super) fn share_dispatch(&mut self, key: &ByteString, msg: Arc<Message>, exclude_uid: u64) {
+        let policy = self.cfg.shared_subscription_policy;
+        let Some(g) = self.groups.get_mut(key) else {
+            self.stats.shared_dropped += 1;
+            return;
+        };
+        let Some(m) = pick(g, policy, &msg, exclude_uid).cloned() else {
+            self.stats.shared_dropped += 1;
+            return;
+        };
+        let qos = m.qos.min(msg.qos);
+        if m.shard == self.id {
+            self.deliver_shared(&m.client_id, m.uid, msg, qos, m.identifier, key);
+        } else {
+            self.send_to(
+                m.shard,
+                MeshMsg::ShareDeliver {
+                    client_id: m.client_id.clone(),
+                    uid: m.uid,
+                    msg,
+                    qos,
+                    identifier: m.identifier,
+                    key: key.clone(),
+                },
+            );
+        }
+    }
+
+    /// Member side: hand a group's message to the member session. If the session is gone, the
+    /// owner picks again without it.
+    pub(super) fn deliver_shared(
+        &mut self,
+        client_id: &str,
+        uid: u64,
+        msg: Arc<Message>,
+        qos: QoS,
+        identifier: Option<u32>,
+        key: &ByteString,
+    ) {
+        let session = self
+            .sessions
+            .get(client_id)
+            .filter(|s| s.borrow().uid == uid)
+            .cloned();
+        match session {
+            Some(s) => {
+                s.borrow_mut().deliver(Delivery {
+                    msg,
+                    qos,
+                    retain: false,
+                    sub_ids: identifier.into_iter().collect(),
+                    shared: Some(key.clone()),
+                });
+                self.stats.deliveries += 1;
+            }
+            None if msg.qos != QoS::AtMostOnce => {
+                let owner = self.share_owner(key);
+                self.share_publish(key, owner, msg, uid);
+            }
+            None => self.stats.shared_dropped += 1,
+        }
+    }
+}
+
+/// Online members first (a message for an offline member would wait in its queue), never the
+/// excluded one; `None` when nobody is left.
+fn pick<'a>(
+    g: &'a mut Group,
+    policy: SharePolicy,
+    msg: &Message,
+    exclude_uid: u64,
+) -> Option<&'a Member> {
+    let eligible =
+        |m: &Member, need_online: bool| m.uid != exclude_uid && (m.online || !need_online);
+    let need_online = g.members.iter().any(|m| eligible(m, true));
+    let candidates: Vec<usize> = (0..g.members.len())
+        .filter(|&i| eligible(&g.members[i], need_online))
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let chosen = match policy {
+        SharePolicy::RoundRobin => {
+            let i = candidates[g.next % candidates.len()];
+            g.next = g.next.wrapping_add(1);
+            i
+        }
+        SharePolicy::Random => candidates[rand::random::<usize>() % candidates.len()],
+        SharePolicy::Sticky => {
+            let current = g.sticky.and_then(|uid| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| g.members[i].uid == uid)
+            });
+            let i = current.unwrap_or(candidates[0]);
+            g.sticky = Some(g.members[i].uid);
+            i
+        }
+        SharePolicy::HashClient => {
+            let h = msg.origin_uid.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            candidates[(h >> 32) as usize % candidates.len()]
+        }
+    };
+    g.members.get(chosen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Properties;
+    use std::time::Instant;
+
+    fn group(n: usize) -> Group {
+        Group {
+            members: (0..n)
+                .map(|i| Member {
+                    shard: 0,
+                    uid: i as u64 + 1,
+                    client_id: format!("m{i}").into(),
+                    qos: QoS::AtLeastOnce,
+                    identifier: None,
+                    online: true,
+                })
+                .collect(),
+            next: 0,
+            sticky: None,
+        }
+    }
+
+    fn msg(origin: u64) -> Message {
+        Message {
+            topic: "t".into(),
+            payload: Default::default(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Properties::default(),
+            origin_uid: origin,
+            received_at: Instant::now(),
+        }
+    }
+
+    fn picks(g: &mut Group, policy: SharePolicy, origin: u64, exclude: u64, n: usize) -> Vec<u64> {
+        (0..n)
+            .map(|_| pick(g, policy, &msg(origin), exclude).map_or(0, |m| m.uid))
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_takes_turns_and_skips_the_excluded() {
+        let mut g = group(3);
+        assert_eq!(
+            picks(&mut g, SharePolicy::RoundRobin, 9, 0, 6),
+            vec![1, 2, 3, 1, 2, 3]
+        );
+        let got = picks(&mut g, SharePolicy::RoundRobin, 9, 2, 4);
+        assert!(got.iter().all(|&u| u == 1 || u == 3), "{got:?}");
+    }
+
+    #[test]
+    fn online_members_are_preferred_and_offline_ones_are_a_last_resort() {
+        let mut g = group(2);
+        g.members[0].online = false;
+        assert_eq!(
+            picks(&mut g, SharePolicy::RoundRobin, 9, 0, 3),
+            vec![2, 2, 2]
+        );
+        assert_eq!(picks(&mut g, SharePolicy::RoundRobin, 9, 2, 1), vec![1]);
+        let mut lone = group(1);
+        assert_eq!(picks(&mut lone, SharePolicy::Random, 9, 1, 1), vec![0]);
+    }
+
+    #[test]
+    fn sticky_and_hash_client_keep_one_member() {
+        let mut g = group(4);
+        let s = picks(&mut g, SharePolicy::Sticky, 9, 0, 5);
+        assert!(s.windows(2).all(|w| w[0] == w[1]));
+        let a = picks(&mut g, SharePolicy::HashClient, 77, 0, 5);
+        assert!(a.windows(2).all(|w| w[0] == w[1]));
+        let spread: std::collections::HashSet<u64> = (0..64)
+            .map(|o| picks(&mut g, SharePolicy::HashClient, o, 0, 1)[0])
+            .collect();
+        assert!(spread.len() > 1, "publishers spread over members");
+    }
+
+    #[test]
+    fn queue_prefix_and_share_prefix_parse() {
+        assert_eq!(parse_shared("$queue/a/+"), Some(Ok(("$queue", "a/+"))));
+        assert_eq!(parse_shared("$share/g/a/#"), Some(Ok(("g", "a/#"))));
+        assert_eq!(parse_shared("$queue/a/#/b"), Some(Err(())));
+        assert_eq!(parse_shared("a/b"), None);
+    }
+}
