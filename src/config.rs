@@ -94,6 +94,10 @@ pub struct Cli {
     /// How a shared subscription group picks the member for each message [default: round-robin].
     #[arg(long, value_enum)]
     pub shared_subscription_policy: Option<SharePolicy>,
+    /// A user for enhanced authentication (SCRAM-SHA-256), as NAME:PASSWORD; repeatable.
+    /// Config file: `[[users]]` tables with `username` and `password` [default: none].
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    pub users: Vec<String>,
     /// Log level: error, warn, info, debug, trace [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
@@ -128,7 +132,16 @@ pub struct Config {
     pub redirect_server_reference: String,
     pub redirect_permanent: bool,
     pub shared_subscription_policy: SharePolicy,
+    /// Users for SCRAM-SHA-256 enhanced authentication (MQTT 5 AUTH).
+    pub users: Vec<User>,
     pub log_level: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub username: String,
+    pub password: String,
 }
 
 impl Default for Config {
@@ -159,6 +172,7 @@ impl Default for Config {
             redirect_server_reference: String::new(),
             redirect_permanent: false,
             shared_subscription_policy: SharePolicy::RoundRobin,
+            users: Vec::new(),
             log_level: "info".into(),
         }
     }
@@ -223,6 +237,15 @@ impl Config {
             shared_subscription_policy,
             log_level
         );
+        for u in &cli.users {
+            let Some((username, password)) = u.split_once(':') else {
+                return Err(ConfigError(format!("--user {u}: expected NAME:PASSWORD")));
+            };
+            cfg.users.push(User {
+                username: username.into(),
+                password: password.into(),
+            });
+        }
         cfg.validate()?;
         Ok(cfg)
     }

@@ -6,11 +6,13 @@
 //! - [`session`]: per-client MQTT state (QoS flows, inflight window, bounded queue); no sockets.
 //! - [`shard`]: what one core owns and routes; cross-shard effects are messages, never locks.
 //! - [`net`]: listeners and connection tasks; the only place sockets are read and written.
+//! - [`auth`]: MQTT 5 enhanced authentication methods (SCRAM-SHA-256); sans-IO.
 //! - [`config`], [`limits`]: configuration and every bound the broker enforces.
 //! - [`host`]: start-up checks of host limits (open files, memlock, somaxconn).
 
 pub use ringmq_codec as codec;
 
+pub mod auth;
 pub mod config;
 pub mod host;
 pub mod limits;

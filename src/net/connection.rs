@@ -6,6 +6,7 @@
 //! connection's buffers large (they shrink back when drained).
 
 use super::handler::{Close, Conn};
+use crate::auth::AuthStep;
 use crate::codec::{self, DecodeError, Packet, Protocol};
 use crate::limits;
 use crate::session::ConnLink;
@@ -193,7 +194,24 @@ async fn serve_connected(
 ) {
     let _ = stream.set_nodelay(true);
     let link = Rc::new(ConnLink::new());
-    let mut conn = match Conn::open(&ctx, link.clone(), connect, assigned).await {
+    let mut authenticated = None;
+    if connect.properties.authentication_method.is_some() {
+        match authenticate(&ctx, &mut stream, &mut rbuf, &connect).await {
+            Ok(data) => authenticated = Some(data),
+            Err(code) => {
+                // [MQTT-4.12.0-2..4]: a failed exchange ends with CONNACK and the reason code.
+                let refusal = Packet::ConnAck(codec::ConnAck {
+                    session_present: false,
+                    code,
+                    properties: Default::default(),
+                });
+                link.write_packet(&refusal, Protocol::V5);
+                flush_link(&mut stream, &link).await;
+                return;
+            }
+        }
+    }
+    let mut conn = match Conn::open(&ctx, link.clone(), connect, assigned, authenticated).await {
         Ok(c) => c,
         Err(()) => {
             // CONNACK with a failure code is in the link's buffer: flush it and close.
@@ -307,6 +325,68 @@ fn poll_read_into(
     };
     rbuf.truncate(len + n);
     r
+}
+
+/// The CONNECT-time enhanced authentication exchange [MQTT-4.12]: AUTH 0x18 back and forth
+/// until the method succeeds (its final data goes in CONNACK) or fails (the reason code).
+async fn authenticate(
+    ctx: &ShardCtx,
+    stream: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    c: &codec::Connect,
+) -> Result<Option<bytes::Bytes>, u8> {
+    let method = c
+        .properties
+        .authentication_method
+        .clone()
+        .unwrap_or_default();
+    let Some(auth) = ctx.auth.get(&method) else {
+        return Err(0x8C); // Bad authentication method
+    };
+    let (mut exchange, mut step) = auth.start(c.properties.authentication_data.as_deref());
+    let deadline = Duration::from_millis(ctx.cfg.connect_timeout_ms);
+    loop {
+        let data = match step {
+            AuthStep::Success(data) => return Ok(data),
+            AuthStep::Fail(code) => return Err(code),
+            AuthStep::Continue(data) => data,
+        };
+        let Some(ex) = exchange.as_mut() else {
+            return Err(0x87);
+        };
+        let challenge = Packet::Auth(codec::Auth {
+            reason: 0x18,
+            properties: codec::Properties {
+                authentication_method: Some(method.clone()),
+                authentication_data: Some(data),
+                ..Default::default()
+            },
+        });
+        let mut out = BytesMut::new();
+        if codec::encode(&challenge, Protocol::V5, &mut out).is_err()
+            || write_all(stream, &out).await.is_err()
+        {
+            return Err(0x87);
+        }
+        let max = ctx.cfg.packet_bytes_max;
+        let reply = futures_lite::future::or(read_first(stream, rbuf, max), async {
+            glommio::timer::sleep(deadline).await;
+            Err(FirstError::Timeout)
+        })
+        .await;
+        step = match reply {
+            Ok(Packet::Auth(a))
+                if a.reason == 0x18
+                    && a.properties.authentication_method.as_ref() == Some(&method) =>
+            {
+                ex.step(a.properties.authentication_data.as_deref())
+            }
+            // Anything else mid-exchange is a protocol error [MQTT-4.12.0-5].
+            Ok(_) => return Err(0x82),
+            Err(FirstError::Decode(e, _)) => return Err(e.reason_code()),
+            Err(_) => return Err(0x87),
+        };
+    }
 }
 
 /// Best-effort final write (CONNACK refusal, DISCONNECT) before the socket closes.

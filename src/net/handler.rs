@@ -49,6 +49,10 @@ pub struct Conn {
     connect_expiry_zero: bool,
     /// Topic aliases the client defined on this connection (index = alias - 1).
     aliases_in: Vec<Option<ByteString>>,
+    /// The enhanced authentication method of CONNECT; re-authentication must use it.
+    auth_method: Option<ByteString>,
+    /// A re-authentication in progress [MQTT-4.12.1].
+    reauth: Option<Box<dyn crate::auth::AuthExchange>>,
 }
 
 impl Conn {
@@ -59,6 +63,7 @@ impl Conn {
         link: Rc<ConnLink>,
         c: Box<Connect>,
         assigned: bool,
+        authenticated: Option<Option<bytes::Bytes>>,
     ) -> Result<Conn, ()> {
         let cfg = ctx.cfg.clone();
         let v5 = c.protocol.is_v5();
@@ -95,9 +100,8 @@ impl Conn {
         if assigned && !c.clean_start && !v5 {
             return refuse(0x02, 0x85);
         }
-        if c.properties.authentication_method.is_some() {
-            // Enhanced authentication is not offered yet [MQTT-4.12.0-1]: 0x8C.
-            return refuse(0x05, 0x8C);
+        if c.properties.authentication_method.is_some() && authenticated.is_none() {
+            return refuse(0x05, 0x8C); // [MQTT-4.12.0-1]
         }
         if let Some(w) = &c.will {
             if w.qos as u8 > cfg.maximum_qos {
@@ -192,6 +196,10 @@ impl Conn {
             if !cfg.retain_available {
                 props.retain_available = Some(0);
             }
+            if let Some(data) = &authenticated {
+                props.authentication_method = c.properties.authentication_method.clone();
+                props.authentication_data = data.clone();
+            }
             if cfg.topic_alias_maximum > 0 {
                 props.topic_alias_maximum = Some(cfg.topic_alias_maximum);
             }
@@ -227,6 +235,8 @@ impl Conn {
             keep_alive_s,
             connect_expiry_zero: expiry_s == 0,
             aliases_in: Vec::new(),
+            auth_method: c.properties.authentication_method.clone(),
+            reauth: None,
         };
         if session_present {
             conn.set_group_presence(true);
@@ -307,9 +317,50 @@ impl Conn {
             | Packet::ConnAck(_)
             | Packet::SubAck(_)
             | Packet::UnsubAck(_)
-            | Packet::PingResp
-            | Packet::Auth(_) => Err(Close::Protocol(0x82)),
+            | Packet::PingResp => Err(Close::Protocol(0x82)),
+            Packet::Auth(a) => self.on_auth(a),
         }
+    }
+
+    /// Re-authentication [MQTT-4.12.1]: AUTH 0x19 starts it with the CONNECT's method, AUTH
+    /// 0x18 continues it; failure disconnects.
+    fn on_auth(&mut self, a: codec::Auth) -> Result<(), Close> {
+        let Some(method) = self.auth_method.clone() else {
+            return Err(Close::Protocol(0x82)); // AUTH without a method in CONNECT [MQTT-4.12.0-7]
+        };
+        if a.properties.authentication_method.as_ref() != Some(&method) {
+            return Err(Close::Protocol(0x82)); // [MQTT-4.12.1-1]
+        }
+        let data = a.properties.authentication_data.as_deref();
+        let step = match (a.reason, self.reauth.as_mut()) {
+            (0x19, None) => {
+                let Some(auth) = self.ctx.auth.get(&method) else {
+                    return Err(Close::Protocol(0x8C));
+                };
+                let (ex, step) = auth.start(data);
+                self.reauth = ex;
+                step
+            }
+            (0x18, Some(ex)) => ex.step(data),
+            _ => return Err(Close::Protocol(0x82)),
+        };
+        let (reason, data) = match step {
+            crate::auth::AuthStep::Continue(d) => (0x18, Some(d)),
+            crate::auth::AuthStep::Success(d) => {
+                self.reauth = None;
+                (0x00, d)
+            }
+            crate::auth::AuthStep::Fail(code) => return Err(Close::Protocol(code)),
+        };
+        self.write(Packet::Auth(codec::Auth {
+            reason,
+            properties: Properties {
+                authentication_method: Some(method),
+                authentication_data: data,
+                ..Properties::default()
+            },
+        }));
+        Ok(())
     }
 
     /// Resolve or define a client topic alias [MQTT-3.3.2-8..12].
@@ -685,6 +736,9 @@ pub fn reason_string(code: u8) -> Option<&'static str> {
     Some(match code {
         0x81 => "malformed packet",
         0x82 => "protocol error",
+        0x86 => "bad user name or password",
+        0x87 => "not authorized",
+        0x8C => "bad authentication method",
         0x8D => "keep alive timeout",
         0x8E => "session taken over by another connection",
         0x90 => "topic name invalid or over the configured length/level limits",

@@ -5,6 +5,7 @@
 //! Never: shares a `Shard` between threads. Only `Send` things ([`MeshMsg`]) cross.
 
 use super::{AckToken, Deferred, MeshMsg, Shard};
+use crate::auth::Registry;
 use crate::config::Config;
 use crate::limits;
 use crate::net;
@@ -13,6 +14,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 
 pub type ShardRef = Rc<RefCell<Shard>>;
@@ -22,6 +24,8 @@ pub type ShardRef = Rc<RefCell<Shard>>;
 pub struct ShardCtx {
     pub shard: ShardRef,
     pub cfg: Rc<Config>,
+    /// Authentication methods; built once, read-only, shared by every shard.
+    pub auth: Arc<Registry>,
 }
 
 /// Start `cfg.shard_count()` executors and block until they all stop (they run until the
@@ -32,6 +36,13 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         .map(|n| n.get())
         .unwrap_or(1);
     let mesh: MeshBuilder<Vec<MeshMsg>, _> = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
+    let auth = Arc::new(Registry::from_config(&cfg));
+    if !auth.names().is_empty() {
+        log::info!(
+            "enhanced authentication methods: {}",
+            auth.names().join(", ")
+        );
+    }
     // Bind every listener before starting executors so a busy port fails fast and clearly.
     let mut listeners = Vec::with_capacity(shards);
     for _ in 0..shards {
@@ -41,6 +52,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     for (id, listener) in listeners.into_iter().enumerate() {
         let cfg = cfg.clone();
         let mesh = mesh.clone();
+        let auth = auth.clone();
         let placement = if cfg.pin && shards <= cpus {
             Placement::Fixed(id)
         } else {
@@ -52,7 +64,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
             // use them, so keep the reservation small (8 MiB hosts run several shards).
             .io_memory(limits::IO_MEMORY_BYTES)
             .ring_depth(limits::RING_DEPTH)
-            .spawn(move || async move { shard_main(id, shards, cfg, mesh, listener).await })
+            .spawn(move || async move { shard_main(id, shards, cfg, mesh, listener, auth).await })
             .map_err(|e| std::io::Error::other(format!("starting shard {id}: {e}")))?;
         handles.push(handle);
     }
@@ -69,12 +81,14 @@ async fn shard_main(
     cfg: Config,
     mesh: MeshBuilder<Vec<MeshMsg>, glommio::channels::channel_mesh::Full>,
     listener: std::net::TcpListener,
+    auth: Arc<Registry>,
 ) {
     let cfg = Rc::new(cfg);
     let shard = Rc::new(RefCell::new(Shard::new(id, shards, cfg.clone())));
     let ctx = ShardCtx {
         shard: shard.clone(),
         cfg: cfg.clone(),
+        auth,
     };
     let (senders, mut receivers) = match mesh.join().await {
         Ok(x) => x,

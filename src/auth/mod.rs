@@ -1,0 +1,75 @@
+//! MQTT 5 enhanced authentication (AUTH packets, [MQTT-4.12]): a pluggable [`Authenticator`]
+//! per method name, and the exchanges it runs. Sans-IO: the connection task moves the bytes.
+//!
+//! Owns: the methods the broker offers and their credentials. Never: blocks or does I/O (a
+//! method that needs a remote call would run it off the shard and answer by message).
+
+mod scram;
+
+pub use scram::{ScramCredentials, ScramSha256};
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What the broker answers after one step of an exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStep {
+    /// Send AUTH 0x18 (Continue authentication) with this data and wait for the client.
+    Continue(Bytes),
+    /// Authenticated: CONNACK 0x00 (or AUTH 0x00 on re-authentication) with this data.
+    Success(Option<Bytes>),
+    /// Refused with this reason code (0x86 bad user name or password, 0x87 not authorized,
+    /// 0x8C bad authentication method).
+    Fail(u8),
+}
+
+/// One authentication method, shared by every shard (credentials are read-only).
+pub trait Authenticator: Send + Sync {
+    /// The Authentication Method name clients put in CONNECT, e.g. `SCRAM-SHA-256`.
+    fn method(&self) -> &'static str;
+    /// Start an exchange with the client's first Authentication Data.
+    fn start(&self, data: Option<&[u8]>) -> (Option<Box<dyn AuthExchange>>, AuthStep);
+}
+
+/// The state of one exchange on one connection.
+pub trait AuthExchange {
+    /// The client's next Authentication Data (from AUTH 0x18).
+    fn step(&mut self, data: Option<&[u8]>) -> AuthStep;
+}
+
+/// Every method the broker offers, by name.
+#[derive(Default, Clone)]
+pub struct Registry {
+    methods: HashMap<&'static str, Arc<dyn Authenticator>>,
+}
+
+impl Registry {
+    /// The methods the configuration enables: SCRAM-SHA-256 when users are configured.
+    pub fn from_config(cfg: &crate::config::Config) -> Registry {
+        let mut r = Registry::default();
+        if !cfg.users.is_empty() {
+            let users = cfg
+                .users
+                .iter()
+                .map(|u| (u.username.clone(), ScramCredentials::derive(&u.password)))
+                .collect();
+            r.add(Arc::new(ScramSha256::new(users)));
+        }
+        r
+    }
+
+    pub fn add(&mut self, method: Arc<dyn Authenticator>) {
+        self.methods.insert(method.method(), method);
+    }
+
+    pub fn get(&self, method: &str) -> Option<&Arc<dyn Authenticator>> {
+        self.methods.get(method)
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v: Vec<_> = self.methods.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+}
