@@ -253,7 +253,9 @@ async fn serve_loop(
                 }
             }
         }
-        if rbuf.is_empty() && rbuf.capacity() > IDLE_BUFFER_KEEP_BYTES {
+        if rbuf.is_empty() {
+            // Nothing partial is waiting: give the buffer back, so an idle connection holds no
+            // read buffer at all (payloads already decoded keep their own share alive).
             *rbuf = BytesMut::new();
         }
         conn.after_batch().await;

@@ -419,20 +419,28 @@ impl Conn {
         }
         let (qos, packet_id, retain) = (p.qos, p.packet_id, p.retain);
         let msg = Arc::new(message_from_publish(p, self.uid));
-        {
+        let matched = {
             let mut shard = self.ctx.shard.borrow_mut();
             if retain {
                 shard.set_retained(&msg, None);
             }
-            shard.route(msg, false);
-        }
+            shard.route(msg, false)
+        };
+        // v5: 0x10 "No matching subscribers" is still a success [MQTT-3.4.2.1].
+        let reason = if matched || !self.protocol.is_v5() {
+            0x00
+        } else {
+            0x10
+        };
+        let ack = Ack {
+            packet_id,
+            reason,
+            properties: Properties::default(),
+        };
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.write(Packet::PubAck(Ack {
-                packet_id,
-                ..Ack::default()
-            })),
-            QoS::ExactlyOnce => self.write(pubrec(packet_id)),
+            QoS::AtLeastOnce => self.write(Packet::PubAck(ack)),
+            QoS::ExactlyOnce => self.write(Packet::PubRec(ack)),
         }
         Ok(())
     }

@@ -222,7 +222,9 @@ impl Shard {
     pub fn apply(&mut self, msg: MeshMsg) -> Option<Deferred> {
         self.stats.mesh_in += 1;
         match msg {
-            MeshMsg::Publish(m) => self.route(m, true),
+            MeshMsg::Publish(m) => {
+                self.route(m, true);
+            }
             MeshMsg::Interest {
                 filter,
                 shard,

@@ -25,7 +25,8 @@ pub struct Target<'a> {
 impl Shard {
     /// Route a message. `from_peer`: it was published on another shard, which already did the
     /// retained update and the forwarding; only local subscribers remain.
-    pub fn route(&mut self, msg: Arc<Message>, from_peer: bool) {
+    /// Returns whether any subscription (here, on a peer, or a shared group) matched.
+    pub fn route(&mut self, msg: Arc<Message>, from_peer: bool) -> bool {
         if !from_peer {
             self.stats.publishes_in += 1;
         }
@@ -73,6 +74,7 @@ impl Shard {
             }
             targets = merged;
         }
+        let mut matched = !targets.is_empty() || !groups.is_empty();
         let mut delivered = 0;
         for t in targets {
             let Ok(mut session) = t.session.try_borrow_mut() else {
@@ -96,12 +98,14 @@ impl Shard {
         }
         if !from_peer {
             let peers = remote & !(1u64 << self.id);
+            matched |= peers != 0;
             for peer in 0..self.shards {
                 if peers & (1u64 << peer) != 0 {
                     self.send_to(peer, MeshMsg::Publish(msg.clone()));
                 }
             }
         }
+        matched
     }
 
     /// Store or clear a retained message here and tell every peer. Returns the peers' count so
