@@ -84,3 +84,32 @@ pub fn report(cfg: &Config) {
         }
     }
 }
+
+/// Exit promptly and cleanly on SIGTERM or SIGINT. The signals are blocked before the shard
+/// threads start (they inherit the mask), and one plain thread waits for them: an executor
+/// thread parked in io_uring never has to handle a signal.
+pub fn exit_on_signals() {
+    // SAFETY: sigset operations on a local set; pthread_sigmask on the calling thread.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::Builder::new()
+        .name("ringmq-signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: waits on the set built above; writes the signal number into `sig`.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                log::info!("signal {sig} received: shutting down");
+                std::process::exit(0);
+            }
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| {
+            log::warn!("no signal thread ({e}): SIGTERM will not stop ringmq cleanly")
+        });
+}

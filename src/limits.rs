@@ -48,9 +48,10 @@ pub const MESH_CHANNEL_CAPACITY_DEFAULT: usize = 1024;
 /// of the current read.
 pub const MESH_BATCH_MAX: usize = 256;
 
-/// Bytes read from a socket per read call. One shard serves thousands of connections, so the
-/// read buffer starts small and grows only up to the packet being assembled.
-pub const READ_CHUNK_BYTES: usize = 4096;
+/// Bytes read from a socket per read call, into one scratch buffer per shard; connections keep
+/// only what they received (an idle connection holds no read buffer). 64 KiB lets one recv take
+/// a whole burst of small PUBLISHes.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Listen backlog asked of the kernel (capped by net.core.somaxconn).
 pub const LISTEN_BACKLOG_DEFAULT: u32 = 4096;

@@ -20,6 +20,7 @@ fn main() {
         .format_timestamp_millis()
         .init();
     ringmq::host::report(&cfg);
+    ringmq::host::exit_on_signals();
     if let Err(e) = ringmq::shard::runtime::run(cfg) {
         log::error!("{e}");
         eprintln!("ringmq: {e}");

@@ -62,8 +62,10 @@ pub struct BrokerArgs {
     /// MQTT protocol version: 3.1.1 or 5.
     #[arg(long, short = 'V', default_value = "3.1.1", value_parser = parse_protocol)]
     pub protocol: Protocol,
+    /// Username sent in CONNECT (all clients).
     #[arg(long, short = 'u')]
     pub username: Option<String>,
+    /// Password sent in CONNECT (all clients).
     #[arg(long, short = 'P')]
     pub password: Option<String>,
     /// Keep alive in seconds (PINGREQ is sent after half of it without traffic).
@@ -124,6 +126,15 @@ pub struct LoadArgs {
     /// Filters per SUBSCRIBE packet.
     #[arg(long, default_value_t = 100)]
     pub sub_batch: usize,
+    /// Busy-poll instead of sleeping in epoll: removes wake-up latency (large on VMs, where
+    /// waking an idle vCPU costs tens of µs) from the measurement, at the price of 100% of the
+    /// generator's CPUs. Report CPU figures accordingly.
+    #[arg(long)]
+    pub spin: bool,
+    /// Also measure platform hiccups (jHiccup-style: oversleep of a 1 ms sleep) during the
+    /// window, to tell broker latency tails from machine stalls.
+    #[arg(long)]
+    pub hiccups: bool,
 }
 
 /// Where results go.

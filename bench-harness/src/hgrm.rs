@@ -159,7 +159,10 @@ pub fn parse(text: &str) -> Result<Distribution, String> {
         let percentile = num(fields[1])?;
         let total_count = num(fields[2])? as u64;
         if !(0.0..=1.0).contains(&percentile) {
-            return Err(format!("line {}: percentile {percentile} outside 0..1", lineno + 1));
+            return Err(format!(
+                "line {}: percentile {percentile} outside 0..1",
+                lineno + 1
+            ));
         }
         d.rows.push(Row {
             value,
@@ -213,15 +216,17 @@ mod tests {
         );
         assert_eq!(lines.next().unwrap(), "");
         let first = lines.next().unwrap();
-        assert_eq!(first, "       0.001 0.000000000000          1           1.00");
+        assert_eq!(
+            first,
+            "       0.001 0.000000000000          1           1.00"
+        );
         assert!(text.contains("#[Mean    = "));
         assert!(text.contains(", Total count    =        10001]"));
         assert!(text.contains("SubBuckets     =         2048]"));
         // Last data row: percentile 1.0, no inverse column.
         let last = text
             .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .last()
+            .rfind(|l| !l.starts_with('#') && !l.is_empty())
             .unwrap();
         assert_eq!(last.split_whitespace().count(), 3, "{last}");
         assert!(last.contains("1.000000000000"));

@@ -16,13 +16,20 @@ const IP_BIND_ADDRESS_NO_PORT: libc::c_int = 24;
 
 /// Start a non-blocking connect to `broker`, optionally from `source`. The connection is
 /// usually still in progress when this returns.
-pub fn start_connect(broker: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::net::TcpStream> {
+pub fn start_connect(
+    broker: SocketAddr,
+    source: Option<IpAddr>,
+) -> io::Result<mio::net::TcpStream> {
     let domain = if broker.is_ipv4() {
         Domain::IPV4
     } else {
         Domain::IPV6
     };
-    let sock = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    let sock = Socket::new(
+        domain,
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
     sock.set_nodelay(true)?;
     if let Some(src) = source {
         if src.is_ipv4() {

@@ -200,7 +200,9 @@ pub fn fanin(
         idle: 0,
         streams_per_pub: 1,
         details: serde_json::json!({ "topic": pattern, "filter": filter }),
-        description: format!("{p} publishers on distinct topics ({pattern}) → {s} subscriber(s) on {filter}"),
+        description: format!(
+            "{p} publishers on distinct topics ({pattern}) → {s} subscriber(s) on {filter}"
+        ),
     })
 }
 

@@ -206,7 +206,7 @@ pub fn settle(subs: &[SubTracker], sent: impl Fn(u32) -> u64) -> Accounting {
             }
         }
     }
-    bad.sort_by_key(|&(s, l, d, o)| (std::cmp::Reverse(l + d + o), s));
+    bad.sort_by_key(|&(s, l, d, o)| (std::cmp::Reverse(l + d + o), std::cmp::Reverse(l), s));
     bad.truncate(10);
     a.worst_streams = bad;
     a

@@ -166,7 +166,7 @@ mod tests {
         );
         assert_eq!(
             d(&[0x00, 0x00, 0x02, 0x24, 0x02], Protocol::V5),
-            Err(DecodeError::Malformed)
+            Err(DecodeError::ProtocolError)
         );
         assert_eq!(
             d(&[0x00, 0x00, 0x02, 0x17, 0x01], Protocol::V5),
@@ -187,7 +187,7 @@ mod tests {
                 &[0x00, 0x00, 0x05, 0x27, 0x00, 0x00, 0x00, 0x00],
                 Protocol::V5
             ),
-            Err(DecodeError::Malformed)
+            Err(DecodeError::ProtocolError)
         );
     }
 }

@@ -80,7 +80,7 @@ pub fn decode(mut body: Bytes) -> Result<Connect, DecodeError> {
         // 3.1.2.11.10: Authentication Data without an Authentication Method is a Protocol
         // Error.
         if p.authentication_data.is_some() && p.authentication_method.is_none() {
-            return Err(DecodeError::InvalidProperty);
+            return Err(DecodeError::ProtocolError);
         }
         p
     } else {
@@ -431,7 +431,7 @@ mod tests {
                 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x00, 0x03, 0x21, 0, 0, 0x00,
                 0x00,
             ]),
-            Err(DecodeError::Malformed)
+            Err(DecodeError::ProtocolError)
         );
         // v5: request problem information 2.
         assert_eq!(
@@ -439,7 +439,7 @@ mod tests {
                 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x00, 0x02, 0x17, 2, 0x00,
                 0x00,
             ]),
-            Err(DecodeError::Malformed)
+            Err(DecodeError::ProtocolError)
         );
         // v5: authentication data without a method.
         assert_eq!(
@@ -447,7 +447,7 @@ mod tests {
                 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x00, 0x03, 0x16, 0, 0, 0x00,
                 0x00,
             ]),
-            Err(DecodeError::InvalidProperty)
+            Err(DecodeError::ProtocolError)
         );
         // v5 will: a PUBLISH-only property (subscription identifier) is refused in will props.
         assert_eq!(

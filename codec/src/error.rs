@@ -43,6 +43,12 @@ pub enum DecodeError {
     InvalidSubscriptionOptions,
     /// Payload Format Indicator says UTF-8 but the payload is not (0x99).
     PayloadFormatInvalid,
+    /// Well-formed but not allowed: a property value the specification calls a Protocol
+    /// Error (Receive Maximum 0, a flag of 2, ...), Retain Handling 3, No Local on a shared
+    /// subscription, an empty topic without alias, (UN)SUBSCRIBE without filters (0x82).
+    ProtocolError,
+    /// Topic Alias 0 [MQTT-3.3.2-8] (0x94).
+    TopicAliasInvalid,
 }
 
 impl DecodeError {
@@ -53,7 +59,10 @@ impl DecodeError {
             DecodeError::UnsupportedProtocolVersion => 0x84,
             DecodeError::PayloadFormatInvalid => 0x99,
             DecodeError::InvalidTopicName => 0x90,
-            DecodeError::UnknownPacketType
+            DecodeError::TopicAliasInvalid => 0x94,
+            DecodeError::ProtocolError
+            | DecodeError::NoTopicFilters
+            | DecodeError::UnknownPacketType
             | DecodeError::InvalidProtocolName
             | DecodeError::DuplicateProperty => 0x82,
             _ => 0x81,
@@ -88,6 +97,8 @@ impl fmt::Display for DecodeError {
             DecodeError::PayloadFormatInvalid => {
                 "payload is not UTF-8 as its format indicator says [MQTT-3.3.2-4]"
             }
+            DecodeError::ProtocolError => "protocol error: a value the specification forbids",
+            DecodeError::TopicAliasInvalid => "topic alias 0 is not permitted [MQTT-3.3.2-8]",
         };
         f.write_str(s)
     }

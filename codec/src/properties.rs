@@ -103,14 +103,14 @@ impl PropCtx {
 fn read_flag(buf: &mut Bytes) -> Result<u8, DecodeError> {
     match read_u8(buf)? {
         v @ (0 | 1) => Ok(v),
-        _ => Err(DecodeError::Malformed),
+        _ => Err(DecodeError::ProtocolError),
     }
 }
 
 /// A two-byte property for which 0 is a Protocol Error (Receive Maximum, Topic Alias).
 fn read_nonzero_u16(buf: &mut Bytes) -> Result<u16, DecodeError> {
     match read_u16(buf)? {
-        0 => Err(DecodeError::Malformed),
+        0 => Err(DecodeError::ProtocolError),
         v => Ok(v),
     }
 }
@@ -166,7 +166,7 @@ impl Properties {
                     // 0 is a Protocol Error [MQTT-3.8.2.1.2]; four bytes cap it at 268,435,455.
                     let v = read_varint(&mut p)?;
                     if v == 0 {
-                        return Err(DecodeError::Malformed);
+                        return Err(DecodeError::ProtocolError);
                     }
                     props.subscription_identifiers.push(v as u32);
                 }
@@ -185,7 +185,12 @@ impl Properties {
                 0x21 => props.receive_maximum = Some(read_nonzero_u16(&mut p)?),
                 0x22 => props.topic_alias_maximum = Some(read_u16(&mut p)?),
                 // [MQTT-3.3.2-8]: Topic Alias 0 is not permitted.
-                0x23 => props.topic_alias = Some(read_nonzero_u16(&mut p)?),
+                0x23 => {
+                    props.topic_alias = Some(match read_u16(&mut p)? {
+                        0 => return Err(DecodeError::TopicAliasInvalid),
+                        v => v,
+                    })
+                }
                 // Maximum QoS is 0 or 1 [MQTT-3.2.2.3.4].
                 0x24 => props.maximum_qos = Some(read_flag(&mut p)?),
                 0x25 => props.retain_available = Some(read_flag(&mut p)?),
@@ -198,7 +203,7 @@ impl Properties {
                     // Maximum Packet Size 0 is a Protocol Error [MQTT-3.1.2.11.4].
                     let v = read_u32(&mut p)?;
                     if v == 0 {
-                        return Err(DecodeError::Malformed);
+                        return Err(DecodeError::ProtocolError);
                     }
                     props.maximum_packet_size = Some(v);
                 }

@@ -35,7 +35,12 @@ pub fn decode(flags: u8, mut body: Bytes, protocol: Protocol) -> Result<Publish,
     // Topic Alias stands for it (3.3.2.3.4); v3 never does [MQTT-4.7.3-1].
     if topic.is_empty() {
         if properties.topic_alias.is_none() {
-            return Err(DecodeError::InvalidTopicName);
+            // v5: a Protocol Error (no alias stands for it); v3: an invalid topic name.
+            return Err(if protocol.is_v5() {
+                DecodeError::ProtocolError
+            } else {
+                DecodeError::InvalidTopicName
+            });
         }
     } else if !is_valid_topic_name(&topic) {
         return Err(DecodeError::InvalidTopicName);
@@ -244,14 +249,14 @@ mod tests {
         // Empty topic without a topic alias.
         assert_eq!(
             dec(0x30, &[0x00, 0x00, 0x00], v5),
-            Err(DecodeError::InvalidTopicName)
+            Err(DecodeError::ProtocolError)
         );
         // Empty topic with topic alias 1: fine.
         assert!(dec(0x30, &[0x00, 0x00, 0x03, 0x23, 0x00, 0x01], v5).is_ok());
         // Topic alias 0.
         assert_eq!(
             dec(0x30, &[0x00, 0x00, 0x03, 0x23, 0x00, 0x00], v5),
-            Err(DecodeError::Malformed)
+            Err(DecodeError::TopicAliasInvalid)
         );
         // Property list longer than the body.
         assert_eq!(
@@ -261,7 +266,7 @@ mod tests {
         // Payload format indicator 2.
         assert_eq!(
             dec(0x30, &[0x00, 0x01, b't', 0x02, 0x01, 0x02], v5),
-            Err(DecodeError::Malformed)
+            Err(DecodeError::ProtocolError)
         );
         // Payload format 1 (UTF-8) with a non-UTF-8 payload.
         assert_eq!(
@@ -286,7 +291,7 @@ mod tests {
         // Subscription identifier 0.
         assert_eq!(
             dec(0x30, &[0x00, 0x01, b't', 0x02, 0x0B, 0x00], v5),
-            Err(DecodeError::Malformed)
+            Err(DecodeError::ProtocolError)
         );
         // Response topic with a wildcard.
         assert_eq!(

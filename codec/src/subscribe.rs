@@ -40,7 +40,7 @@ fn decode_options(byte: u8, protocol: Protocol) -> Result<SubOptions, DecodeErro
     let retain_handling = (byte >> 4) & 0x03;
     // 3.8.3.1: Retain Handling 3 is a Protocol Error.
     if retain_handling == 3 {
-        return Err(DecodeError::InvalidSubscriptionOptions);
+        return Err(DecodeError::ProtocolError);
     }
     Ok(SubOptions {
         qos,
@@ -77,7 +77,7 @@ pub fn decode(mut body: Bytes, protocol: Protocol) -> Result<Subscribe, DecodeEr
         let shared = check_filter(&filter, protocol)?;
         // [MQTT-3.8.3-4]: No Local on a shared subscription is a Protocol Error.
         if shared && options.no_local {
-            return Err(DecodeError::InvalidSubscriptionOptions);
+            return Err(DecodeError::ProtocolError);
         }
         filters.push((filter, options));
     }
@@ -226,7 +226,7 @@ mod tests {
         );
         assert_eq!(
             d(&[0, 1, 0, 0, 1, b'a', 0x30], v5),
-            Err(DecodeError::InvalidSubscriptionOptions)
+            Err(DecodeError::ProtocolError)
         );
         assert!(d(&[0, 1, 0, 0, 1, b'a', 0x2C], v5).is_ok());
         assert_eq!(
@@ -251,7 +251,7 @@ mod tests {
         let nl: &'static [u8] = &[
             0, 1, 0, 0, 10, b'$', b's', b'h', b'a', b'r', b'e', b'/', b'g', b'/', b'a', 4,
         ];
-        assert_eq!(d(nl, v5), Err(DecodeError::InvalidSubscriptionOptions));
+        assert_eq!(d(nl, v5), Err(DecodeError::ProtocolError));
         // Two subscription identifiers, or subscription identifier 0.
         assert_eq!(
             d(&[0, 1, 4, 0x0B, 1, 0x0B, 2, 0, 1, b'a', 0], v5),
@@ -259,7 +259,7 @@ mod tests {
         );
         assert_eq!(
             d(&[0, 1, 2, 0x0B, 0, 0, 1, b'a', 0], v5),
-            Err(DecodeError::Malformed)
+            Err(DecodeError::ProtocolError)
         );
         assert_eq!(
             d(&[0, 1, 2, 0x1F, 0, 0, 1, b'a', 0], v5),

@@ -74,7 +74,9 @@ pub async fn serve_new(ctx: ShardCtx, mut stream: TcpStream) {
     };
     let home = home_shard(&connect.client_id, shards);
     if home == me {
-        serve_connected(ctx, stream, connect, rbuf, assigned).await;
+        // A task of its own, so this one (and the CONNECT-reading state it carries) ends and
+        // frees its memory: an idle connection keeps only the serving task.
+        glommio::spawn_local(serve_connected(ctx, stream, connect, rbuf, assigned)).detach();
         return;
     }
     // Hand the socket to the home shard with what we read past the CONNECT. dup() so that
@@ -196,7 +198,9 @@ async fn serve_connected(
     let link = Rc::new(ConnLink::new());
     let mut authenticated = None;
     if connect.properties.authentication_method.is_some() {
-        match authenticate(&ctx, &mut stream, &mut rbuf, &connect).await {
+        // Boxed here and below: cold paths stay out of the connection task's future, which
+        // every idle connection carries.
+        match Box::pin(authenticate(&ctx, &mut stream, &mut rbuf, &connect)).await {
             Ok(data) => authenticated = Some(data),
             Err(code) => {
                 // [MQTT-4.12.0-2..4]: a failed exchange ends with CONNACK and the reason code.
@@ -206,16 +210,24 @@ async fn serve_connected(
                     properties: Default::default(),
                 });
                 link.write_packet(&refusal, Protocol::V5);
-                flush_link(&mut stream, &link).await;
+                Box::pin(flush_link(&mut stream, &link)).await;
                 return;
             }
         }
     }
-    let mut conn = match Conn::open(&ctx, link.clone(), connect, assigned, authenticated).await {
+    let mut conn = match Box::pin(Conn::open(
+        &ctx,
+        link.clone(),
+        connect,
+        assigned,
+        authenticated,
+    ))
+    .await
+    {
         Ok(c) => c,
         Err(()) => {
             // CONNACK with a failure code is in the link's buffer: flush it and close.
-            flush_link(&mut stream, &link).await;
+            Box::pin(flush_link(&mut stream, &link)).await;
             return;
         }
     };
@@ -227,7 +239,7 @@ async fn serve_connected(
         link.write_packet(&packet, conn.protocol);
     }
     conn.close(close);
-    flush_link(&mut stream, &link).await;
+    Box::pin(flush_link(&mut stream, &link)).await;
 }
 
 async fn serve_loop(
@@ -241,8 +253,15 @@ async fn serve_loop(
         // Handle every complete packet already buffered before reading more.
         loop {
             match codec::decode(rbuf, conn.protocol, max) {
+                Ok(Some(Packet::Subscribe(s))) => {
+                    // Boxed: SUBSCRIBE may wait for peers; keep that state out of the future
+                    // every idle connection carries.
+                    if let Err(close) = Box::pin(conn.on_subscribe(s)).await {
+                        return close;
+                    }
+                }
                 Ok(Some(packet)) => {
-                    if let Err(close) = conn.handle(packet).await {
+                    if let Err(close) = conn.handle(packet) {
                         return close;
                     }
                 }
@@ -313,20 +332,27 @@ fn poll_flush(cx: &mut Context<'_>, stream: &mut TcpStream, link: &ConnLink) -> 
     })
 }
 
+thread_local! {
+    /// One read buffer per shard thread: sockets are read into it and only the bytes received
+    /// are copied into the connection's own buffer. An idle connection then holds no read
+    /// buffer, and one recv can take many packets at once.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(vec![0; limits::READ_CHUNK_BYTES]);
+}
+
 fn poll_read_into(
     cx: &mut Context<'_>,
     stream: &mut TcpStream,
     rbuf: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
-    let len = rbuf.len();
-    rbuf.resize(len + limits::READ_CHUNK_BYTES, 0);
-    let r = Pin::new(&mut *stream).poll_read(cx, &mut rbuf[len..]);
-    let n = match &r {
-        Poll::Ready(Ok(n)) => *n,
-        _ => 0,
-    };
-    rbuf.truncate(len + n);
-    r
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let r = Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]);
+        if let Poll::Ready(Ok(n)) = r {
+            rbuf.extend_from_slice(&scratch[..n]);
+        }
+        r
+    })
 }
 
 /// The CONNECT-time enhanced authentication exchange [MQTT-4.12]: AUTH 0x18 back and forth

@@ -276,9 +276,10 @@ impl Conn {
     }
 
     /// One packet from the client. State first: only what a connected client may send.
-    pub async fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+    /// Every packet but SUBSCRIBE (see [`Conn::on_subscribe`], which may wait for peers).
+    pub fn handle(&mut self, packet: Packet) -> Result<(), Close> {
         match packet {
-            Packet::Publish(p) => self.on_publish(p).await,
+            Packet::Publish(p) => self.on_publish(p),
             Packet::PubAck(a) => {
                 self.session.borrow_mut().on_puback(a.packet_id);
                 Ok(())
@@ -301,7 +302,10 @@ impl Conn {
                 self.session.borrow_mut().on_pubcomp(a.packet_id);
                 Ok(())
             }
-            Packet::Subscribe(s) => self.on_subscribe(s).await,
+            Packet::Subscribe(_) => {
+                debug_assert!(false, "SUBSCRIBE goes to on_subscribe");
+                Ok(())
+            }
             Packet::Unsubscribe(u) => {
                 self.on_unsubscribe(u);
                 Ok(())
@@ -350,7 +354,9 @@ impl Conn {
                 self.reauth = None;
                 (0x00, d)
             }
-            crate::auth::AuthStep::Fail(code) => return Err(Close::Protocol(code)),
+            // DISCONNECT has no 0x86 or 0x8C: a failed re-authentication is 0x87 Not
+            // authorized [MQTT-4.12.1-2].
+            crate::auth::AuthStep::Fail(_) => return Err(Close::Protocol(0x87)),
         };
         self.write(Packet::Auth(codec::Auth {
             reason,
@@ -388,7 +394,7 @@ impl Conn {
         Ok(())
     }
 
-    async fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+    fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
         let cfg = self.ctx.cfg.clone();
         self.resolve_alias(&mut p)?;
         if !topic_within_limits(&p.topic, &cfg) {
@@ -445,7 +451,7 @@ impl Conn {
         Ok(())
     }
 
-    async fn on_subscribe(&mut self, s: Subscribe) -> Result<(), Close> {
+    pub async fn on_subscribe(&mut self, s: Subscribe) -> Result<(), Close> {
         let cfg = self.ctx.cfg.clone();
         let v5 = self.protocol.is_v5();
         let identifier = s.properties.subscription_identifiers.first().copied();
@@ -617,7 +623,9 @@ impl Conn {
                 let capped = cap_expiry(e, &self.ctx.cfg);
                 self.session.borrow_mut().expiry_s = capped;
             }
-            if d.reason == 0x04 {
+            // 0x04 asks for the will; so does any error reason: only a normal disconnect
+            // discards it [MQTT-3.1.2-8], [MQTT-3.14.4-3].
+            if d.reason == 0x04 || d.reason >= 0x80 {
                 return Close::NormalWithWill;
             }
         }
@@ -661,13 +669,24 @@ impl Conn {
             Close::KeepAlive => 0x8D,
             Close::Normal | Close::NormalWithWill | Close::Lost => return None,
         };
-        Some(Packet::Disconnect(Disconnect {
+        let with_reason = Packet::Disconnect(Disconnect {
             reason,
             properties: Properties {
                 reason_string: reason_string(reason).map(ByteString::from_static),
                 ..Properties::default()
             },
-        }))
+        });
+        // Never over the client's Maximum Packet Size: drop the Reason String first
+        // [MQTT-3.14.2-3], and send nothing if even the bare packet is too big.
+        let max = self.session.borrow().client_packet_bytes_max as usize;
+        if codec::encoded_len(&with_reason, self.protocol) <= max {
+            return Some(with_reason);
+        }
+        let bare = Packet::Disconnect(Disconnect {
+            reason,
+            properties: Properties::default(),
+        });
+        (codec::encoded_len(&bare, self.protocol) <= max).then_some(bare)
     }
 
     /// The connection is over: publish or schedule the will, then detach or end the session.

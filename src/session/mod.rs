@@ -317,9 +317,9 @@ impl Session {
                     properties: Properties::default(),
                 }));
                 kept.push_back(f);
-            } else if f.delivery.is_expired(Instant::now()) {
-                self.drops.expired += 1;
             } else if self.write_publish(&f.delivery, f.packet_id, true) {
+                // Even past its expiry: a message already sent must be completed
+                // [MQTT-4.3.3-7]; expiry only stops messages not yet sent.
                 kept.push_back(f);
             }
         }
@@ -328,15 +328,16 @@ impl Session {
     }
 
     /// Detach the connection; unacknowledged state stays for a later resume.
-    /// Returns the unfinished QoS 1/2 messages that came through a shared subscription: the
-    /// group gets them back for another member (a QoS 2 message already PUBRECed stays: the
-    /// client has it).
+    /// Returns the messages that came through a shared subscription and that the group should
+    /// give to another member: QoS 1 ones not acknowledged, and queued QoS 1/2 ones never sent.
+    /// A QoS 2 message already sent stays with this session, to be completed when it reconnects
+    /// or dropped with it [MQTT-4.8.2-4], [MQTT-4.8.2-5].
     pub fn detach(&mut self) -> Vec<Delivery> {
         self.conn = None;
         let mut give_back = Vec::new();
         let mut kept = VecDeque::with_capacity(self.inflight.len());
         for f in std::mem::take(&mut self.inflight) {
-            if f.delivery.shared.is_some() && !f.released {
+            if f.delivery.shared.is_some() && f.delivery.qos == QoS::AtLeastOnce {
                 give_back.push(f.delivery);
             } else {
                 kept.push_back(f);

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# Run the same ringmq-bench scenario against ringmq and against Eclipse Mosquitto, alternating
+# A B A B ..., each broker freshly started and pinned to the same CPU set, the generator pinned
+# to the other CPUs; print medians and ratios, and chart the median runs' latency.
+#
+# Usage:
+#   bench-harness/sidebyside.sh [options] -- <scenario> [scenario args...]
+# Examples:
+#   bench-harness/sidebyside.sh -- pairs --pairs 10 --qos 1 --duration 10s
+#   bench-harness/sidebyside.sh --rounds 5 -- fanin --publishers 50 --rate 50000 --duration 20s
+#   ROUNDS=3 BROKER_CPUS=0 GEN_CPUS=1 bench-harness/sidebyside.sh -- fanout --subscribers 500
+#
+# Options (environment variable in brackets):
+#   --rounds N           rounds; each round runs ringmq then mosquitto [ROUNDS, default 3]
+#   --broker-cpus LIST   taskset CPU list for the broker under test [BROKER_CPUS, default 0]
+#   --gen-cpus LIST      taskset CPU list for the generator [GEN_CPUS, default 1]
+#   --shards N           ringmq shards [SHARDS, default: number of CPUs in --broker-cpus]
+#   --ringmq-port P      [RINGMQ_PORT, default 18831]
+#   --mosquitto-port P   [MOSQUITTO_PORT, default 18832]
+#   --out DIR            results directory [OUT_DIR, default bench-harness/results/sidebyside-<time>]
+#   --inflight N         outgoing QoS 1/2 window per session, both brokers [INFLIGHT_MAX, 64]
+#   --queued N           queued messages per session, both brokers [QUEUED_MAX, 1000]
+#   --max-packet BYTES   largest packet, both brokers [PACKET_MAX, 1048576]
+#   --mosquitto-only     skip ringmq (e.g. while it does not build yet)
+#   --no-build           use existing release binaries
+#   --pause SECONDS      pause between runs so the machine settles [PAUSE, default 2]
+#
+# Output: DIR/<label>-<scenario>-<time>-<run>.{json,hgrm} per run, DIR/env.txt (machine,
+# versions, commands), DIR/summary.txt, DIR/latency.svg. Only broker processes this script
+# started are ever killed, by PID.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+BROKER_CPUS=${BROKER_CPUS:-0}
+GEN_CPUS=${GEN_CPUS:-1}
+SHARDS=${SHARDS:-}
+RINGMQ_PORT=${RINGMQ_PORT:-18831}
+MOSQUITTO_PORT=${MOSQUITTO_PORT:-18832}
+OUT_DIR=${OUT_DIR:-}
+INFLIGHT_MAX=${INFLIGHT_MAX:-64}
+QUEUED_MAX=${QUEUED_MAX:-1000}
+PACKET_MAX=${PACKET_MAX:-1048576}
+PAUSE=${PAUSE:-2}
+MOSQUITTO_ONLY=${MOSQUITTO_ONLY:-0}
+BUILD=1
+
+die() { echo "sidebyside: $*" >&2; exit 1; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --broker-cpus) BROKER_CPUS=$2; shift 2 ;;
+        --gen-cpus) GEN_CPUS=$2; shift 2 ;;
+        --shards) SHARDS=$2; shift 2 ;;
+        --ringmq-port) RINGMQ_PORT=$2; shift 2 ;;
+        --mosquitto-port) MOSQUITTO_PORT=$2; shift 2 ;;
+        --out) OUT_DIR=$2; shift 2 ;;
+        --inflight) INFLIGHT_MAX=$2; shift 2 ;;
+        --queued) QUEUED_MAX=$2; shift 2 ;;
+        --max-packet) PACKET_MAX=$2; shift 2 ;;
+        --pause) PAUSE=$2; shift 2 ;;
+        --mosquitto-only) MOSQUITTO_ONLY=1; shift ;;
+        --no-build) BUILD=0; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        --) shift; break ;;
+        *) break ;;
+    esac
+done
+[[ $# -ge 1 ]] || die "no scenario given; try: $0 -- pairs --pairs 10 --qos 1"
+SCENARIO=("$@")
+case "${SCENARIO[0]}" in
+    pairs|fanin|fanout|wildcard|conns) ;;
+    *) die "unknown scenario '${SCENARIO[0]}' (pairs, fanin, fanout, wildcard, conns)" ;;
+esac
+for a in "${SCENARIO[@]}"; do
+    case "$a" in
+        --port|-p|--host|--broker-pid|--label|--out-dir|--json|--hgrm)
+            die "do not pass $a: the script sets it for each broker" ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+OUT_DIR=${OUT_DIR:-$ROOT/bench-harness/results/sidebyside-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+
+MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || true)}
+[[ -n "$MOSQUITTO" ]] || MOSQUITTO=/usr/sbin/mosquitto
+[[ -x "$MOSQUITTO" ]] || die "mosquitto not found (apt-get install mosquitto, or set MOSQUITTO=/path)"
+command -v taskset >/dev/null || die "taskset not found (util-linux)"
+
+# CPU sets: count CPUs in a taskset list like "0", "0-3", "0,2,4-5".
+count_cpus() {
+    local n=0 part lo hi
+    IFS=, read -ra parts <<<"$1"
+    for part in "${parts[@]}"; do
+        if [[ $part == *-* ]]; then lo=${part%-*}; hi=${part#*-}; n=$((n + hi - lo + 1)); else n=$((n + 1)); fi
+    done
+    echo "$n"
+}
+expand_cpus() {
+    local part lo hi i
+    IFS=, read -ra parts <<<"$1"
+    for part in "${parts[@]}"; do
+        if [[ $part == *-* ]]; then lo=${part%-*}; hi=${part#*-}; for ((i = lo; i <= hi; i++)); do echo "$i"; done; else echo "$part"; fi
+    done
+}
+SHARDS=${SHARDS:-$(count_cpus "$BROKER_CPUS")}
+if comm -12 <(expand_cpus "$BROKER_CPUS" | sort) <(expand_cpus "$GEN_CPUS" | sort) | grep -q .; then
+    echo "sidebyside: WARNING: broker CPUs ($BROKER_CPUS) and generator CPUs ($GEN_CPUS) overlap; results will mix their costs" >&2
+fi
+
+# Build.
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+TARGET_DIR=${TARGET_DIR:-$ROOT/target}
+BENCH=$TARGET_DIR/release/ringmq-bench
+RINGMQ=$TARGET_DIR/release/ringmq
+if [[ $BUILD == 1 ]]; then
+    echo "building ringmq-bench (release)..." >&2
+    cargo build --release -p ringmq-bench >&2 || die "ringmq-bench failed to build"
+    if [[ $MOSQUITTO_ONLY != 1 ]]; then
+        echo "building ringmq (release)..." >&2
+        if ! cargo build --release -p ringmq >&2; then
+            die "ringmq FAILED TO BUILD (see the errors above). Use --mosquitto-only to measure Mosquitto alone."
+        fi
+    fi
+fi
+[[ -x $BENCH ]] || die "$BENCH missing (drop --no-build)"
+if [[ $MOSQUITTO_ONLY != 1 && ! -x $RINGMQ ]]; then
+    die "$RINGMQ missing: ringmq was not built. Use --mosquitto-only to measure Mosquitto alone."
+fi
+
+# Equivalent broker configurations: anonymous, no persistence, the same per-session limits.
+cat >"$OUT_DIR/mosquitto.conf" <<EOF
+# Written by sidebyside.sh: the same limits as ringmq.toml beside it.
+listener $MOSQUITTO_PORT 127.0.0.1
+allow_anonymous true
+persistence false
+set_tcp_nodelay true
+max_inflight_messages $INFLIGHT_MAX
+max_queued_messages $QUEUED_MAX
+max_packet_size $PACKET_MAX
+max_connections -1
+memory_limit 0
+log_type error
+log_type warning
+log_dest stderr
+EOF
+cat >"$OUT_DIR/ringmq.toml" <<EOF
+# Written by sidebyside.sh: the same limits as mosquitto.conf beside it. pin = false because
+# taskset confines the process; pinning shard i to CPU i could escape the CPU set.
+bind = "127.0.0.1:$RINGMQ_PORT"
+shards = $SHARDS
+pin = false
+packet_bytes_max = $PACKET_MAX
+inflight_max = $INFLIGHT_MAX
+queued_messages_max = $QUEUED_MAX
+log_level = "warn"
+EOF
+
+{
+    echo "date: $(date -Is)"
+    echo "host: $(uname -a)"
+    echo "cpus: $(nproc) online; broker CPUs $BROKER_CPUS (ringmq shards $SHARDS); generator CPUs $GEN_CPUS"
+    echo "cpu model: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "governor: $(cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null || echo n/a)"
+    echo "mosquitto: $("$MOSQUITTO" -h 2>&1 | head -1)"
+    echo "ringmq: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty tree)')"
+    echo "rounds: $ROUNDS (ringmq then mosquitto each round)"
+    echo "scenario: ringmq-bench ${SCENARIO[*]}"
+    echo "sysctl: somaxconn=$(cat /proc/sys/net/core/somaxconn) ip_local_port_range=$(tr '\t' ' ' </proc/sys/net/ipv4/ip_local_port_range) nofile=$(ulimit -n)"
+} >"$OUT_DIR/env.txt"
+cat "$OUT_DIR/env.txt" >&2
+
+BROKER_PID=""
+cleanup() {
+    if [[ -n $BROKER_PID ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    BROKER_PID=""
+}
+trap cleanup EXIT INT TERM
+
+port_busy() { "$BENCH" probe --port "$1" --wait 0s >/dev/null 2>&1; }
+
+start_broker() { # name port log
+    local name=$1 port=$2 log=$3
+    if port_busy "$port"; then
+        die "port $port already has an MQTT broker listening (not one we started); choose another with --${name}-port"
+    fi
+    case $name in
+        ringmq) taskset -c "$BROKER_CPUS" "$RINGMQ" --config "$OUT_DIR/ringmq.toml" --bind "127.0.0.1:$port" --shards "$SHARDS" >"$log" 2>&1 &
+            ;;
+        mosquitto) taskset -c "$BROKER_CPUS" "$MOSQUITTO" -c "$OUT_DIR/mosquitto.conf" >"$log" 2>&1 &
+            ;;
+    esac
+    BROKER_PID=$!
+    if ! "$BENCH" probe --port "$port" --wait 10s >/dev/null 2>&1; then
+        echo "sidebyside: $name FAILED TO START on port $port (pid $BROKER_PID). Last lines of $log:" >&2
+        tail -n 20 "$log" >&2 || true
+        cleanup
+        return 1
+    fi
+}
+
+run_one() { # name port round
+    local name=$1 port=$2 round=$3
+    local log="$OUT_DIR/$name-round$round.log"
+    echo "=== round $round/$ROUNDS: $name ===" >&2
+    if ! start_broker "$name" "$port" "$log"; then
+        [[ $name == ringmq ]] && die "ringmq did not start; see $log"
+        die "$name did not start; see $log"
+    fi
+    local rc=0
+    taskset -c "$GEN_CPUS" "$BENCH" "${SCENARIO[@]}" --port "$port" --label "$name" \
+        --broker-pid "$BROKER_PID" --out-dir "$OUT_DIR" --quiet >"$OUT_DIR/$name-round$round.out" \
+        2>"$OUT_DIR/$name-round$round.err" || rc=$?
+    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+        echo "sidebyside: WARNING: $name (pid $BROKER_PID) died during round $round; see $log" >&2
+    fi
+    cleanup
+    if [[ $rc != 0 ]]; then
+        echo "sidebyside: WARNING: generator failed against $name in round $round:" >&2
+        cat "$OUT_DIR/$name-round$round.err" >&2
+    else
+        # One-line progress: forwarded msgs/s and p99.
+        sed -n 's/.*"forwarded_per_s":\([0-9.]*\).*"latency_us":{[^}]*"p99":\([0-9]*\).*/  forwarded \1 msg\/s, p99 \2 us/p' \
+            "$OUT_DIR/$name-round$round.out" >&2
+    fi
+    sleep "$PAUSE"
+}
+
+BROKERS=(ringmq mosquitto)
+[[ $MOSQUITTO_ONLY == 1 ]] && BROKERS=(mosquitto)
+for ((r = 1; r <= ROUNDS; r++)); do
+    for b in "${BROKERS[@]}"; do
+        case $b in
+            ringmq) run_one ringmq "$RINGMQ_PORT" "$r" ;;
+            mosquitto) run_one mosquitto "$MOSQUITTO_PORT" "$r" ;;
+        esac
+    done
+done
+
+echo >&2
+{
+    echo "ringmq-bench ${SCENARIO[*]}"
+    echo "medians over $ROUNDS rounds; broker CPUs $BROKER_CPUS, generator CPUs $GEN_CPUS"
+    "$BENCH" summarize "$OUT_DIR" --baseline mosquitto
+} | tee "$OUT_DIR/summary.txt"
+
+# Chart the median run of each broker.
+mapfile -t MEDIANS < <("$BENCH" summarize "$OUT_DIR" --median-hgrm)
+if [[ ${#MEDIANS[@]} -gt 0 ]]; then
+    labels=() files=()
+    for line in "${MEDIANS[@]}"; do
+        labels+=("${line%%$'\t'*}")
+        files+=("${line#*$'\t'}")
+    done
+    "$BENCH" compare "${files[@]}" --labels "$(IFS=,; echo "${labels[*]}")" \
+        --title "ringmq-bench ${SCENARIO[*]} (median runs)" -o "$OUT_DIR/latency.svg" | tee -a "$OUT_DIR/summary.txt"
+fi
+echo "results in $OUT_DIR" >&2

@@ -1,0 +1,472 @@
+//! What happens on one connection: connect, CONNACK, SUBSCRIBE/SUBACK, incoming packets
+//! (deliveries with their sequence and latency accounting, acknowledgements of our own
+//! publishes) and reads/writes. Functions take the connection and the worker context
+//! separately so a handler can update both without fighting the borrow checker.
+
+use super::shared::Shared;
+use super::Settings;
+use crate::client::{self, Client, Role, State};
+use crate::clock::now_ns;
+use crate::net;
+use crate::payload;
+use crate::scenario::Plan;
+use crate::stats::{Outcome, SubTracker};
+use hdrhistogram::Histogram;
+use mio::{Interest, Registry, Token};
+use ringmq_codec::{self as codec, Packet, Protocol, QoS};
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::sync::Arc;
+
+pub(crate) struct PubState {
+    pub(crate) idx: u32,
+    pub(crate) template: Packet,
+    pub(crate) target_cursor: usize,
+    pub(crate) miss_cursor: usize,
+    pub(crate) miss_acc: f64,
+    /// Next sequence per stream offset.
+    pub(crate) seq: Vec<u64>,
+    pub(crate) interval_ns: f64,
+    pub(crate) phase_ns: u64,
+    /// Messages produced so far (also the index of the next scheduled message).
+    pub(crate) k: u64,
+    pub(crate) sent_total: u64,
+    pub(crate) sent_hits: u64,
+    pub(crate) sent_in_window: u64,
+    pub(crate) acked: u64,
+    pub(crate) rejected: u64,
+    pub(crate) unacked: u32,
+    pub(crate) inflight_limit: u32,
+    /// End-to-end window is closed until a quarter of it frees up.
+    pub(crate) window_closed: bool,
+    pub(crate) done: bool,
+    pub(crate) credit: u64,
+    pub(crate) last_delivered: u64,
+    pub(crate) last_progress_ns: u64,
+    pub(crate) stall_resets: u64,
+    pub(crate) max_lag_ns: u64,
+    pub(crate) unsent: u64,
+}
+
+pub(crate) struct SubState {
+    pub(crate) idx: u32,
+    pub(crate) tracker: SubTracker,
+}
+
+pub(crate) struct Conn {
+    pub(crate) gidx: usize,
+    pub(crate) c: Client,
+    pub(crate) pubs: Option<Box<PubState>>,
+    pub(crate) subs: Option<Box<SubState>>,
+}
+
+/// Worker state other than the connections (split so handlers can borrow both).
+pub(crate) struct Ctx {
+    pub(crate) id: usize,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) plan: Arc<Plan>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) registry: Registry,
+    pub(crate) protocol: Protocol,
+    pub(crate) qos: u8,
+    pub(crate) max_mode: bool,
+    pub(crate) payload_bytes: usize,
+    pub(crate) hist: Histogram<u64>,
+    pub(crate) connect_hist: Histogram<u64>,
+    pub(crate) lag_hist: Histogram<u64>,
+    pub(crate) start: u64,
+    pub(crate) warm_end: u64,
+    pub(crate) window_end: u64,
+    pub(crate) dirty: Vec<usize>,
+    pub(crate) pending: Vec<u64>,
+    pub(crate) pending_dirty: Vec<u32>,
+    pub(crate) sent: u64,
+    pub(crate) expected: u64,
+    pub(crate) delivered: u64,
+    pub(crate) inflight: u64,
+    pub(crate) ready: u64,
+    pub(crate) failed: u64,
+    pub(crate) pubs_done: u64,
+    pub(crate) in_setup: usize,
+    pub(crate) forwarded_in_window: u64,
+    pub(crate) errors: BTreeMap<String, u64>,
+    pub(crate) failed_after_setup: u64,
+    pub(crate) setup_complete: bool,
+    pub(crate) first_connect_ns: u64,
+    pub(crate) last_ready_ns: u64,
+    pub(crate) sub_first_ns: u64,
+    pub(crate) sub_last_ns: u64,
+    pub(crate) filters_granted: u64,
+    pub(crate) filters_refused: u64,
+    pub(crate) protocol_errors: u64,
+    pub(crate) stopping: bool,
+}
+
+/// What one worker hands back.
+pub(crate) struct ThreadResult {
+    pub(crate) hist: Histogram<u64>,
+    pub(crate) connect_hist: Histogram<u64>,
+    pub(crate) lag_hist: Histogram<u64>,
+    pub(crate) subs: Vec<(u32, SubTracker)>,
+    pub(crate) pubs: Vec<PubResult>,
+    pub(crate) forwarded_in_window: u64,
+    pub(crate) delivered: u64,
+    pub(crate) errors: BTreeMap<String, u64>,
+    pub(crate) failed_after_setup: u64,
+    pub(crate) cpu_window_ns: u64,
+    pub(crate) first_connect_ns: u64,
+    pub(crate) last_ready_ns: u64,
+    pub(crate) sub_first_ns: u64,
+    pub(crate) sub_last_ns: u64,
+    pub(crate) filters_granted: u64,
+    pub(crate) filters_refused: u64,
+    pub(crate) protocol_errors: u64,
+    pub(crate) inflight_left: u64,
+}
+
+pub(crate) struct PubResult {
+    pub(crate) idx: u32,
+    pub(crate) seq: Vec<u64>,
+    pub(crate) sent_total: u64,
+    pub(crate) sent_in_window: u64,
+    pub(crate) acked: u64,
+    pub(crate) rejected: u64,
+    pub(crate) stall_resets: u64,
+    pub(crate) max_lag_ns: u64,
+    pub(crate) unsent: u64,
+}
+
+pub(crate) fn error_key(what: &str, e: &dyn std::fmt::Display) -> String {
+    format!("{what}: {e}")
+}
+
+pub(crate) fn mark_dirty(c: &mut Client, ci: usize, dirty: &mut Vec<usize>) {
+    if !c.dirty {
+        c.dirty = true;
+        dirty.push(ci);
+    }
+}
+
+/// Take a connection out of service, recording why.
+pub(crate) fn fail(conn: &mut Conn, ctx: &mut Ctx, why: String) {
+    let c = &mut conn.c;
+    if matches!(c.state, State::Failed | State::Closed) {
+        return;
+    }
+    if matches!(c.state, State::Connecting | State::Subscribing(_)) {
+        ctx.in_setup -= 1;
+    }
+    if c.state == State::Ready {
+        ctx.ready -= 1;
+    }
+    c.state = State::Failed;
+    if let Some(mut sock) = c.sock.take() {
+        let _ = ctx.registry.deregister(&mut sock);
+    }
+    c.wbuf.clear();
+    *ctx.errors.entry(why.clone()).or_default() += 1;
+    c.error = Some(why);
+    ctx.failed += 1;
+    if ctx.setup_complete {
+        ctx.failed_after_setup += 1;
+    }
+    if let Some(ps) = conn.pubs.as_mut() {
+        ctx.inflight -= u64::from(ps.unacked);
+        ps.unacked = 0;
+        if !ps.done {
+            ps.done = true;
+            ctx.pubs_done += 1;
+        }
+    }
+}
+
+pub(crate) fn become_ready(c: &mut Client, ctx: &mut Ctx, now: u64) {
+    c.state = State::Ready;
+    ctx.ready += 1;
+    ctx.in_setup -= 1;
+    ctx.last_ready_ns = ctx.last_ready_ns.max(now);
+}
+
+pub(crate) fn start_connect(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64) {
+    let s = &ctx.settings;
+    let src = if s.sources.is_empty() {
+        None
+    } else {
+        Some(s.sources[conn.gidx % s.sources.len()])
+    };
+    match net::start_connect(s.broker, src) {
+        Ok(mut sock) => {
+            if let Err(e) = ctx.registry.register(
+                &mut sock,
+                Token(ci),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                *ctx.errors.entry(error_key("register", &e)).or_default() += 1;
+                conn.c.state = State::Failed;
+                ctx.failed += 1;
+                return;
+            }
+            let c = &mut conn.c;
+            c.sock = Some(sock);
+            c.state = State::Connecting;
+            c.connect_start_ns = now;
+            ctx.in_setup += 1;
+            if ctx.first_connect_ns == 0 {
+                ctx.first_connect_ns = now;
+            }
+            let pkt = client::connect_packet(
+                &c.client_id,
+                ctx.protocol,
+                s.keepalive_s,
+                s.username.as_ref(),
+                s.password.as_ref(),
+            );
+            c.queue(&pkt, ctx.protocol, now);
+            mark_dirty(c, ci, &mut ctx.dirty);
+        }
+        Err(e) => {
+            // Not yet in setup: count it directly.
+            conn.c.state = State::Failed;
+            *ctx.errors.entry(error_key("connect", &e)).or_default() += 1;
+            conn.c.error = Some(e.to_string());
+            ctx.failed += 1;
+        }
+    }
+}
+
+pub(crate) fn send_subscribes(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64) {
+    let si = match conn.c.role {
+        Role::Sub(si) => si as usize,
+        _ => return,
+    };
+    let filters = &ctx.plan.subscribers[si].filters;
+    let opts = codec::SubOptions {
+        qos: ctx.settings.qos,
+        ..Default::default()
+    };
+    let c = &mut conn.c;
+    let mut n = 0;
+    for chunk in filters.chunks(ctx.settings.sub_batch.max(1)) {
+        let pid = c.alloc_pid();
+        c.outstanding.insert(pid);
+        let pkt = Packet::Subscribe(codec::Subscribe {
+            packet_id: pid,
+            properties: Default::default(),
+            filters: chunk.iter().map(|f| (f.clone(), opts)).collect(),
+        });
+        c.queue(&pkt, ctx.protocol, now);
+        n += 1;
+    }
+    if ctx.sub_first_ns == 0 || now < ctx.sub_first_ns {
+        ctx.sub_first_ns = now;
+    }
+    if n == 0 {
+        become_ready(c, ctx, now);
+    } else {
+        c.state = State::Subscribing(n);
+        mark_dirty(c, ci, &mut ctx.dirty);
+    }
+}
+
+pub(crate) fn pub_acked(conn: &mut Conn, ctx: &mut Ctx, pid: u16, reason: u8) {
+    if !conn.c.outstanding.remove(pid) {
+        ctx.protocol_errors += 1;
+        return;
+    }
+    if let Some(ps) = conn.pubs.as_mut() {
+        ps.unacked -= 1;
+        ctx.inflight -= 1;
+        ps.acked += 1;
+        if reason >= 0x80 {
+            ps.rejected += 1;
+        }
+    }
+}
+
+/// A PUBLISH reached a subscriber at `now`.
+pub(crate) fn deliver(conn: &mut Conn, ci: usize, ctx: &mut Ctx, p: &codec::Publish, now: u64) {
+    if let Some(ss) = conn.subs.as_mut() {
+        match payload::read(&p.payload) {
+            Some(h) => match ss.tracker.record(h.stream, h.seq) {
+                None | Some(Outcome::Duplicate) => {}
+                Some(_) => {
+                    ctx.delivered += 1;
+                    if ctx.max_mode {
+                        let pi = h.stream / ctx.plan.streams_per_pub;
+                        if let Some(slot) = ctx.pending.get_mut(pi as usize) {
+                            if *slot == 0 {
+                                ctx.pending_dirty.push(pi);
+                            }
+                            *slot += 1;
+                        }
+                    }
+                    if h.ts_ns >= ctx.warm_end && h.ts_ns < ctx.window_end {
+                        let us = (now.saturating_sub(h.ts_ns) + 500) / 1000;
+                        ctx.hist.saturating_record(us);
+                    }
+                    if now >= ctx.warm_end && now < ctx.window_end {
+                        ctx.forwarded_in_window += 1;
+                    }
+                }
+            },
+            None => ss.tracker.unexpected += 1,
+        }
+    } else {
+        ctx.protocol_errors += 1;
+    }
+    let c = &mut conn.c;
+    match p.qos {
+        QoS::AtMostOnce => return,
+        QoS::AtLeastOnce => c.queue(&Packet::PubAck(client::ack(p.packet_id)), ctx.protocol, now),
+        QoS::ExactlyOnce => c.queue(&Packet::PubRec(client::ack(p.packet_id)), ctx.protocol, now),
+    }
+    mark_dirty(c, ci, &mut ctx.dirty);
+}
+
+pub(crate) fn handle(conn: &mut Conn, ci: usize, ctx: &mut Ctx, pkt: Packet, now: u64) {
+    match pkt {
+        Packet::Publish(p) => deliver(conn, ci, ctx, &p, now),
+        Packet::PubAck(a) => pub_acked(conn, ctx, a.packet_id, a.reason),
+        Packet::PubRec(a) => {
+            if a.reason >= 0x80 {
+                pub_acked(conn, ctx, a.packet_id, a.reason);
+            } else {
+                let c = &mut conn.c;
+                c.queue(&Packet::PubRel(client::ack(a.packet_id)), ctx.protocol, now);
+                mark_dirty(c, ci, &mut ctx.dirty);
+            }
+        }
+        Packet::PubComp(a) => pub_acked(conn, ctx, a.packet_id, a.reason),
+        Packet::PubRel(a) => {
+            let c = &mut conn.c;
+            c.queue(
+                &Packet::PubComp(client::ack(a.packet_id)),
+                ctx.protocol,
+                now,
+            );
+            mark_dirty(c, ci, &mut ctx.dirty);
+        }
+        Packet::ConnAck(ca) => {
+            if conn.c.state != State::Connecting {
+                ctx.protocol_errors += 1;
+                return;
+            }
+            if ca.code != 0 {
+                fail(
+                    conn,
+                    ctx,
+                    format!("CONNACK refused with code 0x{:02x}", ca.code),
+                );
+                return;
+            }
+            ctx.connect_hist
+                .saturating_record((now.saturating_sub(conn.c.connect_start_ns) + 500) / 1000);
+            if let Some(rm) = ca.properties.receive_maximum {
+                conn.c.server_receive_max = rm.max(1);
+            }
+            if let Some(ps) = conn.pubs.as_mut() {
+                ps.inflight_limit = ctx
+                    .settings
+                    .inflight
+                    .min(u32::from(conn.c.server_receive_max))
+                    .clamp(1, 65_000);
+            }
+            if matches!(conn.c.role, Role::Sub(_)) {
+                send_subscribes(conn, ci, ctx, now);
+            } else {
+                become_ready(&mut conn.c, ctx, now);
+            }
+        }
+        Packet::SubAck(sa) => {
+            let State::Subscribing(n) = conn.c.state else {
+                ctx.protocol_errors += 1;
+                return;
+            };
+            if !conn.c.outstanding.remove(sa.packet_id) {
+                ctx.protocol_errors += 1;
+                return;
+            }
+            for code in &sa.codes {
+                if *code >= 0x80 {
+                    ctx.filters_refused += 1;
+                } else {
+                    ctx.filters_granted += 1;
+                }
+            }
+            if n <= 1 {
+                ctx.sub_last_ns = ctx.sub_last_ns.max(now);
+                become_ready(&mut conn.c, ctx, now);
+            } else {
+                conn.c.state = State::Subscribing(n - 1);
+            }
+        }
+        Packet::PingResp => {}
+        Packet::Disconnect(d) => fail(
+            conn,
+            ctx,
+            format!("DISCONNECT from broker, reason 0x{:02x}", d.reason),
+        ),
+        _ => ctx.protocol_errors += 1,
+    }
+}
+
+pub(crate) fn on_readable(conn: &mut Conn, ci: usize, ctx: &mut Ctx, scratch: &mut [u8]) {
+    loop {
+        let Some(sock) = conn.c.sock.as_mut() else {
+            return;
+        };
+        match sock.read(scratch) {
+            Ok(0) => {
+                let why = if ctx.stopping {
+                    return;
+                } else {
+                    "connection closed by broker".to_string()
+                };
+                fail(conn, ctx, why);
+                return;
+            }
+            Ok(n) => {
+                // One timestamp per read: the moment these bytes reached user space.
+                let now = now_ns();
+                conn.c.rbuf.extend_from_slice(&scratch[..n]);
+                loop {
+                    match codec::decode(&mut conn.c.rbuf, ctx.protocol, ctx.settings.max_packet) {
+                        Ok(Some(pkt)) => handle(conn, ci, ctx, pkt, now),
+                        Ok(None) => break,
+                        Err(e) => {
+                            fail(conn, ctx, error_key("decode", &e));
+                            return;
+                        }
+                    }
+                    if !conn.c.is_live() {
+                        return;
+                    }
+                }
+                // A short read emptied the socket; anything arriving later raises a new
+                // (edge-triggered) event, so the EAGAIN-confirming read would be wasted.
+                if n < scratch.len() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                if !ctx.stopping {
+                    fail(conn, ctx, error_key("read", &e));
+                }
+                return;
+            }
+        }
+    }
+}
+
+pub(crate) fn flush_conn(conn: &mut Conn, ctx: &mut Ctx) {
+    if conn.c.write_blocked {
+        return;
+    }
+    if let Err(e) = conn.c.flush() {
+        if !ctx.stopping {
+            fail(conn, ctx, error_key("write", &e));
+        }
+    }
+}
