@@ -174,7 +174,7 @@ impl Conn {
         let uid = {
             let mut se = session.borrow_mut();
             se.expiry_s = expiry_s;
-            se.will = c.will.clone();
+            se.will = c.will.clone().map(Box::new);
             se.set_client_limits(
                 c.properties.receive_maximum,
                 c.properties.maximum_packet_size,
@@ -828,7 +828,8 @@ fn message_from_publish(p: Publish, origin_uid: u64) -> Message {
 }
 
 /// Publish a will message as if its client had sent it.
-fn publish_will(ctx: &ShardCtx, w: Will, origin_uid: u64) {
+fn publish_will(ctx: &ShardCtx, w: Box<Will>, origin_uid: u64) {
+    let w = *w;
     let mut properties = w.properties;
     properties.will_delay_interval_s = None;
     let msg = Arc::new(Message {

@@ -66,8 +66,9 @@ pub struct Session {
     /// Session Expiry Interval in force (v3 persistent sessions: `u32::MAX`, never).
     pub expiry_s: u32,
     pub subscriptions: HashMap<ByteString, Subscription>,
-    /// The will of the current connection; taken when published or discarded.
-    pub will: Option<Will>,
+    /// The will of the current connection; taken when published or discarded. Boxed: most
+    /// sessions have none, and a `Will` carries a whole property set.
+    pub will: Option<Box<Will>>,
     /// Bumped on every (re)connect so timers armed for an older connection do nothing.
     pub generation: u64,
     pub drops: SessionDrops,
