@@ -19,7 +19,10 @@
 #   --mosquitto-port P   [MOSQUITTO_PORT, default 18832]
 #   --out DIR            results directory [OUT_DIR, default bench-harness/results/sidebyside-<time>]
 #   --inflight N         outgoing QoS 1/2 window per session, both brokers [INFLIGHT_MAX, 64]
-#   --queued N           queued messages per session, both brokers [QUEUED_MAX, 1000]
+#   --queued N           queued messages per session, both brokers; 0 = unlimited for Mosquitto
+#                        and 10,000,000 for ringmq, whose queues are always bounded
+#                        [QUEUED_MAX, default 0: Debian's Mosquitto 2.0.11 silently drops QoS 1
+#                        messages at fan-in with a finite queue, which would flatter ringmq]
 #   --max-packet BYTES   largest packet, both brokers [PACKET_MAX, 1048576]
 #   --mosquitto-only     skip ringmq (e.g. while it does not build yet)
 #   --no-build           use existing release binaries
@@ -38,7 +41,7 @@ RINGMQ_PORT=${RINGMQ_PORT:-18831}
 MOSQUITTO_PORT=${MOSQUITTO_PORT:-18832}
 OUT_DIR=${OUT_DIR:-}
 INFLIGHT_MAX=${INFLIGHT_MAX:-64}
-QUEUED_MAX=${QUEUED_MAX:-1000}
+QUEUED_MAX=${QUEUED_MAX:-0}
 PACKET_MAX=${PACKET_MAX:-1048576}
 PAUSE=${PAUSE:-2}
 MOSQUITTO_ONLY=${MOSQUITTO_ONLY:-0}
@@ -132,6 +135,8 @@ if [[ $MOSQUITTO_ONLY != 1 && ! -x $RINGMQ ]]; then
 fi
 
 # Equivalent broker configurations: anonymous, no persistence, the same per-session limits.
+RINGMQ_QUEUED_MAX=$QUEUED_MAX
+[[ $QUEUED_MAX == 0 ]] && RINGMQ_QUEUED_MAX=10000000
 cat >"$OUT_DIR/mosquitto.conf" <<EOF
 # Written by sidebyside.sh: the same limits as ringmq.toml beside it.
 listener $MOSQUITTO_PORT 127.0.0.1
@@ -155,7 +160,7 @@ shards = $SHARDS
 pin = false
 packet_bytes_max = $PACKET_MAX
 inflight_max = $INFLIGHT_MAX
-queued_messages_max = $QUEUED_MAX
+queued_messages_max = $RINGMQ_QUEUED_MAX
 log_level = "warn"
 EOF
 

@@ -8,8 +8,7 @@ use bytestring::ByteString;
 use ringmq::codec::{self, Ack, ConnAck, Connect, Packet, Properties, Protocol, Publish, QoS};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -32,123 +31,25 @@ pub async fn bounded<F: Future<Output = ()>>(body: F) {
 // The broker process
 // ---------------------------------------------------------------------------------------------
 
-/// A `ringmq` process on a free loopback port, killed when dropped.
-pub struct Broker {
-    child: Child,
-    pub port: u16,
-    pub shards: usize,
-}
-
-/// A port nothing listens on right now. Each shard binds with SO_REUSEPORT, so the broker cannot
-/// be given port 0; the port may be taken again before the broker binds it, which
-/// [`Broker::with`] detects (the broker exits) and retries.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a probe listener");
-    l.local_addr().expect("probe address").port()
-}
+pub use crate::broker_process::Broker;
 
 impl Broker {
     /// A broker with default configuration.
     pub async fn start(shards: usize) -> Broker {
-        Broker::with(shards, &[]).await
+        Broker::launch(shards, &[]).await
     }
 
     /// A broker with extra flags, e.g. `&["--queued-messages-max", "10"]`.
-    /// `RINGMQ_TEST_LOG=debug` shows the broker's log on stderr.
     pub async fn with(shards: usize, args: &[&str]) -> Broker {
-        let log = std::env::var("RINGMQ_TEST_LOG").ok();
-        for _ in 0..5 {
-            let port = free_port();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmq"));
-            cmd.arg("--bind")
-                .arg(format!("127.0.0.1:{port}"))
-                .args(["--shards", &shards.to_string(), "--pin", "false"])
-                .args(["--log-level", log.as_deref().unwrap_or("error")])
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(if log.is_some() {
-                    Stdio::inherit()
-                } else {
-                    Stdio::null()
-                });
-            // SAFETY: prctl is async-signal-safe; the broker dies with the test process even if
-            // the test runner kills it before Drop runs.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-            let child = cmd.spawn().expect("spawn the ringmq binary");
-            let mut broker = Broker {
-                child,
-                port,
-                shards,
-            };
-            if broker.wait_ready().await {
-                return broker;
-            }
-        }
-        panic!("ringmq did not start listening (5 attempts)");
-    }
-
-    /// True once a TCP connect succeeds; false if the process exited (port taken) or 5 s passed.
-    async fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect(self.addr()).await.is_ok() {
-                return matches!(self.child.try_wait(), Ok(None));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        false
-    }
-
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        Broker::launch(shards, args).await
     }
 
     /// The process is alive and a new MQTT connection is accepted.
     pub async fn assert_serving(&mut self) {
-        assert!(
-            matches!(self.child.try_wait(), Ok(None)),
-            "the broker process exited"
-        );
+        self.assert_alive();
         let (_raw, ack) = Raw::handshake(self, connect_packet(Protocol::V311, "alive-probe")).await;
         assert_eq!(ack.code, 0, "a fresh CONNECT is accepted");
     }
-
-    /// A client id whose home shard is `shard % shards`: tests name their clients with this so
-    /// that, with 2 shards, publisher and subscriber live on different shards.
-    pub fn id(&self, name: &str, shard: usize) -> String {
-        id_on(name, shard % self.shards, self.shards)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The first id `name`, `name-1`, `name-2`, ... homed on `shard`.
-pub fn id_on(name: &str, shard: usize, shards: usize) -> String {
-    (0..)
-        .map(|n| {
-            if n == 0 {
-                name.to_string()
-            } else {
-                format!("{name}-{n}")
-            }
-        })
-        .find(|id| ringmq::shard::home_shard(id, shards) == shard)
-        .expect("some id lands on every shard")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -55,6 +55,8 @@ macro_rules! version_tests {
     )+};
 }
 
+#[path = "../support/broker_process.rs"]
+mod broker_process;
 mod common;
 mod t01_connect;
 mod t02_subpub;

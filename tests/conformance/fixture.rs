@@ -13,8 +13,7 @@ use ringmq::codec::{
     SubOptions, Subscribe, UnsubAck, Unsubscribe, Will,
 };
 use std::collections::{HashMap, VecDeque};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -27,120 +26,22 @@ pub const QUIET: Duration = Duration::from_millis(300);
 // The broker process
 // ---------------------------------------------------------------------------------------------
 
-/// A `ringmq` process on a free loopback port, killed when dropped.
-pub struct Broker {
-    child: Child,
-    pub port: u16,
-    pub shards: usize,
-}
-
-/// A loopback port nothing listens on right now. The broker binds one SO_REUSEPORT socket per
-/// shard, so it cannot be given port 0; a port taken in between makes the broker exit, which
-/// [`Broker::shards`] detects and retries.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a probe listener");
-    l.local_addr().expect("probe address").port()
-}
+pub use crate::broker_process::Broker;
 
 impl Broker {
     /// One shard, default configuration.
     pub async fn start() -> Broker {
-        Broker::shards(1, &[]).await
+        Broker::launch(1, &[]).await
     }
 
     /// One shard with extra flags, e.g. `&["--maximum-qos", "1"]`.
     pub async fn with(args: &[&str]) -> Broker {
-        Broker::shards(1, args).await
+        Broker::launch(1, args).await
     }
 
-    /// `shards` shards with extra flags. `RINGMQ_TEST_LOG=debug` shows the broker's log.
+    /// `shards` shards with extra flags.
     pub async fn shards(shards: usize, args: &[&str]) -> Broker {
-        let log = std::env::var("RINGMQ_TEST_LOG").ok();
-        for _ in 0..5 {
-            let port = free_port();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmq"));
-            cmd.arg("--bind")
-                .arg(format!("127.0.0.1:{port}"))
-                .args(["--shards", &shards.to_string(), "--pin", "false"])
-                .args(["--log-level", log.as_deref().unwrap_or("error")])
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(if log.is_some() {
-                    Stdio::inherit()
-                } else {
-                    Stdio::null()
-                });
-            // SAFETY: prctl is async-signal-safe. The broker dies with the thread that started
-            // it even if the test runner kills the test before Drop runs.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                cmd.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-            let child = cmd.spawn().expect("spawn the ringmq binary");
-            let mut broker = Broker {
-                child,
-                port,
-                shards,
-            };
-            if broker.wait_ready().await {
-                return broker;
-            }
-        }
-        panic!("ringmq did not start listening (5 attempts)");
-    }
-
-    /// True once a TCP connect succeeds; false if the process exited (port taken) or 5 s passed.
-    async fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect(self.addr()).await.is_ok() {
-                return matches!(self.child.try_wait(), Ok(None));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        false
-    }
-
-    pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// A client id homed on shard `shard % shards`, so that with 2 shards clients named with
-    /// different `shard` values live on different shards.
-    pub fn id(&self, name: &str, shard: usize) -> String {
-        let want = shard % self.shards;
-        (0..)
-            .map(|n| {
-                if n == 0 {
-                    name.to_string()
-                } else {
-                    format!("{name}-{n}")
-                }
-            })
-            .find(|id| ringmq::shard::home_shard(id, self.shards) == want)
-            .expect("some id lands on every shard")
-    }
-
-    /// The process is still running.
-    pub fn assert_alive(&mut self) {
-        assert!(
-            matches!(self.child.try_wait(), Ok(None)),
-            "the broker process exited"
-        );
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Broker::launch(shards, args).await
     }
 }
 

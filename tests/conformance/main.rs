@@ -34,6 +34,8 @@ macro_rules! shard_tests {
     )+};
 }
 
+#[path = "../support/broker_process.rs"]
+mod broker_process;
 mod fixture;
 mod third_party;
 
