@@ -57,24 +57,9 @@ impl Plan {
     }
 }
 
-/// MQTT topic matching [MQTT-4.7]: `+` one level, `#` this level and all below (including the
-/// parent), `$`-topics not matched by a leading wildcard.
-pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
+/// MQTT topic matching [MQTT-4.7], from the codec crate: the generator checks its plans with
+/// the same reference the broker's automaton is tested against.
+pub use ringmq_codec::topic::matches;
 
 /// Expand `{i}` (index) and `{run}` (run id) in a topic pattern.
 pub fn expand(pattern: &str, run: &str, i: usize) -> String {

@@ -26,6 +26,28 @@ pub fn is_valid_topic_filter(filter: &str) -> bool {
     true
 }
 
+/// Whether `filter` matches `topic`, level by level, straight from [MQTT-4.7]: `+` is one level
+/// (possibly empty), `#` this level and everything below (including the parent: `a/#` matches
+/// `a`), and a `$` topic is not matched by a filter starting with a wildcard [MQTT-4.7.2-1].
+/// The reference the broker's compiled automaton is tested against, and what tools use to check
+/// a filter against a topic; it allocates nothing but is not built for speed.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// Split a shared subscription `$share/{group}/{filter}` into (group, filter). `None` when the
 /// filter is not shared; `Some(Err(()))` when it is malformed (empty group, group with a
 /// wildcard, or no filter) [MQTT-4.8.2-1..2].
@@ -71,6 +93,17 @@ mod tests {
         for bad in ["", "a#", "a/#/b", "a+", "+a/b", "##", "a/b#"] {
             assert!(!is_valid_topic_filter(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn reference_matching() {
+        assert!(matches("a/+/c", "a/b/c"));
+        assert!(matches("a/#", "a"));
+        assert!(matches("+", ""));
+        assert!(matches("a//c", "a//c"));
+        assert!(!matches("#", "$SYS/x"));
+        assert!(matches("$SYS/#", "$SYS/x"));
+        assert!(!matches("a/+", "a/b/c"));
     }
 
     #[test]
