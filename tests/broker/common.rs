@@ -3,20 +3,15 @@
 //! for packet-level checks and bad input ([`Raw`]), and a [`Witness`] pair of clients that proves
 //! other connections lose nothing while one misbehaves.
 
-use bytes::{Bytes, BytesMut};
-use bytestring::ByteString;
-use ringmq::codec::{self, Ack, ConnAck, Connect, Packet, Properties, Protocol, Publish, QoS};
+use crate::raw_client;
+use ringmq::codec::{self, Ack, ConnAck, Connect, Packet, Protocol, Publish};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-/// How long something that must happen may take (a delivery, an ack, a close).
-pub const WAIT: Duration = Duration::from_secs(3);
-/// A window in which something must NOT happen (no delivery, no close).
-pub const QUIET: Duration = Duration::from_millis(300);
+pub use crate::raw_client::{qos, QUIET, WAIT};
+
 /// Upper bound of any single test: a hung test fails instead of stalling the suite.
 const TEST_BOUND: Duration = Duration::from_secs(20);
 
@@ -73,10 +68,6 @@ impl Version {
     pub fn is_v5(self) -> bool {
         self == Version::V5
     }
-}
-
-pub fn qos(q: u8) -> QoS {
-    QoS::from_u8(q).expect("QoS 0, 1 or 2")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -733,49 +724,20 @@ impl Drop for Client {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Raw packet client
+// Raw packet client (the shared core is `tests/support/raw_client.rs`)
 // ---------------------------------------------------------------------------------------------
 
-/// What the next read produced (a short-lived return value: its size does not matter).
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum Got {
-    Packet(Packet),
-    Closed,
-    Timeout,
-}
-
-/// A CONNECT with clean start, keep alive 30 s and no properties.
-pub fn connect_packet(protocol: Protocol, id: &str) -> Connect {
-    Connect {
-        protocol,
-        clean_start: true,
-        keep_alive_s: 30,
-        properties: Properties::default(),
-        client_id: ByteString::from(id),
-        will: None,
-        username: None,
-        password: None,
-    }
-}
+pub use crate::raw_client::{connect_packet, fixed_header, wire as encode, Got, Raw, RawConn};
 
 pub fn publish_packet(topic: &str, q: u8, packet_id: u16, payload: &[u8]) -> Packet {
     Packet::Publish(Publish {
-        dup: false,
-        qos: qos(q),
-        retain: false,
-        topic: ByteString::from(topic),
         packet_id,
-        properties: Properties::default(),
-        payload: Bytes::copy_from_slice(payload),
+        ..raw_client::publish(topic, q, packet_id, payload)
     })
 }
 
 pub fn ack(packet_id: u16) -> Ack {
-    Ack {
-        packet_id,
-        ..Ack::default()
-    }
+    raw_client::ack(packet_id, 0)
 }
 
 /// A v5 PUBACK or PUBREC with reason 0x10 (No matching subscribers) is a success as much as
@@ -788,42 +750,19 @@ pub fn success(p: Packet) -> Packet {
     }
 }
 
-pub fn encode(p: &Packet, protocol: Protocol) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    codec::encode(p, protocol, &mut out).expect("encodable packet");
-    out.to_vec()
-}
-
-/// A client that writes and reads MQTT packets (or any bytes) itself, through the codec.
-pub struct Raw {
-    stream: TcpStream,
-    buf: BytesMut,
-    pub protocol: Protocol,
-    next_id: u16,
-}
-
+/// This suite's API of the raw client [`Raw`], which writes and reads MQTT packets (or any
+/// bytes) itself, through the codec. The connection, `send`, `next`, `recv`, `expect_silence`,
+/// `expect_close` and `take_id` are [`RawConn`]'s.
 impl Raw {
     /// A TCP connection and nothing else (decodes what it reads as v3.1.1 until told otherwise).
     pub async fn open(b: &Broker) -> Raw {
-        let stream = TcpStream::connect(b.addr()).await.expect("TCP connect");
-        stream.set_nodelay(true).expect("nodelay");
-        Raw {
-            stream,
-            buf: BytesMut::new(),
-            protocol: Protocol::V311,
-            next_id: 1,
-        }
+        Raw(RawConn::open(b, Protocol::V311).await)
     }
 
     /// Send `connect` and read the CONNACK (whatever its code).
     pub async fn handshake(b: &Broker, connect: Connect) -> (Raw, ConnAck) {
-        let mut raw = Raw::open(b).await;
-        raw.protocol = connect.protocol;
-        raw.send(&Packet::Connect(Box::new(connect))).await;
-        match raw.recv().await {
-            Packet::ConnAck(a) => (raw, a),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
+        let (raw, ack) = RawConn::handshake(b, connect).await;
+        (Raw(raw), ack)
     }
 
     /// Connected with clean start and the default keep alive; panics unless accepted.
@@ -831,41 +770,6 @@ impl Raw {
         let (raw, ack) = Raw::handshake(b, connect_packet(protocol, id)).await;
         assert_eq!(ack.code, 0, "CONNACK accepts {id}");
         raw
-    }
-
-    pub async fn send(&mut self, p: &Packet) {
-        let bytes = encode(p, self.protocol);
-        self.send_bytes(&bytes).await;
-    }
-
-    /// Write bytes; a write error (the broker already closed) is ignored: reads report it.
-    pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes).await;
-    }
-
-    /// The next packet, a close, or a timeout.
-    pub async fn next(&mut self, within: Duration) -> Got {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match codec::decode(&mut self.buf, self.protocol, usize::MAX) {
-                Ok(Some(p)) => return Got::Packet(p),
-                Ok(None) => {}
-                Err(e) => panic!("the broker sent bytes that do not decode: {e}"),
-            }
-            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
-                Err(_) => return Got::Timeout,
-                Ok(Ok(0)) | Ok(Err(_)) => return Got::Closed,
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-
-    /// The next packet within [`WAIT`]; panics on close or timeout.
-    pub async fn recv(&mut self) -> Packet {
-        match self.next(WAIT).await {
-            Got::Packet(p) => p,
-            other => panic!("expected a packet from the broker, got {other:?}"),
-        }
     }
 
     /// The next `n` packets, in arrival order.
@@ -884,68 +788,18 @@ impl Raw {
         }
     }
 
-    /// Assert that nothing arrives (and the connection stays open) for `within`.
-    pub async fn expect_silence(&mut self, within: Duration) {
-        match self.next(within).await {
-            Got::Timeout => {}
-            other => panic!("expected silence for {within:?}, got {other:?}"),
-        }
-    }
-
-    /// Read until the broker closes the connection; returns the packets before the close.
-    pub async fn expect_close(&mut self, within: Duration) -> Vec<Packet> {
-        let deadline = tokio::time::Instant::now() + within;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next(left).await {
-                Got::Packet(p) => seen.push(p),
-                Got::Closed => return seen,
-                Got::Timeout => panic!("connection still open after {within:?}; got {seen:?}"),
-            }
-        }
-    }
-
     /// The broker ends this connection as a protocol violation: a v5 connection gets a
-    /// DISCONNECT with one of `v5_reasons` as its last packet, a v3 connection is just closed.
-    /// Returns the packets that came before.
+    /// DISCONNECT with one of `v5_reasons` as its last packet, a v3 connection is just closed
+    /// (see [`RawConn::expect_refused`]). Returns the packets that came before.
     pub async fn expect_refused(&mut self, v5_reasons: &[u8]) -> Vec<Packet> {
-        let mut seen = self.expect_close(WAIT).await;
-        let last = seen.pop();
-        if self.protocol.is_v5() {
-            match last {
-                Some(Packet::Disconnect(d)) => assert!(
-                    v5_reasons.contains(&d.reason),
-                    "DISCONNECT reason {:#04x}, expected one of {v5_reasons:02x?}",
-                    d.reason
-                ),
-                other => panic!("expected DISCONNECT before the close, got {other:?}"),
-            }
-        } else if let Some(p) = last {
-            assert!(
-                !matches!(p, Packet::Disconnect(_)),
-                "a v3 client never gets DISCONNECT"
-            );
-            seen.push(p);
-        }
-        seen
-    }
-
-    fn take_id(&mut self) -> u16 {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        id
+        self.0.expect_refused(v5_reasons).await.0
     }
 
     /// SUBSCRIBE one filter with options; returns the SUBACK codes.
     pub async fn subscribe_opts(&mut self, filter: &str, opts: codec::SubOptions) -> Vec<u8> {
         let packet_id = self.take_id();
-        self.send(&Packet::Subscribe(codec::Subscribe {
-            packet_id,
-            properties: Properties::default(),
-            filters: vec![(ByteString::from(filter), opts)],
-        }))
-        .await;
+        let s = raw_client::subscribe(packet_id, &[(filter, opts)]);
+        self.send(Packet::Subscribe(s)).await;
         match self.recv().await {
             Packet::SubAck(s) => {
                 assert_eq!(s.packet_id, packet_id, "SUBACK echoes the packet id");
@@ -956,16 +810,12 @@ impl Raw {
     }
 
     pub async fn subscribe(&mut self, filter: &str, q: u8) -> Vec<u8> {
-        let opts = codec::SubOptions {
-            qos: qos(q),
-            ..Default::default()
-        };
-        self.subscribe_opts(filter, opts).await
+        self.subscribe_opts(filter, raw_client::sub(q)).await
     }
 
     /// PINGREQ answered by PINGRESP: the connection is alive.
     pub async fn ping(&mut self) {
-        self.send(&Packet::PingReq).await;
+        self.send(Packet::PingReq).await;
         match self.recv().await {
             Packet::PingResp => {}
             other => panic!("expected PINGRESP, got {other:?}"),
@@ -974,29 +824,13 @@ impl Raw {
 
     /// Close the socket without DISCONNECT.
     pub async fn drop_connection(mut self) {
-        let _ = self.stream.shutdown().await;
+        self.shutdown().await;
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Raw bytes for bad input
 // ---------------------------------------------------------------------------------------------
-
-/// The fixed header: `first` byte and the remaining length as a variable byte integer.
-pub fn fixed_header(first: u8, mut len: usize) -> Vec<u8> {
-    let mut out = vec![first];
-    loop {
-        let mut b = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if len == 0 {
-            return out;
-        }
-    }
-}
 
 /// A PUBLISH built byte by byte (so that it may be invalid): `first` byte (type, flags), topic
 /// bytes, packet id if any, an empty v5 property list, payload.
@@ -1007,19 +841,7 @@ pub fn publish_bytes(
     packet_id: Option<u16>,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
-    body.extend_from_slice(topic);
-    if let Some(id) = packet_id {
-        body.extend_from_slice(&id.to_be_bytes());
-    }
-    if v5 {
-        body.push(0);
-    }
-    body.extend_from_slice(payload);
-    let mut out = fixed_header(first, body.len());
-    out.extend_from_slice(&body);
-    out
+    raw_client::publish_frame(first, topic, packet_id, v5.then_some(&[][..]), payload)
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), so a failing case can be replayed.

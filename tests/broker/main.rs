@@ -58,6 +58,8 @@ macro_rules! version_tests {
 #[path = "../support/broker_process.rs"]
 mod broker_process;
 mod common;
+#[path = "../support/raw_client.rs"]
+mod raw_client;
 mod t01_connect;
 mod t02_subpub;
 mod t03_qos;

@@ -6,21 +6,20 @@
 //! Every wait is bounded ([`WAIT`] for what must happen, [`QUIET`] for what must not), so a
 //! broken broker fails a test instead of hanging it.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use bytestring::ByteString;
 use ringmq::codec::{
-    self, Ack, ConnAck, Connect, Disconnect, Packet, Properties, Protocol, Publish, QoS, SubAck,
+    self, ConnAck, Connect, Disconnect, Packet, Properties, Protocol, Publish, QoS, SubAck,
     SubOptions, Subscribe, UnsubAck, Unsubscribe, Will,
 };
-use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 
-/// How long something that must happen may take (a delivery, an ack, a close).
-pub const WAIT: Duration = Duration::from_secs(3);
-/// A window in which something must NOT happen (no delivery, no close).
-pub const QUIET: Duration = Duration::from_millis(300);
+use crate::raw_client::connect_packet;
+
+pub use crate::raw_client::{
+    ack, field, frame, publish, qos, sub, subscribe, wire, Got, Raw, RawConn, QUIET, WAIT,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The broker process
@@ -49,30 +48,14 @@ impl Broker {
 // Packet builders
 // ---------------------------------------------------------------------------------------------
 
-pub fn qos(q: u8) -> QoS {
-    QoS::from_u8(q).expect("QoS 0, 1 or 2")
-}
-
 /// A v5 CONNECT: clean start, keep alive 30 s, no properties.
 pub fn v5(id: &str) -> Connect {
-    Connect {
-        protocol: Protocol::V5,
-        clean_start: true,
-        keep_alive_s: 30,
-        properties: Properties::default(),
-        client_id: ByteString::from(id),
-        will: None,
-        username: None,
-        password: None,
-    }
+    connect_packet(Protocol::V5, id)
 }
 
 /// A v3.1.1 CONNECT: clean session, keep alive 30 s.
 pub fn v3(id: &str) -> Connect {
-    Connect {
-        protocol: Protocol::V311,
-        ..v5(id)
-    }
+    connect_packet(Protocol::V311, id)
 }
 
 /// `c` asking for a persistent session: clean start 0 and (v5) this Session Expiry Interval.
@@ -96,42 +79,10 @@ pub fn with_will(mut c: Connect, topic: &str, payload: &str, q: u8, retain: bool
     c
 }
 
-/// A PUBLISH; `packet_id` is ignored (0) for QoS 0.
-pub fn publish(topic: &str, q: u8, packet_id: u16, payload: &[u8]) -> Publish {
-    Publish {
-        dup: false,
-        qos: qos(q),
-        retain: false,
-        topic: ByteString::from(topic),
-        packet_id: if q == 0 { 0 } else { packet_id },
-        properties: Properties::default(),
-        payload: Bytes::copy_from_slice(payload),
-    }
-}
-
 pub fn retained(topic: &str, q: u8, packet_id: u16, payload: &[u8]) -> Publish {
     Publish {
         retain: true,
         ..publish(topic, q, packet_id, payload)
-    }
-}
-
-/// Subscription options with this QoS and every other option at its default.
-pub fn sub(q: u8) -> SubOptions {
-    SubOptions {
-        qos: qos(q),
-        ..SubOptions::default()
-    }
-}
-
-pub fn subscribe(packet_id: u16, filters: &[(&str, SubOptions)]) -> Subscribe {
-    Subscribe {
-        packet_id,
-        properties: Properties::default(),
-        filters: filters
-            .iter()
-            .map(|(f, o)| (ByteString::from(*f), *o))
-            .collect(),
     }
 }
 
@@ -143,50 +94,8 @@ pub fn unsubscribe_packet(packet_id: u16, filters: &[&str]) -> Packet {
     })
 }
 
-pub fn ack(packet_id: u16, reason: u8) -> Ack {
-    Ack {
-        packet_id,
-        reason,
-        properties: Properties::default(),
-    }
-}
-
-/// `p` encoded for a peer speaking `protocol`.
-pub fn wire(p: &Packet, protocol: Protocol) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    codec::encode(p, protocol, &mut out).expect("encodable packet");
-    out.to_vec()
-}
-
 pub fn wire_connect(c: &Connect) -> Vec<u8> {
     wire(&Packet::Connect(Box::new(c.clone())), c.protocol)
-}
-
-/// A packet from its first byte and body, with the remaining length encoded here: for
-/// packets the codec would refuse to encode.
-pub fn frame(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut len = body.len();
-    loop {
-        let mut b = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if len == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-/// A length-prefixed string or binary field from raw bytes (which may be invalid UTF-8).
-pub fn field(bytes: &[u8]) -> Vec<u8> {
-    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(bytes);
-    out
 }
 
 /// A v5 PUBLISH from raw parts: `first` byte, topic bytes, packet id, raw property bytes
@@ -198,14 +107,7 @@ pub fn raw_publish(
     props: &[u8],
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut body = field(topic);
-    if let Some(id) = id {
-        body.extend_from_slice(&id.to_be_bytes());
-    }
-    body.push(props.len() as u8);
-    body.extend_from_slice(props);
-    body.extend_from_slice(payload);
-    frame(first, &body)
+    crate::raw_client::publish_frame(first, topic, id, Some(props), payload)
 }
 
 /// A CONNECT body built byte by byte: protocol name, level, flags, keep alive 30, raw property
@@ -233,50 +135,20 @@ pub fn raw_connect(
 // The raw client
 // ---------------------------------------------------------------------------------------------
 
-/// What the next read produced. (Test code: the size of a packet by value does not matter.)
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum Got {
-    Packet(Packet),
-    Closed,
-    Timeout,
-}
-
-/// A client that writes and reads MQTT packets itself. Packets that arrive while a helper waits
-/// for something else are kept, in order, for the next read.
-pub struct Raw {
-    stream: TcpStream,
-    buf: BytesMut,
-    pending: VecDeque<Packet>,
-    pub protocol: Protocol,
-    next_id: u16,
-    /// Topic aliases the broker defined on this connection (to resolve alias-only PUBLISHes).
-    aliases: HashMap<u16, ByteString>,
-}
-
+/// This suite's API of the raw client [`Raw`], which writes and reads MQTT packets itself.
+/// Packets that arrive while a helper waits for something else are kept, in order, for the next
+/// read. The connection, `send`, `next`, `recv`, `expect_silence`, `expect_close` and `take_id`
+/// are [`RawConn`]'s.
 impl Raw {
     /// A TCP connection and nothing else; decodes what it reads as `protocol`.
     pub async fn open(b: &Broker, protocol: Protocol) -> Raw {
-        let stream = TcpStream::connect(b.addr()).await.expect("TCP connect");
-        stream.set_nodelay(true).expect("nodelay");
-        Raw {
-            stream,
-            buf: BytesMut::new(),
-            pending: VecDeque::new(),
-            protocol,
-            next_id: 1,
-            aliases: HashMap::new(),
-        }
+        Raw(RawConn::open(b, protocol).await)
     }
 
     /// Send `c` and read the CONNACK, whatever its code.
     pub async fn handshake(b: &Broker, c: Connect) -> (Raw, ConnAck) {
-        let mut raw = Raw::open(b, c.protocol).await;
-        raw.send_bytes(&wire_connect(&c)).await;
-        match raw.recv().await {
-            Packet::ConnAck(a) => (raw, a),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
+        let (raw, ack) = RawConn::handshake(b, c).await;
+        (Raw(raw), ack)
     }
 
     /// Connected with `c`; panics unless the CONNACK accepts it.
@@ -297,16 +169,6 @@ impl Raw {
         Raw::connect(b, v3(id)).await
     }
 
-    pub async fn send(&mut self, p: Packet) {
-        let bytes = wire(&p, self.protocol);
-        self.send_bytes(&bytes).await;
-    }
-
-    /// Write bytes; a write error (the broker already closed) is ignored: reads report it.
-    pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes).await;
-    }
-
     /// The next whole frame as raw bytes, straight from the socket (nothing may be pending).
     pub async fn next_frame(&mut self, within: Duration) -> Result<Vec<u8>, Got> {
         assert!(
@@ -315,68 +177,18 @@ impl Raw {
             self.pending
         );
         let deadline = tokio::time::Instant::now() + within;
+        let c = &mut self.0;
         loop {
-            if let Ok(Some(f)) = codec::frame(&self.buf, usize::MAX) {
-                if self.buf.len() >= f.total_len() {
-                    return Ok(self.buf.split_to(f.total_len()).to_vec());
+            if let Ok(Some(f)) = codec::frame(&c.buf, usize::MAX) {
+                if c.buf.len() >= f.total_len() {
+                    return Ok(c.buf.split_to(f.total_len()).to_vec());
                 }
             }
-            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+            match tokio::time::timeout_at(deadline, c.stream.read_buf(&mut c.buf)).await {
                 Err(_) => return Err(Got::Timeout),
                 Ok(Ok(0)) | Ok(Err(_)) => return Err(Got::Closed),
                 Ok(Ok(_)) => {}
             }
-        }
-    }
-
-    /// The next packet (pending ones first), a close, or a timeout. The broker's bytes must
-    /// decode: every packet it sends is checked against the codec's strict rules.
-    pub async fn next(&mut self, within: Duration) -> Got {
-        if let Some(p) = self.pending.pop_front() {
-            return Got::Packet(p);
-        }
-        self.read_packet(within).await
-    }
-
-    async fn read_packet(&mut self, within: Duration) -> Got {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match codec::decode(&mut self.buf, self.protocol, usize::MAX) {
-                Ok(Some(p)) => return Got::Packet(self.resolve(p)),
-                Ok(None) => {}
-                Err(e) => panic!("the broker sent bytes that do not decode: {e}"),
-            }
-            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
-                Err(_) => return Got::Timeout,
-                Ok(Ok(0)) | Ok(Err(_)) => return Got::Closed,
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-
-    /// Record or apply a topic alias the broker sent. The alias property stays on the packet so
-    /// tests can see it; an alias-only PUBLISH gets its topic back.
-    fn resolve(&mut self, p: Packet) -> Packet {
-        let Packet::Publish(mut p) = p else { return p };
-        if let Some(alias) = p.properties.topic_alias {
-            if p.topic.is_empty() {
-                p.topic = self
-                    .aliases
-                    .get(&alias)
-                    .unwrap_or_else(|| panic!("broker used topic alias {alias} it never defined"))
-                    .clone();
-            } else {
-                self.aliases.insert(alias, p.topic.clone());
-            }
-        }
-        Packet::Publish(p)
-    }
-
-    /// The next packet within [`WAIT`]; panics on close or timeout.
-    pub async fn recv(&mut self) -> Packet {
-        match self.next(WAIT).await {
-            Got::Packet(p) => p,
-            other => panic!("expected a packet from the broker, got {other:?}"),
         }
     }
 
@@ -445,62 +257,18 @@ impl Raw {
         }
     }
 
-    /// Nothing arrives (and the connection stays open) for `within`.
-    pub async fn expect_silence(&mut self, within: Duration) {
-        match self.next(within).await {
-            Got::Timeout => {}
-            other => panic!("expected silence for {within:?}, got {other:?}"),
-        }
-    }
-
-    /// Read until the broker closes the connection; returns the packets before the close.
+    /// Read until the broker closes the connection, within [`WAIT`]; returns the packets
+    /// before the close.
     pub async fn expect_closed(&mut self) -> Vec<Packet> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next(left).await {
-                Got::Packet(p) => seen.push(p),
-                Got::Closed => return seen,
-                Got::Timeout => panic!("connection still open after {WAIT:?}; got {seen:?}"),
-            }
-        }
+        self.expect_close(WAIT).await
     }
 
     /// The broker ends this connection for a protocol error: a v5 client gets a DISCONNECT with
     /// one of `reasons` as the last packet before the close (nothing after it
-    /// [MQTT-3.14.4-1]); a v3 client is closed without DISCONNECT. Returns the DISCONNECT.
+    /// [MQTT-3.14.4-1]); a v3 client is closed without DISCONNECT. Returns the DISCONNECT. See
+    /// [`RawConn::expect_refused`].
     pub async fn expect_refused(&mut self, reasons: &[u8]) -> Option<Disconnect> {
-        let mut seen = self.expect_closed().await;
-        let last = seen.pop();
-        if !self.protocol.is_v5() {
-            assert!(
-                !matches!(last, Some(Packet::Disconnect(_))),
-                "a v3 client never gets DISCONNECT"
-            );
-            return None;
-        }
-        match last {
-            Some(Packet::Disconnect(d)) => {
-                assert!(
-                    reasons.contains(&d.reason),
-                    "DISCONNECT reason {:#04x}, expected one of {reasons:02x?}",
-                    d.reason
-                );
-                assert_eq!(
-                    d.properties.session_expiry_interval_s, None,
-                    "a server never sends Session Expiry Interval on DISCONNECT [MQTT-3.14.2-2]"
-                );
-                Some(d)
-            }
-            other => panic!("expected DISCONNECT {reasons:02x?} then close, got {other:?}"),
-        }
-    }
-
-    fn take_id(&mut self) -> u16 {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
-        id
+        self.0.expect_refused(reasons).await.1
     }
 
     /// SUBSCRIBE (packet id chosen here) and return the SUBACK.
@@ -621,7 +389,7 @@ impl Raw {
 
     /// Close the socket without DISCONNECT (a network failure, for the broker).
     pub async fn drop_tcp(mut self) {
-        let _ = self.stream.shutdown().await;
+        self.shutdown().await;
     }
 }
 

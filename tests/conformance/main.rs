@@ -37,6 +37,8 @@ macro_rules! shard_tests {
 #[path = "../support/broker_process.rs"]
 mod broker_process;
 mod fixture;
+#[path = "../support/raw_client.rs"]
+mod raw_client;
 mod third_party;
 
 mod interop;
