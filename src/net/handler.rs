@@ -700,12 +700,27 @@ impl Conn {
             // Taken over: the new connection owns the session (and dealt with our will).
             return;
         }
-        let (will, expiry_s, generation, give_back) = {
+        let (will, expiry_s, generation, give_back, drops) = {
             let mut s = self.session.borrow_mut();
             let give_back = s.detach();
             let will = s.will.take();
-            (will, s.expiry_s, s.generation, give_back)
+            let drops = std::mem::take(&mut s.drops);
+            (will, s.expiry_s, s.generation, give_back, drops)
         };
+        if drops != Default::default() {
+            // What the bounds cost this client while it was connected: say it where an
+            // operator looks, and count it for the shard.
+            log::info!(
+                "client {}: dropped {} QoS 0 and {} QoS 1/2 messages (queued_messages_max, \
+                 out_buffer_bytes_max), {} over its maximum packet size, {} expired",
+                self.client_id,
+                drops.qos0,
+                drops.qos12,
+                drops.too_large,
+                drops.expired
+            );
+            shard.borrow_mut().stats.add_drops(&drops);
+        }
         self.set_group_presence(false);
         // Unacknowledged shared-group messages go to another member of their group.
         for d in give_back {

@@ -9,6 +9,7 @@ mod link;
 mod message;
 
 pub use link::ConnLink;
+
 pub use message::{Delivery, Message};
 
 use crate::codec::{Ack, Packet, Properties, Protocol, QoS, SubOptions, Will};

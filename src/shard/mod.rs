@@ -73,6 +73,20 @@ pub struct Stats {
     pub mesh_in: u64,
     /// Messages for a shared group that had no member to take them.
     pub shared_dropped: u64,
+    /// Session drops (bounded queues, client packet size, expiry), added when connections end.
+    pub dropped_qos0: u64,
+    pub dropped_qos12: u64,
+    pub dropped_too_large: u64,
+    pub expired: u64,
+}
+
+impl Stats {
+    pub fn add_drops(&mut self, d: &crate::session::SessionDrops) {
+        self.dropped_qos0 += d.qos0;
+        self.dropped_qos12 += d.qos12;
+        self.dropped_too_large += d.too_large;
+        self.expired += d.expired;
+    }
 }
 
 struct PendingAck {
