@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-pub use crate::raw_client::{qos, QUIET, WAIT};
+pub use crate::raw_client::{garbage, qos, QUIET, WAIT};
 
 /// Upper bound of any single test: a hung test fails instead of stalling the suite.
 const TEST_BOUND: Duration = Duration::from_secs(20);
@@ -842,19 +842,6 @@ pub fn publish_bytes(
     payload: &[u8],
 ) -> Vec<u8> {
     raw_client::publish_frame(first, topic, packet_id, v5.then_some(&[][..]), payload)
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*), so a failing case can be replayed.
-pub fn garbage(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.max(1);
-    (0..len)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------

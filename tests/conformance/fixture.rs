@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 use crate::raw_client::connect_packet;
 
 pub use crate::raw_client::{
-    ack, field, frame, publish, qos, sub, subscribe, wire, Got, Raw, RawConn, QUIET, WAIT,
+    ack, field, frame, garbage, publish, qos, sub, subscribe, wire, Got, Raw, RawConn, QUIET, WAIT,
 };
 
 // ---------------------------------------------------------------------------------------------

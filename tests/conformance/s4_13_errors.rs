@@ -83,19 +83,6 @@ async fn mqtt_4_13_2_1_reason_0x80_or_more_closes_the_connection() {
     assert!(matches!(raw.next_frame(WAIT).await, Err(Got::Closed)));
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*), so a failing case can be replayed.
-fn garbage(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.max(1);
-    (0..len)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
-}
-
 /// 4.13 (robustness): connections sending random bytes after CONNECT, and before it, are closed
 /// (at once, or by the keep-alive or connect timeout when the bytes look like the start of a
 /// long packet) without disturbing anyone else.

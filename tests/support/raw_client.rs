@@ -351,3 +351,16 @@ impl std::ops::DerefMut for Raw {
         &mut self.0
     }
 }
+
+/// Deterministic pseudo-random bytes (xorshift64*), so a failing case can be replayed.
+pub fn garbage(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
