@@ -11,7 +11,6 @@ use ringmq::shard::Shard;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 fn message(topic: &str, qos: QoS) -> Arc<Message> {
     Arc::new(Message {
@@ -21,7 +20,7 @@ fn message(topic: &str, qos: QoS) -> Arc<Message> {
         retain: false,
         properties: Properties::default(),
         origin_uid: 0,
-        received_at: Instant::now(),
+        expires_at: None,
     })
 }
 

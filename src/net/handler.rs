@@ -17,7 +17,7 @@ use crate::shard::SessionRef;
 use bytestring::ByteString;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why a connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -823,7 +823,11 @@ fn cap_expiry(asked: u32, cfg: &crate::config::Config) -> u32 {
 }
 
 fn topic_within_limits(topic: &str, cfg: &crate::config::Config) -> bool {
-    topic.len() <= cfg.topic_bytes_max && topic.split('/').count() <= cfg.topic_levels_max
+    // A topic of n bytes has at most n + 1 levels: the common short topic skips the count,
+    // which would be a second scan of every PUBLISH's topic.
+    topic.len() <= cfg.topic_bytes_max
+        && (topic.len() < cfg.topic_levels_max
+            || topic.bytes().filter(|&b| b == b'/').count() < cfg.topic_levels_max)
 }
 
 fn message_from_publish(p: Publish, origin_uid: u64) -> Message {
@@ -836,9 +840,9 @@ fn message_from_publish(p: Publish, origin_uid: u64) -> Message {
         payload: p.payload,
         qos: p.qos,
         retain: p.retain,
+        expires_at: crate::session::expiry_from(&properties),
         properties,
         origin_uid,
-        received_at: Instant::now(),
     }
 }
 
@@ -852,9 +856,9 @@ fn publish_will(ctx: &ShardCtx, w: Box<Will>, origin_uid: u64) {
         payload: w.payload,
         qos: w.qos,
         retain: w.retain,
+        expires_at: crate::session::expiry_from(&properties),
         properties,
         origin_uid,
-        received_at: Instant::now(),
     });
     let mut shard = ctx.shard.borrow_mut();
     if msg.retain {

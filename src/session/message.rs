@@ -21,16 +21,16 @@ pub struct Message {
     pub properties: Properties,
     /// Session uid of the publisher, for No Local; 0 for wills and the broker itself.
     pub origin_uid: u64,
-    pub received_at: Instant,
+    /// When the Message Expiry Interval ends, if the publisher set one. Computed once on
+    /// arrival, so a message without expiry never reads the clock on its way out.
+    pub expires_at: Option<Instant>,
 }
 
-impl Message {
-    /// When the Message Expiry Interval ends, if the publisher set one.
-    pub fn expires_at(&self) -> Option<Instant> {
-        self.properties
-            .message_expiry_interval_s
-            .map(|s| self.received_at + Duration::from_secs(u64::from(s)))
-    }
+/// The end of a Message Expiry Interval counted from now, if `properties` set one.
+pub fn expiry_from(properties: &Properties) -> Option<Instant> {
+    properties
+        .message_expiry_interval_s
+        .map(|s| Instant::now() + Duration::from_secs(u64::from(s)))
 }
 
 /// One message on its way to one session, at the QoS granted by the matching subscription(s).
@@ -47,24 +47,18 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn is_expired(&self, now: Instant) -> bool {
-        self.msg.expires_at().is_some_and(|t| now >= t)
+    pub fn is_expired(&self) -> bool {
+        self.msg.expires_at.is_some_and(|t| Instant::now() >= t)
     }
 
     /// The PUBLISH to send. v3 peers get no properties; v5 peers get the publisher's
     /// properties with the remaining expiry interval [MQTT-3.3.2-6] and the matching
     /// subscription identifiers.
-    pub fn to_publish(
-        &self,
-        packet_id: u16,
-        dup: bool,
-        protocol: Protocol,
-        now: Instant,
-    ) -> Publish {
+    pub fn to_publish(&self, packet_id: u16, dup: bool, protocol: Protocol) -> Publish {
         let properties = if protocol.is_v5() {
             let mut p = self.msg.properties.clone();
-            if let Some(at) = self.msg.expires_at() {
-                let left = at.saturating_duration_since(now).as_secs();
+            if let Some(at) = self.msg.expires_at {
+                let left = at.saturating_duration_since(Instant::now()).as_secs();
                 p.message_expiry_interval_s = Some(left.max(1).min(u64::from(u32::MAX)) as u32);
             }
             p.subscription_identifiers = self.sub_ids.clone();

@@ -10,13 +10,12 @@ mod message;
 
 pub use link::ConnLink;
 
-pub use message::{Delivery, Message};
+pub use message::{expiry_from, Delivery, Message};
 
 use crate::codec::{Ack, Packet, Properties, Protocol, QoS, SubOptions, Will};
 use bytestring::ByteString;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
-use std::time::Instant;
 
 /// One subscription as the session remembers it (to rebuild or remove automaton entries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +207,7 @@ impl Session {
     }
 
     fn send(&mut self, delivery: Delivery) {
-        if delivery.is_expired(Instant::now()) {
+        if delivery.is_expired() {
             self.drops.expired += 1;
             return;
         }
@@ -230,7 +229,7 @@ impl Session {
     /// connection, or larger than the client accepts: dropped and counted [MQTT-3.1.2-25]).
     fn write_publish(&mut self, d: &Delivery, packet_id: u16, dup: bool) -> bool {
         let Some(conn) = &self.conn else { return false };
-        let mut publish = d.to_publish(packet_id, dup, self.protocol, Instant::now());
+        let mut publish = d.to_publish(packet_id, dup, self.protocol);
         if self.protocol.is_v5() {
             // Checked with the full topic: an alias only ever makes the packet smaller.
             if crate::codec::publish_encoded_len(&publish, self.protocol)

@@ -22,7 +22,7 @@ fn delivery(qos: QoS, n: u8) -> Delivery {
             retain: false,
             properties: Properties::default(),
             origin_uid: 0,
-            received_at: Instant::now(),
+            expires_at: None,
         }),
         qos,
         retain: false,

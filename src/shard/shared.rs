@@ -345,7 +345,6 @@ fn pick<'a>(
 mod tests {
     use super::*;
     use crate::codec::Properties;
-    use std::time::Instant;
 
     fn group(n: usize) -> Group {
         Group {
@@ -372,7 +371,7 @@ mod tests {
             retain: false,
             properties: Properties::default(),
             origin_uid: origin,
-            received_at: Instant::now(),
+            expires_at: None,
         }
     }
 
