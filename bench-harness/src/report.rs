@@ -4,6 +4,7 @@
 
 use crate::engine::RunOutcome;
 use crate::hgrm;
+use crate::stats::Accounting;
 use hdrhistogram::Histogram;
 use ringmq_codec::Protocol;
 use serde::{Deserialize, Serialize};
@@ -94,12 +95,9 @@ pub struct Report {
     pub sent_per_s: f64,
     pub forwarded_in_window: u64,
     pub forwarded_per_s: f64,
-    pub expected: u64,
-    pub received: u64,
-    pub lost: u64,
-    pub duplicates: u64,
-    pub out_of_order: u64,
-    pub unexpected: u64,
+    /// Expected, received, lost, duplicated, out-of-order and unexpected messages.
+    #[serde(flatten)]
+    pub accounting: Accounting,
     pub acked: u64,
     pub rejected: u64,
     pub unsent_behind_schedule: u64,
@@ -198,12 +196,7 @@ pub fn build(o: &RunOutcome, label: Option<String>) -> Report {
         sent_per_s: per_s(o.sent_in_window),
         forwarded_in_window: o.forwarded_in_window,
         forwarded_per_s: per_s(o.forwarded_in_window),
-        expected: o.accounting.expected,
-        received: o.accounting.received,
-        lost: o.accounting.lost,
-        duplicates: o.accounting.duplicates,
-        out_of_order: o.accounting.out_of_order,
-        unexpected: o.accounting.unexpected,
+        accounting: o.accounting.clone(),
         acked: o.acked,
         rejected: o.rejected,
         unsent_behind_schedule: o.unsent,
@@ -308,12 +301,12 @@ fn warnings(o: &RunOutcome, r: &Report) -> Vec<String> {
         w.push(format!(
             "drain timed out after {:.1}s: {} deliveries and {} acknowledgements still outstanding",
             r.drain_s,
-            r.expected.saturating_sub(r.received),
+            r.accounting.expected.saturating_sub(r.accounting.received),
             o.inflight_left
         ));
     }
-    if traffic && r.qos > 0 && r.lost > 0 {
-        w.push(format!("{} QoS {} messages LOST", r.lost, r.qos));
+    if traffic && r.qos > 0 && r.accounting.lost > 0 {
+        w.push(format!("{} QoS {} messages LOST", r.accounting.lost, r.qos));
     }
     if let Some(c) = &r.conns {
         if let Some(per) = c.broker_bytes_per_conn {
@@ -325,10 +318,10 @@ fn warnings(o: &RunOutcome, r: &Report) -> Vec<String> {
             w.push("connect p99 ≥ 0.9 s: SYNs were dropped and retransmitted (listen backlog / somaxconn full; see tuning/)".into());
         }
     }
-    if r.qos == 2 && r.duplicates > 0 {
+    if r.qos == 2 && r.accounting.duplicates > 0 {
         w.push(format!(
             "{} duplicates at QoS 2 (exactly once violated)",
-            r.duplicates
+            r.accounting.duplicates
         ));
     }
     if r.window_resets > 0 {
@@ -367,10 +360,10 @@ fn warnings(o: &RunOutcome, r: &Report) -> Vec<String> {
     if traffic && r.latency_us.count == 0 {
         w.push("no message was received in the measured window".into());
     }
-    if r.unexpected > 0 {
+    if r.accounting.unexpected > 0 {
         w.push(format!(
             "{} messages from unexpected streams (another client publishing on the benchmark topics?)",
-            r.unexpected
+            r.accounting.unexpected
         ));
     }
     w
@@ -537,11 +530,11 @@ pub fn human(r: &Report) -> String {
         let _ = writeln!(
             s,
             "delivery     expected {}  received {}  lost {}  duplicates {}  out-of-order {}{}",
-            grouped(r.expected),
-            grouped(r.received),
-            grouped(r.lost),
-            grouped(r.duplicates),
-            grouped(r.out_of_order),
+            grouped(r.accounting.expected),
+            grouped(r.accounting.received),
+            grouped(r.accounting.lost),
+            grouped(r.accounting.duplicates),
+            grouped(r.accounting.out_of_order),
             if r.qos > 0 {
                 format!("  (acks {})", grouped(r.acked))
             } else {

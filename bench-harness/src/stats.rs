@@ -167,8 +167,10 @@ impl SubTracker {
     }
 }
 
-/// Totals over all subscribers, settled against what publishers sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+/// Totals over all subscribers, settled against what publishers sent. Flattened into the
+/// report's JSON line under these same key names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Accounting {
     /// Σ over (subscriber, expected stream) of messages sent on that stream.
     pub expected: u64,

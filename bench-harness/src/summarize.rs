@@ -84,7 +84,7 @@ pub fn group(reports: &[Report]) -> Vec<Group> {
                 p99_us: col(&|r| r.latency_us.p99 as f64),
                 p999_us: col(&|r| r.latency_us.p999 as f64),
                 max_us: col(&|r| r.latency_us.max as f64),
-                lost: runs.iter().map(|r| r.lost).sum(),
+                lost: runs.iter().map(|r| r.accounting.lost).sum(),
                 gen_cpu_pct: col(&|r| r.gen_cpu_pct),
                 broker_cpu_pct: if broker_cpu.is_empty() {
                     None
