@@ -42,11 +42,7 @@ SCENARIO=("$@")
 command -v valgrind >/dev/null || die "valgrind not found (apt-get install valgrind)"
 command -v callgrind_control >/dev/null || die "callgrind_control not found (part of valgrind)"
 
-OUT=${OUT:-$ROOT/perf/results/callgrind-$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
-T=$(target_dir)
-build_release ringmq-bench
-BENCH=$T/release/ringmq-bench
+prepare_run callgrind
 if "$BENCH" probe --port "$PORT" >/dev/null 2>&1; then die "port $PORT is taken by another broker"; fi
 
 VG=(valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" --dump-instr=no)

@@ -59,3 +59,13 @@ CONF
     # tooling (callgrind_control) can talk to it.
     if [[ $(id -u) == 0 ]]; then echo "user root" >>"$1"; fi
 }
+
+# Results directory and the release load generator, shared by every script:
+# sets OUT (absolute, created), T (cargo target dir) and BENCH. Usage: prepare_run profile
+prepare_run() {
+    OUT=${OUT:-$ROOT/perf/results/$1-$(date +%Y%m%d-%H%M%S)}
+    mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
+    T=$(target_dir)
+    build_release ringmq-bench
+    BENCH=$T/release/ringmq-bench
+}

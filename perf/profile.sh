@@ -47,11 +47,7 @@ SCENARIO=("$@")
 [[ ${#SCENARIO[@]} -gt 0 ]] || SCENARIO=(pairs --pairs 10 --qos 1)
 command -v perf >/dev/null || die "perf not found (apt-get install linux-perf); perf/callgrind.sh works without it"
 
-OUT=${OUT:-$ROOT/perf/results/profile-$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
-T=$(target_dir)
-build_release ringmq-bench
-BENCH=$T/release/ringmq-bench
+prepare_run profile
 
 STARTED=""
 trap 'stop_pid "$STARTED"' EXIT INT TERM
