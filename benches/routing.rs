@@ -2,7 +2,6 @@
 //! delivered (encoded into each subscriber connection's output buffer). Measures the shard's
 //! data path for fan-in (1 subscriber, many topics) and fan-out (1 topic, many subscribers).
 
-use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ringmq::codec::{Properties, Protocol, QoS, SubOptions};
 use ringmq::config::Config;
@@ -13,15 +12,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 fn message(topic: &str, qos: QoS) -> Arc<Message> {
-    Arc::new(Message {
-        topic: topic.into(),
-        payload: Bytes::from(vec![0u8; 64]),
+    Arc::new(Message::owned(
+        topic,
+        &[0u8; 64],
         qos,
-        retain: false,
-        properties: Properties::default(),
-        origin_uid: 0,
-        expires_at: None,
-    })
+        false,
+        Properties::default(),
+        0,
+    ))
 }
 
 /// A shard with `subscribers` connected sessions, each subscribed to `filter`.

@@ -3,6 +3,7 @@
 //! names. Never consulted on the data path by string: shards copy what they need at start.
 
 use crate::limits;
+use crate::session::QueueFull;
 use crate::shard::shared::SharePolicy;
 use clap::Parser;
 use serde::Deserialize;
@@ -39,6 +40,17 @@ pub struct Cli {
     /// Messages queued per session past the inflight window [default: 1000].
     #[arg(long)]
     pub queued_messages_max: Option<usize>,
+    /// Bytes (topic + payload) queued per session past the inflight window [default: 16777216].
+    #[arg(long)]
+    pub queued_bytes_max: Option<usize>,
+    /// A connected subscriber's queue at its bounds: hold the publishers back (nothing
+    /// acknowledged is lost) or drop and count [default: backpressure].
+    #[arg(long, value_enum)]
+    pub queue_full: Option<QueueFull>,
+    /// Disconnect a subscriber past its queue bounds that makes no progress for this long,
+    /// seconds; 0 = never [default: 30].
+    #[arg(long)]
+    pub slow_subscriber_timeout_s: Option<u64>,
     /// Queue QoS 0 messages for offline persistent sessions [default: false].
     #[arg(long)]
     pub queue_qos0_offline: Option<bool>,
@@ -115,6 +127,9 @@ pub struct Config {
     pub inflight_max: u16,
     pub receive_maximum: u16,
     pub queued_messages_max: usize,
+    pub queued_bytes_max: usize,
+    pub queue_full: QueueFull,
+    pub slow_subscriber_timeout_s: u64,
     pub queue_qos0_offline: bool,
     pub out_buffer_bytes_max: usize,
     pub topic_bytes_max: usize,
@@ -155,6 +170,9 @@ impl Default for Config {
             inflight_max: limits::INFLIGHT_MAX_DEFAULT,
             receive_maximum: limits::RECEIVE_MAXIMUM_DEFAULT,
             queued_messages_max: limits::QUEUED_MESSAGES_MAX_DEFAULT,
+            queued_bytes_max: limits::QUEUED_BYTES_MAX_DEFAULT,
+            queue_full: QueueFull::Backpressure,
+            slow_subscriber_timeout_s: limits::SLOW_SUBSCRIBER_TIMEOUT_S_DEFAULT,
             queue_qos0_offline: false,
             out_buffer_bytes_max: limits::OUT_BUFFER_BYTES_MAX_DEFAULT,
             topic_bytes_max: limits::TOPIC_BYTES_MAX_DEFAULT,
@@ -218,6 +236,9 @@ impl Config {
             inflight_max,
             receive_maximum,
             queued_messages_max,
+            queued_bytes_max,
+            queue_full,
+            slow_subscriber_timeout_s,
             queue_qos0_offline,
             out_buffer_bytes_max,
             topic_bytes_max,
@@ -262,6 +283,9 @@ impl Config {
         }
         if self.inflight_max == 0 {
             return bad("inflight_max", "must be at least 1");
+        }
+        if self.queued_messages_max == 0 || self.queued_bytes_max == 0 {
+            return bad("queued_messages_max/queued_bytes_max", "must be at least 1");
         }
         if self.receive_maximum == 0 {
             return bad("receive_maximum", "must be at least 1");

@@ -85,10 +85,12 @@ pub fn report(cfg: &Config) {
     }
 }
 
-/// Exit promptly and cleanly on SIGTERM or SIGINT. The signals are blocked before the shard
-/// threads start (they inherit the mask), and one plain thread waits for them: an executor
-/// thread parked in io_uring never has to handle a signal.
-pub fn exit_on_signals() {
+/// SIGTERM and SIGINT, as a channel: the first one asks the control thread for a graceful
+/// shutdown, a second one exits at once. The signals are blocked before the shard threads start
+/// (they inherit the mask), and one plain thread waits for them: an executor thread parked in
+/// io_uring never has to handle a signal.
+pub fn stop_signals() -> crossbeam_channel::Receiver<i32> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
     // SAFETY: sigset operations on a local set; pthread_sigmask on the calling thread.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -101,15 +103,24 @@ pub fn exit_on_signals() {
     std::thread::Builder::new()
         .name("ringmq-signals".into())
         .spawn(move || {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: waits on the set built above; writes the signal number into `sig`.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                log::info!("signal {sig} received: shutting down");
-                std::process::exit(0);
+            let mut first = true;
+            loop {
+                let mut sig: libc::c_int = 0;
+                // SAFETY: waits on the set built above; writes the signal number into `sig`.
+                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                    return;
+                }
+                if !first {
+                    log::warn!("signal {sig} again: exiting now");
+                    std::process::exit(1);
+                }
+                first = false;
+                let _ = tx.try_send(sig);
             }
         })
         .map(|_| ())
         .unwrap_or_else(|e| {
             log::warn!("no signal thread ({e}): SIGTERM will not stop ringmq cleanly")
         });
+    rx
 }

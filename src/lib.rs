@@ -6,6 +6,8 @@
 //! - [`session`]: per-client MQTT state (QoS flows, inflight window, bounded queue); no sockets.
 //! - [`shard`]: what one core owns and routes; cross-shard effects are messages, never locks.
 //! - [`net`]: listeners and connection tasks; the only place sockets are read and written.
+//! - [`control`]: the control thread and its channels to the shards (statistics, shutdown);
+//!   never on the data path.
 //! - [`auth`]: MQTT 5 enhanced authentication methods (SCRAM-SHA-256); sans-IO.
 //! - [`config`], [`limits`]: configuration and every bound the broker enforces.
 //! - [`host`]: start-up checks of host limits (open files, memlock, somaxconn).
@@ -14,6 +16,7 @@ pub use ringmq_codec as codec;
 
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod host;
 pub mod limits;
 pub mod net;

@@ -18,8 +18,9 @@ pub const INFLIGHT_MAX_DEFAULT: u16 = 64;
 pub const RECEIVE_MAXIMUM_DEFAULT: u16 = 1024;
 
 /// Messages queued per session beyond the inflight window (offline, or a slow consumer).
-/// Mosquitto's default is 1000. QoS 0 past the bound is dropped and counted; QoS 1/2 too
-/// (counted separately) because an unbounded queue is an out-of-memory waiting to happen.
+/// Mosquitto's default is 1000. For a connected subscriber the bound is where back-pressure
+/// starts (`queue_full = "backpressure"`): past it the publishers are held back, so the queue
+/// overshoots only by what was already in flight. An offline session drops past it (counted).
 pub const QUEUED_MESSAGES_MAX_DEFAULT: usize = 1000;
 
 /// Encoded bytes waiting in one connection's output buffer before further deliveries go to the
@@ -69,3 +70,26 @@ const _: () = assert!(INFLIGHT_MAX_DEFAULT as usize <= u16::MAX as usize);
 pub const IO_MEMORY_BYTES: usize = 512 * 1024;
 /// io_uring submission queue depth per ring.
 pub const RING_DEPTH: usize = 256;
+
+/// How long a SUBSCRIBE waits for every peer shard to confirm the new interest before the
+/// SUBACK goes out anyway (logged): a wedged peer must not hang the subscriber forever.
+pub const MESH_ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// On SIGTERM/SIGINT: how long shards wait for their connections to write DISCONNECT and flush.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The shard's control task wakes this often to read commands from the control thread; every
+/// `CONTROL_TICKS_PER_SECOND` ticks it reports statistics and runs the slow-subscriber watchdog.
+pub const CONTROL_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+pub const CONTROL_TICKS_PER_SECOND: u64 = 10;
+
+/// Bytes of queued messages (topic + payload) per session past the inflight window. With
+/// `queued_messages_max` it bounds a session in count and bytes: 1,000 messages of 16 KiB fit,
+/// while a stream of 1 MiB messages stops at 16.
+pub const QUEUED_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
+
+/// A connected subscriber past its queue bounds that makes no progress (no ack, nothing taken
+/// by its socket) for this long is disconnected (v5 reason 0x97), so a stuck client cannot hold
+/// publishers back forever. Below the 60 s keep alive most clients use, so a held publisher's
+/// own pings still get through long before it would give up.
+pub const SLOW_SUBSCRIBER_TIMEOUT_S_DEFAULT: u64 = 30;

@@ -20,10 +20,13 @@ fn main() {
         .format_timestamp_millis()
         .init();
     ringmq::host::report(&cfg);
-    ringmq::host::exit_on_signals();
-    if let Err(e) = ringmq::shard::runtime::run(cfg) {
-        log::error!("{e}");
-        eprintln!("ringmq: {e}");
-        std::process::exit(1);
+    let stop = ringmq::host::stop_signals();
+    match ringmq::shard::runtime::run(cfg, stop) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("ringmq: {e}");
+            std::process::exit(1);
+        }
     }
 }

@@ -15,7 +15,7 @@ use crate::shard::{home_shard, HandOver, MeshMsg};
 use bytes::{Buf, BytesMut};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::pin::Pin;
@@ -28,6 +28,8 @@ const IDLE_BUFFER_KEEP_BYTES: usize = 16 * 1024;
 
 enum Io {
     Read,
+    /// The hold on this session ended: parked packets can go.
+    Unheld,
     Eof,
     Error(io::Error),
     CloseRequested(u8),
@@ -186,6 +188,23 @@ fn packet_name(p: &Packet) -> &'static str {
     }
 }
 
+/// Counts a connection being served, for the bounded wait at shutdown.
+struct Live(crate::shard::runtime::ShardRef);
+
+impl Live {
+    fn new(ctx: &ShardCtx) -> Live {
+        ctx.shard.borrow_mut().live_connections += 1;
+        Live(ctx.shard.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let mut s = self.0.borrow_mut();
+        s.live_connections = s.live_connections.saturating_sub(1);
+    }
+}
+
 /// Serve a connection on its home shard, from CONNECT to close.
 async fn serve_connected(
     ctx: ShardCtx,
@@ -195,6 +214,10 @@ async fn serve_connected(
     assigned: bool,
 ) {
     let _ = stream.set_nodelay(true);
+    if ctx.shard.borrow().stopping {
+        return; // shutting down: the client reconnects to the next broker
+    }
+    let _live = Live::new(&ctx);
     let link = Rc::new(ConnLink::new());
     let mut authenticated = None;
     if connect.properties.authentication_method.is_some() {
@@ -242,6 +265,10 @@ async fn serve_connected(
     Box::pin(flush_link(&mut stream, &link)).await;
 }
 
+/// While the session is held back, packets other than acknowledgements and pings wait here,
+/// raw and in arrival order; past this many bytes the socket is not read until the hold ends.
+const PARKED_BYTES_MAX: usize = 64 * 1024;
+
 async fn serve_loop(
     conn: &mut Conn,
     stream: &mut TcpStream,
@@ -249,55 +276,112 @@ async fn serve_loop(
     rbuf: &mut BytesMut,
 ) -> Close {
     let max = conn.ctx.cfg.packet_bytes_max;
+    let mut parked = BytesMut::new();
     loop {
-        // Handle every complete packet already buffered before reading more.
-        loop {
-            match codec::decode(rbuf, conn.protocol, max) {
-                Ok(Some(Packet::Subscribe(s))) => {
-                    // Boxed: SUBSCRIBE may wait for peers; keep that state out of the future
-                    // every idle connection carries.
-                    if let Err(close) = Box::pin(conn.on_subscribe(s)).await {
-                        return close;
-                    }
-                }
-                Ok(Some(packet)) => {
-                    if let Err(close) = conn.handle(packet) {
-                        return close;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    log::debug!("client {}: {e}", conn.client_id);
-                    return Close::Protocol(e.reason_code());
-                }
-            }
+        if let Err(close) = process(conn, rbuf, &mut parked, max, false).await {
+            return close;
         }
         if rbuf.is_empty() {
             // Nothing partial is waiting: give the buffer back, so an idle connection holds no
-            // read buffer at all (payloads already decoded keep their own share alive).
+            // read buffer at all.
             *rbuf = BytesMut::new();
         }
-        conn.after_batch().await;
-        let ev = poll_fn(|cx| poll_io(cx, stream, link, rbuf)).await;
+        let held = conn.is_held();
+        let drained = if held { conn.outbox_held() } else { None };
+        let mut drained_wait = drained.as_ref().map(|e| e.wait());
+        let read = !held || parked.len() < PARKED_BYTES_MAX;
+        let ev = poll_fn(|cx| {
+            if held {
+                // A session hold ends with a wake through the link; a mesh hold with the
+                // outbox's drain event.
+                let drained = drained_wait
+                    .as_mut()
+                    .is_some_and(|w| Pin::new(w).poll(cx).is_ready());
+                if drained || !conn.is_held() {
+                    return Poll::Ready(Io::Unheld);
+                }
+            }
+            poll_io(cx, stream, link, rbuf, read)
+        })
+        .await;
         match ev {
-            Io::Read => {}
-            Io::Eof => return Close::Lost,
+            Io::Read | Io::Unheld => {}
+            Io::Eof => {
+                // The client is done sending: what it sent still counts, hold or not (bounded by
+                // PARKED_BYTES_MAX), and a DISCONNECT among it decides how this ends.
+                if let Err(close) = process(conn, rbuf, &mut parked, max, true).await {
+                    return close;
+                }
+                return Close::Lost;
+            }
             Io::Error(e) if e.kind() == io::ErrorKind::TimedOut => return Close::KeepAlive,
             Io::Error(_) => return Close::Lost,
-            Io::CloseRequested(reason) => return Close::TakenOver(reason),
+            Io::CloseRequested(reason) => return Close::Server(reason),
         }
         conn.pump_if_drained();
     }
 }
 
-/// Poll writing (first) and reading on one socket from one task: no split, no lock, one
-/// descriptor. Ready when bytes were read, the peer went away, or a close was requested;
-/// writes happen along the way.
+/// Handle every complete packet buffered. While the session is held (and not `force`d), only
+/// acknowledgements and pings are handled; everything else is parked for when the hold ends.
+async fn process(
+    conn: &mut Conn,
+    rbuf: &mut BytesMut,
+    parked: &mut BytesMut,
+    max: usize,
+    force: bool,
+) -> Result<(), Close> {
+    loop {
+        let held = !force && conn.is_held();
+        if !held {
+            conn.resume();
+            if !parked.is_empty() {
+                let mut merged = std::mem::take(parked);
+                merged.extend_from_slice(rbuf);
+                *rbuf = merged;
+            }
+        } else {
+            let frame = codec::frame(rbuf, max).map_err(|e| Close::Protocol(e.reason_code()))?;
+            let Some(f) = frame.filter(|f| rbuf.len() >= f.total_len()) else {
+                return Ok(());
+            };
+            if !goes_ahead_of_parked(f.header) {
+                parked.extend_from_slice(&rbuf[..f.total_len()]);
+                rbuf.advance(f.total_len());
+                continue;
+            }
+        }
+        match codec::decode(rbuf, conn.protocol, max) {
+            Ok(Some(Packet::Subscribe(s))) => {
+                // Boxed: SUBSCRIBE may wait for peers; keep that state out of the future every
+                // idle connection carries.
+                Box::pin(conn.on_subscribe(s)).await?;
+            }
+            Ok(Some(packet)) => conn.handle(packet)?,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                log::debug!("client {}: {e}", conn.client_id);
+                return Err(Close::Protocol(e.reason_code()));
+            }
+        }
+    }
+}
+
+/// PUBACK, PUBREC, PUBREL, PUBCOMP and PINGREQ: they complete flows that are already under
+/// way (so a held client that is also a subscriber keeps draining) and keep the client alive.
+fn goes_ahead_of_parked(header: u8) -> bool {
+    matches!(header >> 4, 4..=7 | 12)
+}
+
+/// Poll writing (first) and reading (when `read`) on one socket from one task: no split, no
+/// lock, one descriptor. Ready when bytes were read, the peer went away, or a close was
+/// requested; writes happen along the way.
 fn poll_io(
     cx: &mut Context<'_>,
     stream: &mut TcpStream,
     link: &ConnLink,
     rbuf: &mut BytesMut,
+    read: bool,
 ) -> Poll<Io> {
     if let Some(reason) = link.close_requested() {
         return Poll::Ready(Io::CloseRequested(reason));
@@ -305,6 +389,9 @@ fn poll_io(
     link.register(cx.waker());
     if let Err(e) = poll_flush(cx, stream, link) {
         return Poll::Ready(Io::Error(e));
+    }
+    if !read {
+        return Poll::Pending;
     }
     match poll_read_into(cx, stream, rbuf) {
         Poll::Ready(Ok(0)) => Poll::Ready(Io::Eof),
@@ -420,14 +507,32 @@ async fn authenticate(
 /// Best-effort final write (CONNACK refusal, DISCONNECT) before the socket closes.
 async fn flush_link(stream: &mut TcpStream, link: &ConnLink) {
     let bytes = link.with_out(|out| out.split().freeze());
-    if !bytes.is_empty() {
-        let _ = futures_lite::future::or(write_all(stream, &bytes), async {
-            glommio::timer::sleep(Duration::from_secs(1)).await;
-            Ok(())
-        })
-        .await;
-    }
+    close_gracefully(stream, &bytes).await;
 }
+
+/// The last bytes of a connection (a refusal CONNACK, a DISCONNECT), then a half-close, then up
+/// to [`CLOSE_DRAIN`] of reading and discarding until the peer closes too. Closing a socket
+/// with unread input makes the kernel send a reset, which can destroy the reason on its way
+/// (the peer gets ECONNRESET or EPIPE instead of reading it).
+pub(super) async fn close_gracefully(stream: &mut TcpStream, last: &[u8]) {
+    let work = async {
+        if !last.is_empty() {
+            write_all(stream, last).await?;
+        }
+        stream.shutdown(std::net::Shutdown::Write).await?;
+        let mut sink = [0u8; 512];
+        while poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut sink)).await? > 0 {}
+        Ok::<(), io::Error>(())
+    };
+    let _ = futures_lite::future::or(work, async {
+        glommio::timer::sleep(CLOSE_DRAIN).await;
+        Ok(())
+    })
+    .await;
+}
+
+/// How long a closing connection waits for its peer to read the last packet and close.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
 async fn write_all(stream: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {

@@ -3,6 +3,9 @@
 //!
 //! Never: holds a `RefCell` borrow of the shard or a session across an `.await`.
 
+mod close;
 pub mod connection;
 mod handler;
 pub mod listener;
+mod open;
+mod subscribe;

@@ -1,10 +1,12 @@
 //! A routed application message and one delivery of it to one session.
 //!
 //! A [`Message`] is built once per PUBLISH and shared (`Arc`) by every session and every shard
-//! it reaches: the payload is never copied.
+//! it reaches. It owns its bytes: topic and payload are one exact-size copy, never a slice of a
+//! connection's read buffer, so a queued message pins nothing but itself (a 64-byte message
+//! held for an offline session must not keep a 64 KiB read chunk alive).
 
 use crate::codec::{Properties, Protocol, Publish, QoS};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -17,13 +19,84 @@ pub struct Message {
     pub qos: QoS,
     pub retain: bool,
     /// Application properties forwarded unchanged to v5 subscribers (Topic Alias and
-    /// Subscription Identifiers removed: those are per hop).
-    pub properties: Properties,
-    /// Session uid of the publisher, for No Local; 0 for wills and the broker itself.
+    /// Subscription Identifiers removed: those are per hop). Boxed and absent when empty: a
+    /// `Properties` is ~400 bytes and most messages (all v3 ones) carry none.
+    pub properties: Option<Box<Properties>>,
+    /// Session uid of the publisher, for No Local and back-pressure; 0 for wills and the broker
+    /// itself (never held back).
     pub origin_uid: u64,
     /// When the Message Expiry Interval ends, if the publisher set one. Computed once on
     /// arrival, so a message without expiry never reads the clock on its way out.
     pub expires_at: Option<Instant>,
+}
+
+impl Message {
+    /// A message owning exact-size copies of `topic`, `payload` and every byte string of
+    /// `properties` (one allocation for topic and payload together).
+    pub fn owned(
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        mut properties: Properties,
+        origin_uid: u64,
+    ) -> Message {
+        // Per-hop properties are not forwarded [MQTT-3.3.2-7], [MQTT-3.3.4-6].
+        properties.topic_alias = None;
+        properties.subscription_identifiers.clear();
+        let expires_at = expiry_from(&properties);
+        let mut buf = BytesMut::with_capacity(topic.len() + payload.len());
+        buf.extend_from_slice(topic.as_bytes());
+        buf.extend_from_slice(payload);
+        let mut bytes = buf.freeze();
+        let topic_bytes = bytes.split_to(topic.len());
+        // SAFETY: the bytes were copied from a `&str`, so they are valid UTF-8.
+        let topic = unsafe { ByteString::from_bytes_unchecked(topic_bytes) };
+        let properties =
+            (properties != Properties::default()).then(|| Box::new(own_properties(properties)));
+        Message {
+            topic,
+            payload: bytes,
+            qos,
+            retain,
+            properties,
+            origin_uid,
+            expires_at,
+        }
+    }
+
+    /// Topic and payload bytes: what a queue counts against `queued_bytes_max`.
+    pub fn size_bytes(&self) -> usize {
+        self.topic.len() + self.payload.len()
+    }
+}
+
+fn own_str(s: &mut ByteString) {
+    *s = ByteString::from(&**s);
+}
+
+fn own_bytes(b: &mut Bytes) {
+    *b = Bytes::copy_from_slice(b);
+}
+
+/// The same properties with every string and binary value copied out of whatever buffer it
+/// was decoded from.
+pub fn own_properties(mut p: Properties) -> Properties {
+    for s in [&mut p.content_type, &mut p.response_topic]
+        .into_iter()
+        .flatten()
+    {
+        own_str(s);
+    }
+    if let Some(b) = &mut p.correlation_data {
+        own_bytes(b);
+    }
+    for (k, v) in &mut p.user_properties {
+        own_str(k);
+        own_str(v);
+    }
+    p.user_properties.shrink_to_fit();
+    p
 }
 
 /// The end of a Message Expiry Interval counted from now, if `properties` set one.
@@ -56,7 +129,7 @@ impl Delivery {
     /// subscription identifiers.
     pub fn to_publish(&self, packet_id: u16, dup: bool, protocol: Protocol) -> Publish {
         let properties = if protocol.is_v5() {
-            let mut p = self.msg.properties.clone();
+            let mut p = self.msg.properties.as_deref().cloned().unwrap_or_default();
             if let Some(at) = self.msg.expires_at {
                 let left = at.saturating_duration_since(Instant::now()).as_secs();
                 p.message_expiry_interval_s = Some(left.max(1).min(u64::from(u32::MAX)) as u32);
@@ -75,5 +148,32 @@ impl Delivery {
             properties,
             payload: self.msg.payload.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_message_copies_out_of_the_read_buffer() {
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let payload = chunk.slice(10..74);
+        let mut props = Properties {
+            user_properties: vec![("k".into(), "v".into())],
+            topic_alias: Some(3),
+            ..Properties::default()
+        };
+        props.subscription_identifiers.push(7);
+        let m = Message::owned("a/b", &payload, QoS::AtLeastOnce, false, props, 9);
+        assert_eq!(&m.topic, "a/b");
+        assert_eq!(m.payload.len(), 64);
+        assert_ne!(m.payload.as_ptr(), payload.as_ptr(), "a copy, not a slice");
+        let p = m.properties.as_deref().expect("user property kept");
+        assert_eq!(p.topic_alias, None, "per-hop alias removed");
+        assert!(p.subscription_identifiers.is_empty());
+        assert_eq!(m.size_bytes(), 67);
+        let bare = Message::owned("t", b"", QoS::AtMostOnce, false, Properties::default(), 0);
+        assert!(bare.properties.is_none(), "no box for empty properties");
     }
 }

@@ -1,8 +1,11 @@
 //! The per-client MQTT session: subscriptions, outgoing QoS 1/2 state (packet ids, inflight
-//! window, retransmission), the bounded offline/slow-consumer queue, and incoming QoS 2 state.
+//! window, retransmission), the bounded offline/slow-consumer queue, incoming QoS 2 state, and
+//! the back-pressure bookkeeping of both sides (the publishers a congested session holds back,
+//! and how many sessions hold this one back as a publisher).
 //!
 //! Owns: everything the protocol says survives a reconnect of a persistent session.
-//! Never: touches a socket or a lock. A live connection is reached only through its
+//! Never: touches a socket or a lock, or drops a message for a connected subscriber under the
+//! default `queue_full = "backpressure"`. A live connection is reached only through its
 //! [`ConnLink`], a shard-local output buffer the connection task drains.
 
 mod link;
@@ -10,7 +13,9 @@ mod message;
 
 pub use link::ConnLink;
 
-pub use message::{expiry_from, Delivery, Message};
+pub use message::{expiry_from, own_properties, Delivery, Message};
+
+use std::time::Instant;
 
 use crate::codec::{Ack, Packet, Properties, Protocol, QoS, SubOptions, Will};
 use bytestring::ByteString;
@@ -33,17 +38,45 @@ struct Inflight {
     released: bool,
 }
 
-/// Counters a session adds to; the shard sums them into its statistics.
+/// Counters a session adds to, one per reason a message may be dropped; the shard sums them
+/// into its statistics and the connection logs them when it ends.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SessionDrops {
-    /// QoS 0 messages dropped because the queue was full (or the client offline).
+    /// Connected, queue full, `queue_full = "drop"`: QoS 0 messages.
     pub qos0: u64,
-    /// QoS 1/2 messages dropped because the queue was full.
+    /// Connected, queue full, `queue_full = "drop"`: QoS 1/2 messages.
     pub qos12: u64,
+    /// Offline session past its queue bounds (QoS 1/2, and QoS 0 when queued offline).
+    pub offline_full: u64,
+    /// QoS 0 for an offline session that does not queue QoS 0 (`queue_qos0_offline = false`).
+    pub offline_qos0: u64,
     /// Messages not sent because they exceed the client's Maximum Packet Size (v5).
     pub too_large: u64,
     /// Messages whose Message Expiry Interval elapsed while queued.
     pub expired: u64,
+}
+
+impl SessionDrops {
+    pub fn total(&self) -> u64 {
+        self.qos0
+            + self.qos12
+            + self.offline_full
+            + self.offline_qos0
+            + self.too_large
+            + self.expired
+    }
+}
+
+/// What a connected session does with a message when its queue is at its bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueFull {
+    /// Queue it anyway and hold back the publisher (no PUBACK/PUBREC, no further reads) until
+    /// the queue drains: nothing acknowledged is lost while the subscriber is connected.
+    #[default]
+    Backpressure,
+    /// Drop it and count it (the behaviour of most brokers' bounded queues).
+    Drop,
 }
 
 /// Limits a session enforces, copied from the configuration at creation.
@@ -51,16 +84,42 @@ pub struct SessionDrops {
 pub struct SessionLimits {
     pub inflight_max: u16,
     pub queued_messages_max: usize,
+    pub queued_bytes_max: usize,
+    pub queue_full: QueueFull,
     pub queue_qos0_offline: bool,
     pub out_buffer_bytes_max: usize,
     /// Send topic aliases to v5 clients that accept them.
     pub topic_alias_outbound: bool,
 }
 
+/// What [`Session::deliver`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Encoded into the connection's output buffer.
+    Sent,
+    /// Queued within the bounds.
+    Queued,
+    /// Queued past the bounds (back-pressure): the publisher `origin` must be held until this
+    /// session drains. `new_waiter`: this session did not hold that publisher yet (the caller
+    /// adds one hold); `newly_congested`: the session just reached its bounds (the caller starts
+    /// watching it for the slow-subscriber timeout).
+    Held {
+        new_waiter: bool,
+        newly_congested: bool,
+    },
+    /// Dropped and counted in [`Session::drops`].
+    Dropped,
+}
+
+/// A wrong acknowledgement for an outgoing flow: the client broke the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongAck;
+
 #[derive(Debug)]
 pub struct Session {
     pub client_id: ByteString,
-    /// Unique across shards and time: the shard id in the top byte. Used for No Local.
+    /// Unique across shards and time: the shard id in the top byte. Used for No Local and to
+    /// address back-pressure to the publisher's shard.
     pub uid: u64,
     pub protocol: Protocol,
     /// Session Expiry Interval in force (v3 persistent sessions: `u32::MAX`, never).
@@ -84,6 +143,20 @@ pub struct Session {
     next_packet_id: u16,
     inflight: VecDeque<Inflight>,
     queue: VecDeque<Delivery>,
+    /// Message bytes (topic + payload) in `queue`, bounded by `queued_bytes_max`.
+    queued_bytes: usize,
+    /// Publishers (session uids) held back because this session's queue is past its bounds;
+    /// released together once it drains to half its bounds, goes offline or ends.
+    waiters: Vec<u64>,
+    /// Publishers to release, filled by whatever drained the queue; the caller hands them to
+    /// the shard ([`Session::take_released`]).
+    released: Vec<u64>,
+    /// While past its bounds: when the queue last made progress. The slow-subscriber watchdog
+    /// disconnects a session whose progress is older than `slow_subscriber_timeout_s`.
+    pub congested_since: Option<Instant>,
+    /// As a publisher: how many congested subscriber sessions hold this session back. While
+    /// non-zero its connection processes no PUBLISH (only acknowledgements and pings).
+    pub holds: u32,
     /// Incoming QoS 2 ids that got PUBREC and await PUBREL: a repeated PUBLISH with one of
     /// these ids is a retransmission and is not routed again [MQTT-4.3.3-10].
     pub incoming_qos2: HashSet<u16>,
@@ -93,7 +166,8 @@ pub struct Session {
 impl Session {
     pub fn new(client_id: ByteString, uid: u64, protocol: Protocol, limits: SessionLimits) -> Self {
         Session {
-            client_id,
+            // An exact-size copy: the id may be a slice of a read buffer.
+            client_id: ByteString::from(&*client_id),
             uid,
             protocol,
             expiry_s: 0,
@@ -109,6 +183,11 @@ impl Session {
             next_packet_id: 1,
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
+            queued_bytes: 0,
+            waiters: Vec::new(),
+            released: Vec::new(),
+            congested_since: None,
+            holds: 0,
             incoming_qos2: HashSet::new(),
             conn: None,
         }
@@ -139,39 +218,95 @@ impl Session {
         self.queue.len()
     }
 
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     pub fn inflight_len(&self) -> usize {
         self.inflight.len()
     }
 
-    /// Hand a matched message to this session: sent now when the connection and window allow,
-    /// queued otherwise (bounded), dropped and counted past the bound.
-    pub fn deliver(&mut self, delivery: Delivery) {
+    /// Publishers this session holds back.
+    pub fn waiters(&self) -> &[u64] {
+        &self.waiters
+    }
+
+    fn at_bounds(&self) -> bool {
+        self.queue.len() >= self.limits.queued_messages_max
+            || self.queued_bytes >= self.limits.queued_bytes_max
+    }
+
+    /// Drained to half the bounds: held publishers may go on. Half, not just under, so a
+    /// release lets a burst through instead of one message per hold/release round trip.
+    fn below_low_water(&self) -> bool {
+        self.queue.len() <= self.limits.queued_messages_max / 2
+            && self.queued_bytes <= self.limits.queued_bytes_max / 2
+    }
+
+    /// Hand a matched message from publisher `origin` (a session uid, 0 for none) to this
+    /// session: sent now when the connection and window allow, queued otherwise. Past the
+    /// queue's bounds a connected session queues anyway and holds `origin` back
+    /// (`queue_full = "backpressure"`), or drops (`"drop"`); an offline one drops.
+    pub fn deliver(&mut self, delivery: Delivery, origin: u64) -> Admit {
         if self.conn.is_none() {
-            let keep = delivery.qos != QoS::AtMostOnce || self.limits.queue_qos0_offline;
-            if !keep {
-                self.drops.qos0 += 1;
-                return;
+            if delivery.qos == QoS::AtMostOnce && !self.limits.queue_qos0_offline {
+                self.drops.offline_qos0 += 1;
+                return Admit::Dropped;
             }
-            self.enqueue(delivery);
-            return;
+            if self.at_bounds() {
+                self.drops.offline_full += 1;
+                return Admit::Dropped;
+            }
+            self.push_queue(delivery);
+            return Admit::Queued;
         }
         if self.queue.is_empty() && self.can_send_now(delivery.qos) {
             self.send(delivery);
-        } else {
-            self.enqueue(delivery);
+            return Admit::Sent;
+        }
+        if !self.at_bounds() {
+            self.push_queue(delivery);
+            return Admit::Queued;
+        }
+        match self.limits.queue_full {
+            QueueFull::Drop => {
+                if delivery.qos == QoS::AtMostOnce {
+                    self.drops.qos0 += 1;
+                } else {
+                    self.drops.qos12 += 1;
+                }
+                Admit::Dropped
+            }
+            QueueFull::Backpressure => {
+                self.push_queue(delivery);
+                let newly_congested = self.congested_since.is_none();
+                if newly_congested {
+                    self.congested_since = Some(Instant::now());
+                }
+                // Never itself: a session that publishes to its own subscription is drained by
+                // its own acks, which a hold would stop reading.
+                let new_waiter =
+                    origin != 0 && origin != self.uid && !self.waiters.contains(&origin);
+                if new_waiter {
+                    self.waiters.push(origin);
+                }
+                Admit::Held {
+                    new_waiter,
+                    newly_congested,
+                }
+            }
         }
     }
 
-    fn enqueue(&mut self, delivery: Delivery) {
-        if self.queue.len() >= self.limits.queued_messages_max {
-            if delivery.qos == QoS::AtMostOnce {
-                self.drops.qos0 += 1;
-            } else {
-                self.drops.qos12 += 1;
-            }
-            return;
-        }
+    fn push_queue(&mut self, delivery: Delivery) {
+        self.queued_bytes += delivery.msg.size_bytes();
         self.queue.push_back(delivery);
+    }
+
+    fn pop_queue(&mut self) -> Option<Delivery> {
+        let d = self.queue.pop_front()?;
+        self.queued_bytes -= d.msg.size_bytes();
+        Some(d)
     }
 
     fn can_send_now(&self, qos: QoS) -> bool {
@@ -185,14 +320,37 @@ impl Session {
     /// Move queued messages to the connection while the window and output buffer allow.
     /// Called after acks free window slots and after the socket drains.
     pub fn pump(&mut self) {
+        let mut moved = false;
         while let Some(front) = self.queue.front() {
             if !self.can_send_now(front.qos) {
                 break;
             }
-            if let Some(d) = self.queue.pop_front() {
+            if let Some(d) = self.pop_queue() {
                 self.send(d);
+                moved = true;
             }
         }
+        if self.congested_since.is_some() {
+            if self.below_low_water() {
+                self.release_waiters();
+            } else if moved {
+                self.congested_since = Some(Instant::now());
+            }
+        }
+    }
+
+    fn release_waiters(&mut self) {
+        self.congested_since = None;
+        self.released.append(&mut self.waiters);
+    }
+
+    /// Publishers this session stopped holding back since the last call.
+    pub fn take_released(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.released)
+    }
+
+    pub fn has_released(&self) -> bool {
+        !self.released.is_empty()
     }
 
     fn alloc_packet_id(&mut self) -> u16 {
@@ -245,25 +403,46 @@ impl Session {
         conn.write_packet(&Packet::Publish(publish), self.protocol)
     }
 
-    /// PUBACK (QoS 1 done) from the client. Unknown ids are ignored, as Mosquitto does.
-    pub fn on_puback(&mut self, packet_id: u16) {
-        if let Some(pos) = self.find_inflight(packet_id, false) {
-            self.inflight.remove(pos);
-            self.pump();
+    /// The in-flight entry for `packet_id`, if any, with its QoS and release state.
+    fn find_inflight(&self, packet_id: u16) -> Option<usize> {
+        // Acks usually come in order: the front is the common hit.
+        self.inflight.iter().position(|f| f.packet_id == packet_id)
+    }
+
+    fn complete(&mut self, pos: usize) {
+        self.inflight.remove(pos);
+        self.pump();
+    }
+
+    /// PUBACK (QoS 1 done) from the client. Unknown ids are ignored, as Mosquitto does; a
+    /// PUBACK for a QoS 2 message is a protocol error [MQTT-4.3.3].
+    pub fn on_puback(&mut self, packet_id: u16) -> Result<(), WrongAck> {
+        match self.find_inflight(packet_id) {
+            Some(pos) if self.inflight[pos].delivery.qos == QoS::AtLeastOnce => {
+                self.complete(pos);
+                Ok(())
+            }
+            Some(_) => Err(WrongAck),
+            None => Ok(()),
         }
     }
 
-    /// PUBREC: the client has the QoS 2 message; answer PUBREL (also for an unknown id in v3,
-    /// so a confused client still completes; v5 answers 0x92).
-    pub fn on_pubrec(&mut self, ack: &Ack) {
-        let found = self.find_inflight(ack.packet_id, false);
+    /// PUBREC: the client has the QoS 2 message; answer PUBREL (also for an unknown id, so a
+    /// confused client still completes; v5 answers 0x92). PUBREC for a QoS 1 message is a
+    /// protocol error.
+    pub fn on_pubrec(&mut self, ack: &Ack) -> Result<(), WrongAck> {
+        let found = self.find_inflight(ack.packet_id);
+        if let Some(pos) = found {
+            if self.inflight[pos].delivery.qos != QoS::ExactlyOnce {
+                return Err(WrongAck);
+            }
+        }
         if ack.reason >= 0x80 {
             // v5: a failed PUBREC ends the exchange [MQTT-4.3.3-4].
             if let Some(pos) = found {
-                self.inflight.remove(pos);
-                self.pump();
+                self.complete(pos);
             }
-            return;
+            return Ok(());
         }
         let reason = match found {
             Some(pos) => {
@@ -277,21 +456,20 @@ impl Session {
             reason,
             properties: Properties::default(),
         }));
+        Ok(())
     }
 
-    /// PUBCOMP: QoS 2 finished.
-    pub fn on_pubcomp(&mut self, packet_id: u16) {
-        if let Some(pos) = self.find_inflight(packet_id, true) {
-            self.inflight.remove(pos);
-            self.pump();
+    /// PUBCOMP: QoS 2 finished. For a QoS 1 message, or a QoS 2 one before its PUBREC, it is a
+    /// protocol error; an unknown id is ignored.
+    pub fn on_pubcomp(&mut self, packet_id: u16) -> Result<(), WrongAck> {
+        match self.find_inflight(packet_id) {
+            Some(pos) if self.inflight[pos].released => {
+                self.complete(pos);
+                Ok(())
+            }
+            Some(_) => Err(WrongAck),
+            None => Ok(()),
         }
-    }
-
-    fn find_inflight(&self, packet_id: u16, released: bool) -> Option<usize> {
-        // Acks usually come in order: the front is the common hit.
-        self.inflight
-            .iter()
-            .position(|f| f.packet_id == packet_id && f.released == released)
     }
 
     pub fn write_ack(&self, packet: Packet) {
@@ -328,13 +506,15 @@ impl Session {
         self.pump();
     }
 
-    /// Detach the connection; unacknowledged state stays for a later resume.
+    /// Detach the connection; unacknowledged state stays for a later resume, and every held
+    /// publisher is released (an offline session drops past its bounds instead).
     /// Returns the messages that came through a shared subscription and that the group should
     /// give to another member: QoS 1 ones not acknowledged, and queued QoS 1/2 ones never sent.
     /// A QoS 2 message already sent stays with this session, to be completed when it reconnects
     /// or dropped with it [MQTT-4.8.2-4], [MQTT-4.8.2-5].
     pub fn detach(&mut self) -> Vec<Delivery> {
         self.conn = None;
+        self.release_waiters();
         let mut give_back = Vec::new();
         let mut kept = VecDeque::with_capacity(self.inflight.len());
         for f in std::mem::take(&mut self.inflight) {
@@ -345,19 +525,25 @@ impl Session {
             }
         }
         self.inflight = kept;
-        let (shared, rest): (VecDeque<Delivery>, VecDeque<Delivery>) =
+        let (shared, mut rest): (VecDeque<Delivery>, VecDeque<Delivery>) =
             std::mem::take(&mut self.queue)
                 .into_iter()
                 .partition(|d| d.shared.is_some() && d.qos != QoS::AtMostOnce);
-        self.queue = rest;
         give_back.extend(shared);
         // QoS 0 messages are not kept for an offline session unless configured.
         if !self.limits.queue_qos0_offline {
-            let before = self.queue.len();
-            self.queue.retain(|d| d.qos != QoS::AtMostOnce);
-            self.drops.qos0 += (before - self.queue.len()) as u64;
+            let before = rest.len();
+            rest.retain(|d| d.qos != QoS::AtMostOnce);
+            self.drops.offline_qos0 += (before - rest.len()) as u64;
         }
+        self.queued_bytes = rest.iter().map(|d| d.msg.size_bytes()).sum();
+        self.queue = rest;
         give_back
+    }
+
+    /// The session ends: every publisher it holds is released.
+    pub fn end(&mut self) {
+        self.release_waiters();
     }
 }
 

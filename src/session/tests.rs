@@ -1,12 +1,14 @@
 use super::*;
 use crate::codec::{decode, Properties};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use std::sync::Arc;
 
 fn limits() -> SessionLimits {
     SessionLimits {
         inflight_max: 2,
         queued_messages_max: 3,
+        queued_bytes_max: 1 << 20,
+        queue_full: QueueFull::Backpressure,
         queue_qos0_offline: false,
         out_buffer_bytes_max: 1 << 20,
         topic_alias_outbound: true,
@@ -15,15 +17,14 @@ fn limits() -> SessionLimits {
 
 fn delivery(qos: QoS, n: u8) -> Delivery {
     Delivery {
-        msg: Arc::new(Message {
-            topic: "t".into(),
-            payload: Bytes::from(vec![n]),
+        msg: Arc::new(Message::owned(
+            "t",
+            &[n],
             qos,
-            retain: false,
-            properties: Properties::default(),
-            origin_uid: 0,
-            expires_at: None,
-        }),
+            false,
+            Properties::default(),
+            0,
+        )),
         qos,
         retain: false,
         sub_ids: Default::default(),
@@ -56,14 +57,14 @@ fn inflight_window_holds_back_and_acks_release_in_order() {
     let link = Rc::new(ConnLink::new());
     s.attach(link.clone(), Protocol::V311);
     for n in 0..4 {
-        s.deliver(delivery(QoS::AtLeastOnce, n));
+        s.deliver(delivery(QoS::AtLeastOnce, n), 0);
     }
     assert_eq!(publishes(&drain(&link)), vec![(1, false, 0), (2, false, 1)]);
     assert_eq!(s.queued_len(), 2);
-    s.on_puback(1);
+    s.on_puback(1).expect("a QoS 1 ack");
     assert_eq!(publishes(&drain(&link)), vec![(3, false, 2)]);
-    s.on_puback(99); // unknown: ignored
-    s.on_puback(2);
+    s.on_puback(99).expect("unknown: ignored");
+    s.on_puback(2).expect("a QoS 1 ack");
     assert_eq!(publishes(&drain(&link)), vec![(4, false, 3)]);
 }
 
@@ -71,13 +72,13 @@ fn inflight_window_holds_back_and_acks_release_in_order() {
 fn queue_is_bounded_and_drops_are_counted_by_qos() {
     let mut s = Session::new("c".into(), 1, Protocol::V311, limits());
     // Offline: QoS 0 dropped at once, QoS 1 queued up to the bound.
-    s.deliver(delivery(QoS::AtMostOnce, 0));
+    s.deliver(delivery(QoS::AtMostOnce, 0), 0);
     for n in 0..5 {
-        s.deliver(delivery(QoS::AtLeastOnce, n));
+        s.deliver(delivery(QoS::AtLeastOnce, n), 0);
     }
     assert_eq!(s.queued_len(), 3);
-    assert_eq!(s.drops.qos0, 1);
-    assert_eq!(s.drops.qos12, 2);
+    assert_eq!(s.drops.offline_qos0, 1);
+    assert_eq!(s.drops.offline_full, 2);
 }
 
 #[test]
@@ -86,7 +87,7 @@ fn reconnect_retransmits_unacked_with_dup_then_drains_queue() {
     let first = Rc::new(ConnLink::new());
     s.attach(first.clone(), Protocol::V311);
     for n in 0..3 {
-        s.deliver(delivery(QoS::AtLeastOnce, n));
+        s.deliver(delivery(QoS::AtLeastOnce, n), 0);
     }
     drain(&first);
     s.detach();
@@ -94,7 +95,7 @@ fn reconnect_retransmits_unacked_with_dup_then_drains_queue() {
     s.attach(second.clone(), Protocol::V311);
     // [MQTT-4.4.0-1]: unacknowledged PUBLISHes again, same ids, DUP set, original order.
     assert_eq!(publishes(&drain(&second)), vec![(1, true, 0), (2, true, 1)]);
-    s.on_puback(1);
+    s.on_puback(1).expect("a QoS 1 ack");
     assert_eq!(publishes(&drain(&second)), vec![(3, false, 2)]);
 }
 
@@ -103,19 +104,20 @@ fn qos2_outgoing_flow_and_pubrel_retransmission() {
     let mut s = Session::new("c".into(), 1, Protocol::V311, limits());
     let link = Rc::new(ConnLink::new());
     s.attach(link.clone(), Protocol::V311);
-    s.deliver(delivery(QoS::ExactlyOnce, 7));
+    s.deliver(delivery(QoS::ExactlyOnce, 7), 0);
     assert_eq!(publishes(&drain(&link)), vec![(1, false, 7)]);
     s.on_pubrec(&crate::codec::Ack {
         packet_id: 1,
         ..Default::default()
-    });
+    })
+    .expect("a QoS 2 ack");
     assert!(matches!(drain(&link).as_slice(), [Packet::PubRel(a)] if a.packet_id == 1));
     // Reconnect after PUBREC: only PUBREL is sent again, never the PUBLISH.
     s.detach();
     let again = Rc::new(ConnLink::new());
     s.attach(again.clone(), Protocol::V311);
     assert!(matches!(drain(&again).as_slice(), [Packet::PubRel(a)] if a.packet_id == 1));
-    s.on_pubcomp(1);
+    s.on_pubcomp(1).expect("after PUBREC");
     assert_eq!(s.inflight_len(), 0);
 }
 
@@ -130,9 +132,9 @@ fn outbound_topic_aliases_define_then_reuse_and_stop_when_full() {
         Arc::make_mut(&mut d.msg).topic = topic.into();
         d
     };
-    s.deliver(on("a/long/topic"));
-    s.deliver(on("a/long/topic"));
-    s.deliver(on("other"));
+    s.deliver(on("a/long/topic"), 0);
+    s.deliver(on("a/long/topic"), 0);
+    s.deliver(on("other"), 0);
     let mut buf: BytesMut = link.with_out(|o| o.split());
     let mut seen = Vec::new();
     while let Ok(Some(Packet::Publish(p))) = decode(&mut buf, Protocol::V5, 1 << 20) {
@@ -146,4 +148,141 @@ fn outbound_topic_aliases_define_then_reuse_and_stop_when_full() {
             ("other".to_string(), None),
         ]
     );
+}
+
+fn attached(l: SessionLimits) -> (Session, Rc<ConnLink>) {
+    let mut s = Session::new("c".into(), 1, Protocol::V311, l);
+    let link = Rc::new(ConnLink::new());
+    s.attach(link.clone(), Protocol::V311);
+    (s, link)
+}
+
+#[test]
+fn connected_subscriber_at_its_bounds_holds_publishers_instead_of_dropping() {
+    let (mut s, link) = attached(limits());
+    // Window 2 in flight, then 3 queued: the bound.
+    for n in 0..5 {
+        assert!(!matches!(
+            s.deliver(delivery(QoS::AtLeastOnce, n), 7),
+            Admit::Held { .. }
+        ));
+    }
+    // Past the bound: still queued, and publishers 7 and 8 are held (each once).
+    assert_eq!(
+        s.deliver(delivery(QoS::AtLeastOnce, 5), 7),
+        Admit::Held {
+            new_waiter: true,
+            newly_congested: true
+        }
+    );
+    assert_eq!(
+        s.deliver(delivery(QoS::AtMostOnce, 6), 7),
+        Admit::Held {
+            new_waiter: false,
+            newly_congested: false
+        }
+    );
+    assert_eq!(
+        s.deliver(delivery(QoS::AtLeastOnce, 7), 8),
+        Admit::Held {
+            new_waiter: true,
+            newly_congested: false
+        }
+    );
+    assert_eq!(s.queued_len(), 6);
+    assert_eq!(s.drops, SessionDrops::default(), "nothing dropped");
+    assert!(s.congested_since.is_some());
+    assert_eq!(s.waiters(), &[7, 8]);
+    drain(&link);
+    // Acks drain the queue; at half the bound (1 of 3) both publishers are released.
+    let mut id = 1;
+    while !s.has_released() {
+        s.on_puback(id).expect("a QoS 1 ack");
+        id += 1;
+        drain(&link);
+        assert!(id < 10, "released by the time the queue drained");
+    }
+    assert!(s.queued_len() <= 1);
+    assert_eq!(s.take_released(), vec![7, 8]);
+    assert!(s.congested_since.is_none());
+}
+
+#[test]
+fn a_session_never_holds_itself_back() {
+    let (mut s, _link) = attached(limits());
+    for n in 0..6 {
+        s.deliver(delivery(QoS::AtLeastOnce, n), 1);
+    }
+    assert!(s.waiters().is_empty(), "its own acks are what drains it");
+}
+
+#[test]
+fn queue_bytes_bound_holds_too() {
+    let l = SessionLimits {
+        queued_messages_max: 1000,
+        queued_bytes_max: 4,
+        ..limits()
+    };
+    let (mut s, _link) = attached(l);
+    for n in 0..2 {
+        s.deliver(delivery(QoS::AtLeastOnce, n), 9); // the window
+    }
+    for n in 0..2 {
+        assert_eq!(s.deliver(delivery(QoS::AtLeastOnce, n), 9), Admit::Queued);
+    }
+    assert_eq!(s.queued_bytes(), 4, "topic t + one payload byte each");
+    assert!(matches!(
+        s.deliver(delivery(QoS::AtLeastOnce, 9), 9),
+        Admit::Held { .. }
+    ));
+}
+
+#[test]
+fn drop_policy_drops_and_counts_at_the_bound() {
+    let l = SessionLimits {
+        queue_full: QueueFull::Drop,
+        ..limits()
+    };
+    let (mut s, _link) = attached(l);
+    for n in 0..7 {
+        s.deliver(delivery(QoS::AtLeastOnce, n), 9);
+    }
+    s.deliver(delivery(QoS::AtMostOnce, 0), 9);
+    assert_eq!(s.queued_len(), 3);
+    assert_eq!(s.drops.qos12, 2);
+    assert_eq!(s.drops.qos0, 1);
+    assert!(s.waiters().is_empty());
+}
+
+#[test]
+fn going_offline_releases_every_held_publisher() {
+    let (mut s, _link) = attached(limits());
+    for n in 0..8 {
+        s.deliver(delivery(QoS::AtLeastOnce, n), 40 + u64::from(n));
+    }
+    assert_eq!(s.waiters().len(), 3);
+    s.detach();
+    assert_eq!(s.take_released(), vec![45, 46, 47]);
+    assert!(s.congested_since.is_none());
+    // Offline past the bound: dropped and counted, nobody held.
+    assert_eq!(s.deliver(delivery(QoS::AtLeastOnce, 9), 50), Admit::Dropped);
+    assert_eq!(s.drops.offline_full, 1);
+}
+
+#[test]
+fn wrong_ack_kinds_are_protocol_errors() {
+    let (mut s, _link) = attached(limits());
+    s.deliver(delivery(QoS::AtLeastOnce, 0), 0); // id 1
+    s.deliver(delivery(QoS::ExactlyOnce, 1), 0); // id 2
+    let rec = |id| crate::codec::Ack {
+        packet_id: id,
+        ..Default::default()
+    };
+    assert_eq!(s.on_pubrec(&rec(1)), Err(WrongAck), "PUBREC for QoS 1");
+    assert_eq!(s.on_pubcomp(1), Err(WrongAck), "PUBCOMP for QoS 1");
+    assert_eq!(s.on_puback(2), Err(WrongAck), "PUBACK for QoS 2");
+    assert_eq!(s.on_pubcomp(2), Err(WrongAck), "PUBCOMP before PUBREC");
+    assert_eq!(s.on_pubrec(&rec(2)), Ok(()));
+    assert_eq!(s.on_pubcomp(2), Ok(()));
+    assert_eq!(s.on_puback(1), Ok(()));
 }

@@ -39,6 +39,11 @@ pub enum MeshMsg {
     },
     /// The receiver applied a change that carried this token.
     Ack(u64),
+    /// A subscriber session on the sending shard queued a message of publisher `uid` (a
+    /// session homed on the receiver) past its bounds: hold that publisher back.
+    Hold(u64),
+    /// That subscriber drained, went offline or ended: one hold on publisher `uid` less.
+    Release(u64),
     /// A connection whose CONNECT names a client id homed on the receiving shard.
     HandOver(Box<HandOver>),
     /// Owner `owner` created (`add`) or dropped shared group `key` on `filter`: every shard
@@ -74,6 +79,20 @@ pub enum MeshMsg {
         identifier: Option<u32>,
         key: ByteString,
     },
+}
+
+impl MeshMsg {
+    /// Publishes travel on the data lane; everything that changes state or acknowledges on the
+    /// control lane, so a backlog of publishes never delays an interest change, a SUBACK's
+    /// acknowledgement, a hand-over or a release.
+    pub fn lane(&self) -> super::Lane {
+        match self {
+            MeshMsg::Publish(_) | MeshMsg::SharePublish { .. } | MeshMsg::ShareDeliver { .. } => {
+                super::Lane::Data
+            }
+            _ => super::Lane::Control,
+        }
+    }
 }
 
 /// A connection in transit to its home shard: the socket, the CONNECT already read and checked,

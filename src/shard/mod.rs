@@ -9,6 +9,7 @@
 
 pub mod event;
 pub mod mesh;
+pub mod pressure;
 mod route;
 pub mod runtime;
 pub mod shared;
@@ -23,7 +24,7 @@ use bytestring::ByteString;
 use event::Event;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -73,20 +74,34 @@ pub struct Stats {
     pub mesh_in: u64,
     /// Messages for a shared group that had no member to take them.
     pub shared_dropped: u64,
-    /// Session drops (bounded queues, client packet size, expiry), added when connections end.
-    pub dropped_qos0: u64,
-    pub dropped_qos12: u64,
-    pub dropped_too_large: u64,
-    pub expired: u64,
+    /// Session drops by reason (see [`crate::session::SessionDrops`]), added when
+    /// connections end.
+    pub drops: crate::session::SessionDrops,
+    /// Sessions that reached their queue bounds while connected (back-pressure episodes).
+    pub congestions: u64,
+    /// Holds put on publishers, and slow subscribers disconnected by the watchdog.
+    pub holds: u64,
+    pub slow_disconnects: u64,
 }
 
 impl Stats {
     pub fn add_drops(&mut self, d: &crate::session::SessionDrops) {
-        self.dropped_qos0 += d.qos0;
-        self.dropped_qos12 += d.qos12;
-        self.dropped_too_large += d.too_large;
-        self.expired += d.expired;
+        let t = &mut self.drops;
+        t.qos0 += d.qos0;
+        t.qos12 += d.qos12;
+        t.offline_full += d.offline_full;
+        t.offline_qos0 += d.offline_qos0;
+        t.too_large += d.too_large;
+        t.expired += d.expired;
     }
+}
+
+/// The two lanes of the mesh: control messages (interest, acks, hand-overs, retained changes,
+/// holds) never wait behind a backlog of publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Data = 0,
+    Control = 1,
 }
 
 struct PendingAck {
@@ -101,20 +116,31 @@ pub struct Shard {
     pub session_limits: SessionLimits,
     /// Sessions homed on this shard, by client id.
     pub sessions: HashMap<ByteString, SessionRef>,
+    /// The same sessions by uid: where holds and releases for a publisher land.
+    pub(crate) by_uid: HashMap<u64, SessionRef>,
+    /// Sessions past their queue bounds, watched for the slow-subscriber timeout.
+    pub(crate) congested: Vec<Weak<RefCell<Session>>>,
     pub(crate) subs: Automaton<FilterEntry>,
     pub(crate) retained: RetainedIndex<Arc<Message>>,
     /// Shared subscription groups this shard owns.
     groups: HashMap<ByteString, shared::Group>,
-    /// Per peer shard: messages waiting for that peer's flusher.
-    outbox: Vec<Vec<MeshMsg>>,
-    /// Per peer shard: wakes its flusher when its outbox becomes non-empty.
-    pub outbox_ready: Vec<Rc<Event>>,
+    /// Per lane and peer shard: messages waiting for that peer's flusher.
+    outbox: [Vec<Vec<MeshMsg>>; 2],
+    /// Per lane and peer shard: wakes its flusher when its outbox becomes non-empty.
+    pub outbox_ready: [Vec<Rc<Event>>; 2],
+    /// Some data outbox is past [`OUTBOX_MAX`]: publishers wait for a drain. Updated where
+    /// messages are enqueued and taken, so a check costs a load.
+    data_congested: bool,
     /// Notified whenever a flusher sent a batch (publishers waiting on back-pressure).
     pub outbox_drained: Rc<Event>,
     uid_next: u64,
     acks: HashMap<u64, PendingAck>,
     ack_next: u64,
     pub stats: Stats,
+    /// Connections being served on this shard (after CONNECT), for a bounded shutdown.
+    pub live_connections: usize,
+    /// Shutting down: hand-overs are refused and a closed mesh channel is expected.
+    pub stopping: bool,
 }
 
 /// Messages waiting for one peer before a publisher on this shard waits for the flusher
@@ -126,6 +152,8 @@ impl Shard {
         let session_limits = SessionLimits {
             inflight_max: cfg.inflight_max,
             queued_messages_max: cfg.queued_messages_max,
+            queued_bytes_max: cfg.queued_bytes_max,
+            queue_full: cfg.queue_full,
             queue_qos0_offline: cfg.queue_qos0_offline,
             out_buffer_bytes_max: cfg.out_buffer_bytes_max,
             topic_alias_outbound: cfg.topic_alias_outbound,
@@ -136,16 +164,21 @@ impl Shard {
             cfg,
             session_limits,
             sessions: HashMap::new(),
+            by_uid: HashMap::new(),
+            congested: Vec::new(),
             subs: Automaton::new(),
             retained: RetainedIndex::new(),
             groups: HashMap::new(),
-            outbox: (0..shards).map(|_| Vec::new()).collect(),
-            outbox_ready: (0..shards).map(|_| Rc::new(Event::default())).collect(),
+            outbox: [0, 1].map(|_| (0..shards).map(|_| Vec::new()).collect()),
+            outbox_ready: [0, 1].map(|_| (0..shards).map(|_| Rc::new(Event::default())).collect()),
+            data_congested: false,
             outbox_drained: Rc::new(Event::default()),
             uid_next: 1,
             acks: HashMap::new(),
             ack_next: 1,
             stats: Stats::default(),
+            live_connections: 0,
+            stopping: false,
         }
     }
 
@@ -156,31 +189,49 @@ impl Shard {
         uid
     }
 
-    /// Queue `msg` for shard `peer`; wakes that peer's flusher.
+    /// Queue `msg` for shard `peer` on its lane; wakes that lane's flusher.
     pub fn send_to(&mut self, peer: usize, msg: MeshMsg) {
         debug_assert!(peer != self.id && peer < self.shards);
-        let q = &mut self.outbox[peer];
+        let lane = msg.lane() as usize;
+        let q = &mut self.outbox[lane][peer];
         q.push(msg);
         if q.len() == 1 {
-            self.outbox_ready[peer].notify();
+            self.outbox_ready[lane][peer].notify();
+        }
+        if lane == Lane::Data as usize && q.len() > OUTBOX_MAX {
+            self.data_congested = true;
         }
         self.stats.mesh_out += 1;
     }
 
-    /// Take up to `max` queued messages for `peer`, oldest first.
-    pub fn take_outbox(&mut self, peer: usize, max: usize) -> Vec<MeshMsg> {
-        let q = &mut self.outbox[peer];
-        if q.len() <= max {
+    /// Take up to `max` queued messages for `peer` on `lane`, oldest first.
+    pub fn take_outbox(&mut self, lane: Lane, peer: usize, max: usize) -> Vec<MeshMsg> {
+        let q = &mut self.outbox[lane as usize][peer];
+        let batch = if q.len() <= max {
             std::mem::take(q)
         } else {
             let rest = q.split_off(max);
             std::mem::replace(q, rest)
+        };
+        if self.data_congested && lane == Lane::Data {
+            self.data_congested = self.outbox[0].iter().any(|q| q.len() > OUTBOX_MAX);
         }
+        batch
     }
 
-    /// True when some outbox is over [`OUTBOX_MAX`]: publishers should wait for a drain.
+    /// True when some data outbox is over [`OUTBOX_MAX`]: publishers should wait for a drain.
     pub fn outbox_congested(&self) -> bool {
-        self.outbox.iter().any(|q| q.len() > OUTBOX_MAX)
+        self.data_congested
+    }
+
+    /// Register a session created on this shard.
+    pub fn insert_session(&mut self, session: SessionRef) {
+        let (id, uid) = {
+            let s = session.borrow();
+            (s.client_id.clone(), s.uid)
+        };
+        self.by_uid.insert(uid, session.clone());
+        self.sessions.insert(id, session);
     }
 
     /// Start waiting for `count` peers to acknowledge; returns the token to put in messages.
@@ -211,7 +262,12 @@ impl Shard {
         }
     }
 
-    /// Poll helper for [`runtime::wait_acks`]: true (and forgotten) once every peer acked.
+    /// A wait for `token` gave up: late acks for it are ignored.
+    pub fn forget_ack(&mut self, token: u64) {
+        self.acks.remove(&token);
+    }
+
+    /// Poll helper for [`runtime::wait_acks_bounded`]: true (and forgotten) once every peer acked.
     pub fn poll_ack(&mut self, token: u64, waker: &Waker) -> bool {
         match self.acks.get_mut(&token) {
             None => true,
@@ -260,6 +316,8 @@ impl Shard {
                 self.reply_ack(ack);
             }
             MeshMsg::Ack(token) => self.on_ack(token),
+            MeshMsg::Hold(uid) => self.hold_local(uid),
+            MeshMsg::Release(uid) => self.release_local(uid),
             MeshMsg::HandOver(h) => return Some(Deferred::HandOver(h)),
             MeshMsg::ShareGroup {
                 key,

@@ -7,7 +7,7 @@
 
 use super::{FilterEntry, LocalSub, MeshMsg, SessionRef, Shard};
 use crate::codec::{QoS, SubOptions};
-use crate::session::{Delivery, Message};
+use crate::session::{Admit, Delivery, Message};
 use bytestring::ByteString;
 use smallvec::SmallVec;
 use std::rc::Rc;
@@ -76,23 +76,36 @@ impl Shard {
         }
         let mut matched = !targets.is_empty() || !groups.is_empty();
         let mut delivered = 0;
+        // Sessions that went past their bounds with this message: rare, so the common path
+        // neither clones a session reference nor touches the hold bookkeeping.
+        let mut held: SmallVec<[(SessionRef, Admit); 2]> = SmallVec::new();
+        let origin = msg.origin_uid;
         for t in targets {
             let Ok(mut session) = t.session.try_borrow_mut() else {
                 debug_assert!(false, "session borrowed during routing");
                 continue;
             };
-            session.deliver(Delivery {
-                msg: msg.clone(),
-                qos: t.qos,
-                // Forwarded messages carry RETAIN 0 unless Retain As Published
-                // ([MQTT-3.3.1-12], [MQTT-3.3.1-13]).
-                retain: t.retain_as_published && msg.retain,
-                sub_ids: t.sub_ids,
-                shared: None,
-            });
+            let admit = session.deliver(
+                Delivery {
+                    msg: msg.clone(),
+                    qos: t.qos,
+                    // Forwarded messages carry RETAIN 0 unless Retain As Published
+                    // ([MQTT-3.3.1-12], [MQTT-3.3.1-13]).
+                    retain: t.retain_as_published && msg.retain,
+                    sub_ids: t.sub_ids,
+                    shared: None,
+                },
+                origin,
+            );
+            if matches!(admit, Admit::Held { .. }) {
+                held.push((t.session.clone(), admit));
+            }
             delivered += 1;
         }
         self.stats.deliveries += delivered;
+        for (session, admit) in held {
+            self.after_admit(&session, admit, origin);
+        }
         for (key, owner) in groups {
             self.share_publish(&key, owner, msg.clone(), 0);
         }
@@ -106,6 +119,17 @@ impl Shard {
             }
         }
         matched
+    }
+
+    /// Whether a publish to `topic` would reach anyone (v5 PUBREC's 0x10 is decided before
+    /// the message is routed).
+    pub fn matches_any(&self, topic: &str) -> bool {
+        let me = 1u64 << self.id;
+        let mut any = false;
+        self.subs.for_each_match(topic, |e: &FilterEntry| {
+            any |= !e.locals.is_empty() || e.remote & !me != 0 || !e.groups.is_empty();
+        });
+        any
     }
 
     /// Store or clear a retained message here and tell every peer. Returns the peers' count so
@@ -281,5 +305,15 @@ impl Shard {
                 self.sessions.remove(&client_id);
             }
         }
+        let uid = session.borrow().uid;
+        if self
+            .by_uid
+            .get(&uid)
+            .is_some_and(|s| Rc::ptr_eq(s, session))
+        {
+            self.by_uid.remove(&uid);
+        }
+        session.borrow_mut().end();
+        self.release_from(session);
     }
 }

@@ -1,21 +1,26 @@
 //! The glue between shards and glommio: one pinned executor per shard, its SO_REUSEPORT
-//! listener, the full mesh of lock-free channels, and per peer a flusher task (outbox → channel,
-//! batched) and a receiver task (channel → [`Shard::apply`]).
+//! listener, the two full meshes of lock-free channels (data and control lanes), per peer and
+//! lane a flusher task (outbox → channel, batched) and a receiver task (channel →
+//! [`Shard::apply`]), and the shard's control task (commands from the control thread,
+//! statistics snapshots, the slow-subscriber watchdog, shutdown).
 //!
-//! Never: shares a `Shard` between threads. Only `Send` things ([`MeshMsg`]) cross.
+//! Never: shares a `Shard` between threads. Only `Send` things ([`MeshMsg`], control
+//! [`Command`]s and [`Report`]s) cross.
 
-use super::{AckToken, Deferred, MeshMsg, Shard};
+use super::{AckToken, Deferred, Lane, MeshMsg, Shard};
 use crate::auth::Registry;
 use crate::config::Config;
+use crate::control::{Command, Report, ShardPort};
 use crate::limits;
 use crate::net;
-use glommio::channels::channel_mesh::{MeshBuilder, Senders};
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
+use glommio::{GlommioError, LocalExecutorBuilder, Placement};
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 pub type ShardRef = Rc<RefCell<Shard>>;
 
@@ -28,14 +33,17 @@ pub struct ShardCtx {
     pub auth: Arc<Registry>,
 }
 
-/// Start `cfg.shard_count()` executors and block until they all stop (they run until the
-/// process is killed, or one fails to bind).
-pub fn run(cfg: Config) -> std::io::Result<()> {
+type Mesh = MeshBuilder<Vec<MeshMsg>, Full>;
+
+/// Start `cfg.shard_count()` executors and serve until SIGTERM/SIGINT (or a shard fails), then
+/// shut down gracefully. Returns the process exit code.
+pub fn run(cfg: Config, stop: crossbeam_channel::Receiver<i32>) -> std::io::Result<i32> {
     let shards = cfg.shard_count();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let mesh: MeshBuilder<Vec<MeshMsg>, _> = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
+    let data: Mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
+    let control_lane: Mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
     let auth = Arc::new(Registry::from_config(&cfg));
     if !auth.names().is_empty() {
         log::info!(
@@ -48,40 +56,38 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     for _ in 0..shards {
         listeners.push(net::listener::bind(&cfg.bind, cfg.listen_backlog)?);
     }
-    let mut handles = Vec::with_capacity(shards);
-    for (id, listener) in listeners.into_iter().enumerate() {
+    let (control, ports) = crate::control::plane(shards);
+    for ((id, listener), port) in listeners.into_iter().enumerate().zip(ports) {
         let cfg = cfg.clone();
-        let mesh = mesh.clone();
+        let meshes = (data.clone(), control_lane.clone());
         let auth = auth.clone();
         let placement = if cfg.pin && shards <= cpus {
             Placement::Fixed(id)
         } else {
             Placement::Unbound
         };
-        let handle = LocalExecutorBuilder::new(placement)
+        LocalExecutorBuilder::new(placement)
             .name(&format!("ringmq-shard-{id}"))
             // glommio's registered I/O buffers count against RLIMIT_MEMLOCK; our sockets do not
             // use them, so keep the reservation small (8 MiB hosts run several shards).
             .io_memory(limits::IO_MEMORY_BYTES)
             .ring_depth(limits::RING_DEPTH)
-            .spawn(move || async move { shard_main(id, shards, cfg, mesh, listener, auth).await })
+            .spawn(move || async move {
+                shard_main(id, shards, cfg, meshes, listener, auth, port).await
+            })
             .map_err(|e| std::io::Error::other(format!("starting shard {id}: {e}")))?;
-        handles.push(handle);
     }
-    for h in handles {
-        h.join()
-            .map_err(|e| std::io::Error::other(format!("shard stopped: {e}")))?;
-    }
-    Ok(())
+    Ok(control.run(stop, limits::SHUTDOWN_GRACE + Duration::from_secs(1)))
 }
 
 async fn shard_main(
     id: usize,
     shards: usize,
     cfg: Config,
-    mesh: MeshBuilder<Vec<MeshMsg>, glommio::channels::channel_mesh::Full>,
+    meshes: (Mesh, Mesh),
     listener: std::net::TcpListener,
     auth: Arc<Registry>,
+    port: ShardPort,
 ) {
     let cfg = Rc::new(cfg);
     let shard = Rc::new(RefCell::new(Shard::new(id, shards, cfg.clone())));
@@ -90,51 +96,117 @@ async fn shard_main(
         cfg: cfg.clone(),
         auth,
     };
-    let (senders, mut receivers) = match mesh.join().await {
-        Ok(x) => x,
-        Err(e) => {
-            log::error!("shard {id}: joining the shard mesh failed: {e}");
-            return;
+    let port = Rc::new(port);
+    let lanes = [(Lane::Data, meshes.0), (Lane::Control, meshes.1)];
+    for (lane, mesh) in lanes {
+        let (senders, mut receivers) = match mesh.join().await {
+            Ok(x) => x,
+            Err(e) => {
+                log::error!("shard {id}: joining the shard mesh failed: {e}");
+                port.report(Report::Fatal {
+                    shard: id,
+                    why: format!("joining the shard mesh failed: {e}"),
+                });
+                return;
+            }
+        };
+        let senders = Rc::new(senders);
+        for peer in (0..shards).filter(|&p| p != id) {
+            let f = flusher(shard.clone(), senders.clone(), lane, peer, port.clone());
+            glommio::spawn_local(f).detach();
         }
-    };
-    let senders = Rc::new(senders);
-    for peer in (0..shards).filter(|&p| p != id) {
-        glommio::spawn_local(flusher(shard.clone(), senders.clone(), peer)).detach();
-    }
-    for (peer, rx) in receivers.streams() {
-        let ctx = ctx.clone();
-        glommio::spawn_local(async move {
-            while let Some(batch) = rx.recv().await {
-                for msg in batch {
-                    let deferred = ctx.shard.borrow_mut().apply(msg);
-                    match deferred {
-                        Some(Deferred::HandOver(h)) => net::connection::spawn_handed_over(&ctx, *h),
-                        Some(Deferred::AckAfter(own, reply)) => {
-                            spawn_ack_after(&ctx.shard, own, reply)
+        for (peer, rx) in receivers.streams() {
+            let ctx = ctx.clone();
+            glommio::spawn_local(async move {
+                while let Some(batch) = rx.recv().await {
+                    for msg in batch {
+                        let deferred = ctx.shard.borrow_mut().apply(msg);
+                        match deferred {
+                            Some(Deferred::HandOver(h)) => {
+                                net::connection::spawn_handed_over(&ctx, *h)
+                            }
+                            Some(Deferred::AckAfter(own, reply)) => {
+                                spawn_ack_after(&ctx.shard, own, reply)
+                            }
+                            None => {}
                         }
-                        None => {}
                     }
                 }
-            }
-            log::debug!("shard {id}: channel from shard {peer} closed");
-        })
-        .detach();
+                log::debug!("shard {id}: {lane:?} channel from shard {peer} closed");
+            })
+            .detach();
+        }
     }
+    let shutdown = Rc::new(super::event::Event::default());
+    glommio::spawn_local(control_task(shard.clone(), port.clone(), shutdown.clone())).detach();
     log::info!("shard {id} serving on {}", cfg.bind);
-    net::listener::accept_loop(ctx, listener).await;
+    let stopping = shutdown.wait();
+    futures_lite::future::or(net::listener::accept_loop(ctx.clone(), listener), stopping).await;
+    drain_connections(&shard).await;
+    port.report(Report::Stopped { shard: id });
 }
 
-/// Sends this shard's outbox for `peer` in batches. A full channel makes this task wait, not
-/// drop: the outbox then grows up to [`super::OUTBOX_MAX`] and publishers wait in turn. One
-/// flusher per peer keeps per-publisher order.
-async fn flusher(shard: ShardRef, senders: Rc<Senders<Vec<MeshMsg>>>, peer: usize) {
+/// Shutdown on this shard: every connected client is asked to close with 0x8B (its connection
+/// then writes DISCONNECT and flushes what it had), and the shard waits for them, bounded.
+async fn drain_connections(shard: &ShardRef) {
+    let links: Vec<_> = {
+        let mut s = shard.borrow_mut();
+        s.stopping = true;
+        s.sessions
+            .values()
+            .filter_map(|se| se.borrow().conn.clone())
+            .collect()
+    };
+    for l in links {
+        l.request_close(0x8B);
+    }
+    let deadline = Instant::now() + limits::SHUTDOWN_GRACE;
+    while shard.borrow().live_connections > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The shard's side of the control plane, in the background: commands every tick, a statistics
+/// snapshot and the slow-subscriber watchdog about once a second.
+async fn control_task(shard: ShardRef, port: Rc<ShardPort>, shutdown: Rc<super::event::Event>) {
+    let timeout = Duration::from_secs(shard.borrow().cfg.slow_subscriber_timeout_s);
+    let mut ticks: u64 = 0;
+    loop {
+        glommio::timer::sleep(limits::CONTROL_TICK).await;
+        ticks += 1;
+        if let Ok(Command::Shutdown) = port.commands.try_recv() {
+            shutdown.notify();
+            return;
+        }
+        if ticks.is_multiple_of(limits::CONTROL_TICKS_PER_SECOND) {
+            let mut s = shard.borrow_mut();
+            s.check_slow_subscribers(Instant::now(), timeout);
+            port.report(Report::Stats {
+                shard: s.id,
+                stats: s.stats,
+            });
+        }
+    }
+}
+
+/// Sends this shard's outbox for `peer` on `lane` in batches. A full channel makes this task
+/// wait, never drop: the data outbox then grows up to [`super::OUTBOX_MAX`] and publishers wait
+/// in turn. One flusher per peer and lane keeps per-publisher order. A closed channel means the
+/// peer shard is gone: outside shutdown that is fatal for the broker (reported, not ignored).
+async fn flusher(
+    shard: ShardRef,
+    senders: Rc<Senders<Vec<MeshMsg>>>,
+    lane: Lane,
+    peer: usize,
+    port: Rc<ShardPort>,
+) {
     loop {
         let (batch, ready, drained) = {
             let mut s = shard.borrow_mut();
-            let batch = s.take_outbox(peer, limits::MESH_BATCH_MAX);
+            let batch = s.take_outbox(lane, peer, limits::MESH_BATCH_MAX);
             (
                 batch,
-                s.outbox_ready[peer].clone(),
+                s.outbox_ready[lane as usize][peer].clone(),
                 s.outbox_drained.clone(),
             )
         };
@@ -145,31 +217,50 @@ async fn flusher(shard: ShardRef, senders: Rc<Senders<Vec<MeshMsg>>>, peer: usiz
             continue;
         }
         if let Err(e) = senders.send_to(peer, batch).await {
-            log::error!("shard mesh: channel to shard {peer} failed, batch not delivered: {e}");
+            let (id, stopping) = {
+                let s = shard.borrow();
+                (s.id, s.stopping)
+            };
+            if !stopping {
+                let why = match e {
+                    GlommioError::Closed(_) => format!("{lane:?} channel to shard {peer} closed"),
+                    other => format!("{lane:?} channel to shard {peer} failed: {other}"),
+                };
+                port.report(Report::Fatal { shard: id, why });
+            }
             return;
         }
         drained.notify();
     }
 }
 
-/// Acknowledge `reply` once every peer acknowledged `own`.
+/// Acknowledge `reply` once every peer acknowledged `own` (or the wait timed out).
 pub fn spawn_ack_after(shard: &ShardRef, own: u64, reply: AckToken) {
     let shard = shard.clone();
     glommio::spawn_local(async move {
-        wait_acks(&shard, own).await;
+        wait_acks_bounded(&shard, own).await;
         shard.borrow_mut().reply_ack(Some(reply));
     })
     .detach();
 }
 
-/// Wait until every peer acknowledged the change tagged with `token`.
-pub async fn wait_acks(shard: &ShardRef, token: u64) {
-    poll_fn(|cx| {
+/// Wait until every peer acknowledged the change tagged with `token`, at most
+/// [`limits::MESH_ACK_WAIT`]. False when it timed out (the token is then forgotten).
+pub async fn wait_acks_bounded(shard: &ShardRef, token: u64) -> bool {
+    let acked = poll_fn(|cx| {
         if shard.borrow_mut().poll_ack(token, cx.waker()) {
-            Poll::Ready(())
+            Poll::Ready(true)
         } else {
             Poll::Pending
         }
-    })
-    .await
+    });
+    let timeout = async {
+        glommio::timer::sleep(limits::MESH_ACK_WAIT).await;
+        false
+    };
+    let done = futures_lite::future::or(acked, timeout).await;
+    if !done {
+        shard.borrow_mut().forget_ack(token);
+    }
+    done
 }

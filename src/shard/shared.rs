@@ -280,13 +280,18 @@ impl Shard {
             .cloned();
         match session {
             Some(s) => {
-                s.borrow_mut().deliver(Delivery {
-                    msg,
-                    qos,
-                    retain: false,
-                    sub_ids: identifier.into_iter().collect(),
-                    shared: Some(key.clone()),
-                });
+                let origin = msg.origin_uid;
+                let admit = s.borrow_mut().deliver(
+                    Delivery {
+                        msg,
+                        qos,
+                        retain: false,
+                        sub_ids: identifier.into_iter().collect(),
+                        shared: Some(key.clone()),
+                    },
+                    origin,
+                );
+                self.after_admit(&s, admit, origin);
                 self.stats.deliveries += 1;
             }
             None if msg.qos != QoS::AtMostOnce => {
@@ -344,7 +349,6 @@ fn pick<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Properties;
 
     fn group(n: usize) -> Group {
         Group {
@@ -369,7 +373,7 @@ mod tests {
             payload: Default::default(),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: Properties::default(),
+            properties: None,
             origin_uid: origin,
             expires_at: None,
         }

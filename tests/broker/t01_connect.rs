@@ -279,9 +279,21 @@ async fn mqtt_3_2_2_21_v5_server_keep_alive_is_returned_and_enforced(shards: usi
         3000,
         "the server's 1 s keep alive, not the client's 30 s",
     );
-    // A v3.1.1 client keeps its own keep alive (it cannot be told otherwise).
+    // The setting caps, it does not replace: a v5 client asking for less keeps its own (no
+    // Server Keep Alive in CONNACK) ...
+    let b = Broker::with(shards, &["--server-keep-alive-s", "60"]).await;
+    let mut short = connect_packet(Protocol::V5, "ska-short");
+    short.keep_alive_s = 5;
+    let (_raw, ack) = Raw::handshake(&b, short).await;
+    assert_eq!((ack.code, ack.properties.server_keep_alive_s), (0, None));
+    // ... a v3.1.1 client asking for more (which it cannot be told) is refused with return code
+    // 2, as Mosquitto's max_keepalive refuses it, and one within the cap is served.
+    let mut long = connect_packet(Protocol::V311, "ska-v3-long");
+    long.keep_alive_s = 61;
+    let (_raw, ack) = Raw::handshake(&b, long).await;
+    assert_eq!(ack.code, 2, "identifier rejected");
     let mut v3 = Raw::connect(&b, Protocol::V311, "ska-v3").await;
-    v3.expect_silence(Duration::from_millis(2000)).await;
+    v3.expect_silence(Duration::from_millis(500)).await;
     v3.ping().await;
 }
 

@@ -1,0 +1,188 @@
+//! The control plane: one plain thread outside the shards, joined to each shard by a pair of
+//! `crossbeam-channel`s. Shards send it statistics snapshots and lifecycle events; it sends them
+//! commands (today: shut down). Later the admin API, metrics export, bridges and clustering run
+//! here too.
+//!
+//! Owns: the latest statistics snapshot of every shard, and the decision to stop.
+//! Never: is called from the data path. A shard only `try_send`s a snapshot from a low-priority
+//! task and `try_recv`s commands on a timer; nothing here takes a lock a shard waits on.
+
+use crate::shard::Stats;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::time::{Duration, Instant};
+
+/// What the control thread tells a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Stop accepting, tell v5 clients DISCONNECT 0x8B, flush every connection and stop.
+    Shutdown,
+}
+
+/// What a shard tells the control thread.
+#[derive(Debug, Clone)]
+pub enum Report {
+    /// The shard's counters, about once a second.
+    Stats { shard: usize, stats: Stats },
+    /// The shard finished its shutdown.
+    Stopped { shard: usize },
+    /// The shard cannot go on (a mesh channel to a peer closed while serving): stop the broker.
+    Fatal { shard: usize, why: String },
+}
+
+/// A shard's end of the control plane.
+pub struct ShardPort {
+    pub commands: Receiver<Command>,
+    reports: Sender<Report>,
+}
+
+impl ShardPort {
+    /// Send without ever blocking the shard: a full channel drops this snapshot (the next one
+    /// supersedes it), and a closed one means the process is ending anyway.
+    pub fn report(&self, r: Report) {
+        if let Err(TrySendError::Full(r)) = self.reports.try_send(r) {
+            log::debug!("control channel full; dropped {r:?}");
+        }
+    }
+}
+
+/// The control thread's end.
+pub struct Control {
+    commands: Vec<Sender<Command>>,
+    reports: Receiver<Report>,
+    /// Latest snapshot per shard.
+    pub stats: Vec<Stats>,
+}
+
+/// Reports in flight from all shards before a shard's snapshot is dropped: a few seconds of
+/// snapshots, far more than lifecycle events ever need.
+const REPORTS_CAPACITY: usize = 1024;
+
+/// The control plane for `shards` shards: the control side and one port per shard.
+pub fn plane(shards: usize) -> (Control, Vec<ShardPort>) {
+    let (rtx, rrx) = crossbeam_channel::bounded(REPORTS_CAPACITY);
+    let mut commands = Vec::with_capacity(shards);
+    let mut ports = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let (ctx, crx) = crossbeam_channel::bounded(16);
+        commands.push(ctx);
+        ports.push(ShardPort {
+            commands: crx,
+            reports: rtx.clone(),
+        });
+    }
+    let control = Control {
+        commands,
+        reports: rrx,
+        stats: vec![Stats::default(); shards],
+    };
+    (control, ports)
+}
+
+impl Control {
+    fn broadcast(&self, c: Command) {
+        for tx in &self.commands {
+            let _ = tx.try_send(c.clone());
+        }
+    }
+
+    /// Serve until a stop is asked for (`stop` yields a signal number, or a shard reports a
+    /// fatal error), then shut every shard down and wait up to `grace` for them. Returns the
+    /// process exit code: 0 for a requested stop, 1 after a fatal error.
+    pub fn run(mut self, stop: Receiver<i32>, grace: Duration) -> i32 {
+        let code = loop {
+            crossbeam_channel::select! {
+                recv(stop) -> sig => {
+                    match sig {
+                        Ok(sig) => log::info!("signal {sig} received: shutting down"),
+                        Err(_) => log::info!("shutting down"),
+                    }
+                    break 0;
+                }
+                recv(self.reports) -> r => match r {
+                    Ok(Report::Stats { shard, stats }) => {
+                        if let Some(slot) = self.stats.get_mut(shard) {
+                            *slot = stats;
+                        }
+                    }
+                    Ok(Report::Stopped { shard }) => {
+                        log::error!("shard {shard} stopped unexpectedly: shutting down");
+                        break 1;
+                    }
+                    Ok(Report::Fatal { shard, why }) => {
+                        log::error!("shard {shard}: {why}: shutting down");
+                        break 1;
+                    }
+                    Err(_) => break 1,
+                },
+            }
+        };
+        self.broadcast(Command::Shutdown);
+        let deadline = Instant::now() + grace;
+        let mut stopped = vec![false; self.commands.len()];
+        while stopped.iter().any(|s| !s) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.reports.recv_timeout(left) {
+                Ok(Report::Stopped { shard }) => {
+                    if let Some(s) = stopped.get_mut(shard) {
+                        *s = true;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    log::warn!("shards did not stop within {grace:?}; exiting anyway");
+                    break;
+                }
+            }
+        }
+        let total = self.stats.iter().fold(0u64, |n, s| n + s.publishes_in);
+        log::info!("stopped after {total} publishes");
+        code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_shuts_every_shard_down_and_waits_for_them() {
+        let (control, ports) = plane(2);
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
+        let shards: Vec<_> = ports
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                std::thread::spawn(move || {
+                    let s = Stats {
+                        publishes_in: 10,
+                        ..Stats::default()
+                    };
+                    p.report(Report::Stats { shard: i, stats: s });
+                    assert_eq!(p.commands.recv(), Ok(Command::Shutdown));
+                    p.report(Report::Stopped { shard: i });
+                })
+            })
+            .collect();
+        stop_tx.send(15).expect("control listens");
+        let started = Instant::now();
+        assert_eq!(control.run(stop_rx, Duration::from_secs(5)), 0);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "did not wait for the grace"
+        );
+        for s in shards {
+            s.join().expect("shard thread");
+        }
+    }
+
+    #[test]
+    fn a_fatal_report_stops_with_an_error_code() {
+        let (control, ports) = plane(1);
+        let (_stop_tx, stop_rx) = crossbeam_channel::bounded::<i32>(1);
+        ports[0].report(Report::Fatal {
+            shard: 0,
+            why: "mesh closed".into(),
+        });
+        assert_eq!(control.run(stop_rx, Duration::from_millis(50)), 1);
+    }
+}

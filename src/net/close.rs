@@ -1,0 +1,171 @@
+//! The end of a connection: the DISCONNECT a v5 client is told, the will (now or after its
+//! delay), the drop report, shared-group give-back, releasing held publishers, and the
+//! session's detach, end or expiry.
+//!
+//! Never: touches a session another connection has taken over.
+
+use super::handler::{Close, Conn};
+use crate::codec::{self, Disconnect, Packet, Properties, Will};
+use crate::session::Message;
+use crate::shard::runtime::ShardCtx;
+use bytestring::ByteString;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Conn {
+    /// The DISCONNECT a v5 client gets for this close, if any [MQTT-4.13.1-1].
+    pub fn disconnect_packet(&self, close: &Close) -> Option<Packet> {
+        if !self.protocol.is_v5() {
+            return None;
+        }
+        let reason = match close {
+            Close::Protocol(r) | Close::Server(r) => *r,
+            Close::KeepAlive => 0x8D,
+            Close::Normal | Close::NormalWithWill | Close::Lost => return None,
+        };
+        let with_reason = Packet::Disconnect(Disconnect {
+            reason,
+            properties: Properties {
+                reason_string: reason_string(reason).map(ByteString::from_static),
+                ..Properties::default()
+            },
+        });
+        // Never over the client's Maximum Packet Size: drop the Reason String first
+        // [MQTT-3.14.2-3], and send nothing if even the bare packet is too big.
+        let max = self.session.borrow().client_packet_bytes_max as usize;
+        if codec::encoded_len(&with_reason, self.protocol) <= max {
+            return Some(with_reason);
+        }
+        let bare = Packet::Disconnect(Disconnect {
+            reason,
+            properties: Properties::default(),
+        });
+        (codec::encoded_len(&bare, self.protocol) <= max).then_some(bare)
+    }
+
+    /// The connection is over: publish or schedule the will, then detach or end the session.
+    pub fn close(self, close: Close) {
+        let shard = self.ctx.shard.clone();
+        let still_ours = {
+            let s = self.session.borrow();
+            s.conn.as_ref().is_some_and(|l| Rc::ptr_eq(l, &self.link))
+        };
+        if !still_ours {
+            // Taken over: the new connection owns the session (and dealt with our will).
+            return;
+        }
+        let (will, expiry_s, generation, give_back, drops) = {
+            let mut s = self.session.borrow_mut();
+            let give_back = s.detach();
+            let will = s.will.take();
+            let drops = std::mem::take(&mut s.drops);
+            (will, s.expiry_s, s.generation, give_back, drops)
+        };
+        if drops.total() > 0 {
+            // What the bounds cost this client: say it where an operator looks, and count it
+            // for the shard.
+            log::info!(
+                "client {}: dropped {} QoS 0 and {} QoS 1/2 messages at a full queue \
+                 (queue_full = drop), {} offline past the queue bounds, {} QoS 0 while offline, \
+                 {} over its maximum packet size, {} expired",
+                self.client_id,
+                drops.qos0,
+                drops.qos12,
+                drops.offline_full,
+                drops.offline_qos0,
+                drops.too_large,
+                drops.expired
+            );
+            shard.borrow_mut().stats.add_drops(&drops);
+        }
+        // Offline now: the publishers this session held back go on.
+        shard.borrow_mut().release_from(&self.session);
+        self.set_group_presence(false);
+        // Unacknowledged shared-group messages go to another member of their group.
+        for d in give_back {
+            let mut sh = shard.borrow_mut();
+            if let Some(key) = &d.shared {
+                let owner = sh.share_owner(key);
+                sh.share_publish(key, owner, d.msg, self.uid);
+            }
+        }
+        let publish = !matches!(close, Close::Normal);
+        if let (Some(w), true) = (will, publish) {
+            let delay = w.properties.will_delay_interval_s.unwrap_or(0);
+            if delay == 0 || expiry_s == 0 {
+                // The will is sent when the session ends even if its delay has not passed
+                // [MQTT-3.1.3-9]; with expiry 0 that is now.
+                publish_will(&self.ctx, w, 0);
+            } else {
+                let ctx = self.ctx.clone();
+                let session = self.session.clone();
+                let wait = delay.min(expiry_s);
+                glommio::spawn_local(async move {
+                    glommio::timer::sleep(Duration::from_secs(u64::from(wait))).await;
+                    let unchanged = {
+                        let s = session.borrow();
+                        s.generation == generation && !s.is_connected()
+                    };
+                    if unchanged {
+                        publish_will(&ctx, w, 0);
+                    }
+                })
+                .detach();
+            }
+        }
+        if expiry_s == 0 {
+            shard.borrow_mut().remove_session(&self.session);
+        } else if expiry_s != u32::MAX {
+            let session = self.session.clone();
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(Duration::from_secs(u64::from(expiry_s))).await;
+                let expired = {
+                    let s = session.borrow();
+                    s.generation == generation && !s.is_connected()
+                };
+                if expired {
+                    shard.borrow_mut().remove_session(&session);
+                }
+            })
+            .detach();
+        }
+    }
+}
+
+/// Human-readable Reason String for the reason codes the broker sends in DISCONNECT.
+pub fn reason_string(code: u8) -> Option<&'static str> {
+    Some(match code {
+        0x81 => "malformed packet",
+        0x82 => "protocol error",
+        0x86 => "bad user name or password",
+        0x87 => "not authorized",
+        0x8B => "server shutting down",
+        0x8C => "bad authentication method",
+        0x8D => "keep alive timeout",
+        0x8E => "session taken over by another connection",
+        0x90 => "topic name invalid or over the configured length/level limits",
+        0x93 => "receive maximum exceeded",
+        0x94 => "topic alias invalid",
+        0x95 => "packet too large",
+        0x97 => "slow subscriber: no progress past the queue bounds (slow_subscriber_timeout_s)",
+        0x99 => "payload format invalid",
+        0x9A => "retain not supported",
+        0x9B => "QoS not supported",
+        _ => return None,
+    })
+}
+/// Publish a will message as if its client had sent it.
+pub(super) fn publish_will(ctx: &ShardCtx, w: Box<Will>, origin_uid: u64) {
+    let w = *w;
+    let mut properties = w.properties;
+    properties.will_delay_interval_s = None;
+    let msg = Arc::new(Message::owned(
+        &w.topic, &w.payload, w.qos, w.retain, properties, origin_uid,
+    ));
+    let mut shard = ctx.shard.borrow_mut();
+    if msg.retain {
+        shard.set_retained(&msg, None);
+    }
+    shard.route(msg, false);
+}
