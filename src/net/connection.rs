@@ -30,6 +30,8 @@ enum Io {
     Read,
     /// The hold on this session ended: parked packets can go.
     Unheld,
+    /// The socket took enough of the output buffer to refill it from the session's queue.
+    Drained,
     Eof,
     Error(io::Error),
     CloseRequested(u8),
@@ -276,6 +278,7 @@ async fn serve_loop(
     rbuf: &mut BytesMut,
 ) -> Close {
     let max = conn.ctx.cfg.packet_bytes_max;
+    let refill_below = conn.ctx.cfg.out_buffer_bytes_max / 2;
     let mut parked = BytesMut::new();
     loop {
         if let Err(close) = process(conn, rbuf, &mut parked, max, false).await {
@@ -301,11 +304,11 @@ async fn serve_loop(
                     return Poll::Ready(Io::Unheld);
                 }
             }
-            poll_io(cx, stream, link, rbuf, read)
+            poll_io(cx, stream, link, rbuf, read, refill_below)
         })
         .await;
         match ev {
-            Io::Read | Io::Unheld => {}
+            Io::Read | Io::Unheld | Io::Drained => {}
             Io::Eof => {
                 // The client is done sending: what it sent still counts, hold or not (bounded by
                 // PARKED_BYTES_MAX), and a DISCONNECT among it decides how this ends.
@@ -382,6 +385,7 @@ fn poll_io(
     link: &ConnLink,
     rbuf: &mut BytesMut,
     read: bool,
+    refill_below: usize,
 ) -> Poll<Io> {
     if let Some(reason) = link.close_requested() {
         return Poll::Ready(Io::CloseRequested(reason));
@@ -389,6 +393,9 @@ fn poll_io(
     link.register(cx.waker());
     if let Err(e) = poll_flush(cx, stream, link) {
         return Poll::Ready(Io::Error(e));
+    }
+    if link.has_backlog() && link.out_len() < refill_below {
+        return Poll::Ready(Io::Drained);
     }
     if !read {
         return Poll::Pending;

@@ -16,6 +16,10 @@ pub struct ConnLink {
     /// A request from elsewhere on the shard to close this connection: the v5 reason code to
     /// send in DISCONNECT (e.g. 0x8E on session takeover).
     close_request: Cell<Option<u8>>,
+    /// The session has messages queued behind this buffer: once the socket has taken enough of
+    /// it, the connection task must refill it ([`crate::session::Session::pump`]) even if the
+    /// client sends nothing (a QoS 0 subscriber never does).
+    backlog: Cell<bool>,
 }
 
 impl ConnLink {
@@ -58,6 +62,14 @@ impl ConnLink {
             self.close_request.set(Some(reason));
         }
         self.wake();
+    }
+
+    pub fn set_backlog(&self, queued: bool) {
+        self.backlog.set(queued);
+    }
+
+    pub fn has_backlog(&self) -> bool {
+        self.backlog.get()
     }
 
     pub fn close_requested(&self) -> Option<u8> {

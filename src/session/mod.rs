@@ -301,6 +301,17 @@ impl Session {
     fn push_queue(&mut self, delivery: Delivery) {
         self.queued_bytes += delivery.msg.size_bytes();
         self.queue.push_back(delivery);
+        self.update_backlog();
+    }
+
+    /// Tell the connection whether queued messages wait for its output buffer to drain (and
+    /// not for acks, which refill it through [`Session::pump`] anyway).
+    fn update_backlog(&self) {
+        if let Some(conn) = &self.conn {
+            let waiting =
+                !self.queue.is_empty() && conn.out_len() >= self.limits.out_buffer_bytes_max;
+            conn.set_backlog(waiting);
+        }
     }
 
     fn pop_queue(&mut self) -> Option<Delivery> {
@@ -330,6 +341,7 @@ impl Session {
                 moved = true;
             }
         }
+        self.update_backlog();
         if self.congested_since.is_some() {
             if self.below_low_water() {
                 self.release_waiters();

@@ -68,4 +68,6 @@ mod t05_session;
 mod t06_will;
 mod t07_limits;
 mod t08_shards;
+mod t09_overload;
+mod t10_shutdown;
 mod t13_malformed;

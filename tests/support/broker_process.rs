@@ -117,3 +117,21 @@ pub fn id_on(name: &str, shard: usize, shards: usize) -> String {
         .find(|id| ringmq::shard::home_shard(id, shards) == shard)
         .expect("some id lands on every shard")
 }
+
+impl Broker {
+    /// SIGTERM the broker and wait up to `within` for it to exit; its exit status, or `None` if
+    /// it is still running (it is killed when dropped).
+    #[allow(dead_code)] // only the broker suite stops brokers this way
+    pub async fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill(2) on the pid of the child this struct owns (it has not been reaped).
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+}
