@@ -9,7 +9,7 @@ use crate::primitives::{
     str_wire_len,
 };
 use crate::properties::PropCtx;
-use crate::topic::is_valid_topic_name;
+use crate::topic::{has_control_chars, is_valid_topic_name};
 use crate::{Connect, DecodeError, EncodeError, Properties, Protocol, QoS, Will};
 
 const FLAG_RESERVED: u8 = 0x01;
@@ -47,6 +47,21 @@ fn protocol_of(body: &[u8]) -> Result<(Protocol, usize), DecodeError> {
 /// (a v5 CONNACK with a reason code, or a v3 return code).
 pub fn peek_connect_protocol(body: &[u8]) -> Result<Protocol, DecodeError> {
     protocol_of(body).map(|(p, _)| p)
+}
+
+/// Longest MQTT 3.1 client identifier: "between 1 and 23 characters long" (MQTT 3.1 §3.1,
+/// Client Identifier). 3.1.1 and 5.0 let the server accept longer ones [MQTT-3.1.3-5].
+const V310_CLIENT_ID_CHARS_MAX: usize = 23;
+
+/// A client identifier with a control character (§1.5.4), or an MQTT 3.1 one that is empty or
+/// longer than 23 characters, is refused with CONNACK 0x85 / return code 2 ("identifier
+/// rejected"). An empty 3.1.1 / 5.0 id is the broker's to accept or refuse [MQTT-3.1.3-6..8].
+fn check_client_id(id: &str, protocol: Protocol) -> Result<(), DecodeError> {
+    let v310_length_ok = || (1..=V310_CLIENT_ID_CHARS_MAX).contains(&id.chars().count());
+    if has_control_chars(id) || (protocol == Protocol::V310 && !v310_length_ok()) {
+        return Err(DecodeError::ClientIdNotValid);
+    }
+    Ok(())
 }
 
 pub fn decode(mut body: Bytes) -> Result<Connect, DecodeError> {
@@ -127,6 +142,12 @@ pub fn decode(mut body: Bytes) -> Result<Connect, DecodeError> {
         None
     };
     expect_end(&body)?;
+    // Values that parse but that the server refuses with a CONNACK code, checked only once the
+    // whole packet is known to be well-formed (a Malformed Packet takes precedence).
+    check_client_id(&client_id, protocol)?;
+    if username.as_deref().is_some_and(has_control_chars) {
+        return Err(DecodeError::BadUserName);
+    }
     Ok(Connect {
         protocol,
         clean_start: flags & FLAG_CLEAN != 0,
@@ -243,7 +264,10 @@ mod tests {
             round_trip(base(protocol));
             let mut c = base(protocol);
             c.clean_start = false;
-            c.client_id = ByteString::new();
+            // An empty id where the version allows one (3.1 needs 1–23 characters).
+            if protocol != Protocol::V310 {
+                c.client_id = ByteString::new();
+            }
             c.username = Some(ByteString::from_static("user"));
             c.password = Some(Bytes::from_static(b"\x00\xffsecret"));
             c.will = Some(Will {
@@ -365,6 +389,74 @@ mod tests {
         ])
         .expect("3.1");
         assert_eq!(c.protocol, Protocol::V310);
+    }
+
+    /// Encode `c`, then decode its body as the broker would.
+    fn decode_encoded(c: Connect) -> Result<Connect, DecodeError> {
+        let mut buf = BytesMut::new();
+        encode(&c, &mut buf).expect("encode");
+        // One byte of type, one of remaining length: these CONNECTs are short.
+        assert!(buf.len() < 130);
+        decode(buf.freeze().slice(2..))
+    }
+
+    #[test]
+    fn client_ids_and_user_names_with_control_characters_are_refused() {
+        for protocol in [Protocol::V310, Protocol::V311, Protocol::V5] {
+            for bad in ["a\u{1}", "\u{1F}b", "a\u{7F}", "a\u{80}", "\u{9F}"] {
+                let mut c = base(protocol);
+                c.client_id = bad.into();
+                assert_eq!(
+                    decode_encoded(c),
+                    Err(DecodeError::ClientIdNotValid),
+                    "{protocol:?} {bad:?}"
+                );
+                let mut c = base(protocol);
+                c.username = Some(bad.into());
+                assert_eq!(
+                    decode_encoded(c),
+                    Err(DecodeError::BadUserName),
+                    "{protocol:?} {bad:?}"
+                );
+            }
+            let mut c = base(protocol);
+            c.username = Some("user \u{A0}é".into());
+            assert!(decode_encoded(c).is_ok(), "{protocol:?}");
+        }
+        // A malformed packet is Malformed even when its client id is also refused.
+        assert_eq!(
+            body(&[
+                0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00
+            ]),
+            Err(DecodeError::Malformed)
+        );
+    }
+
+    #[test]
+    fn mqtt31_client_ids_are_1_to_23_characters() {
+        for (id, ok) in [
+            ("", false),
+            ("a", true),
+            ("abcdefghijklmnopqrstuvw", true),
+            ("abcdefghijklmnopqrstuvwx", false),
+            // Characters, not bytes: 23 two-byte characters are allowed.
+            ("ééééééééééééééééééééééé", true),
+        ] {
+            let mut c = base(Protocol::V310);
+            c.client_id = id.into();
+            let got = decode_encoded(c.clone());
+            if ok {
+                assert_eq!(got, Ok(c), "{id:?}");
+            } else {
+                assert_eq!(got, Err(DecodeError::ClientIdNotValid), "{id:?}");
+            }
+            // 3.1.1 and 5.0 have no such limit (an empty id is the broker's decision).
+            for protocol in [Protocol::V311, Protocol::V5] {
+                let mut c = base(protocol);
+                c.client_id = id.into();
+                assert!(decode_encoded(c).is_ok(), "{protocol:?} {id:?}");
+            }
+        }
     }
 
     fn with_flags(flags: u8) -> Result<Connect, DecodeError> {

@@ -13,8 +13,12 @@ pub enum DecodeError {
     PacketTooLarge,
     /// Reserved flag bits in the fixed header have the wrong value [MQTT-2.1.3-1].
     ReservedFlags,
-    /// Packet type 0, or AUTH on a v3 connection.
+    /// Packet type 0 (reserved in every version), or 15 (AUTH) on a v3 connection, where it is
+    /// reserved too (MQTT 3.1.1 §2.2.1). Refused from the first byte of the fixed header.
     UnknownPacketType,
+    /// A client sent a packet only a server sends (CONNACK, SUBACK, UNSUBACK, PINGRESP): a
+    /// Protocol Error (0x82) whatever follows its first byte, decided before its body is read.
+    ServerOnlyPacket,
     /// The body is shorter or longer than its fields say, or a field is out of range.
     Malformed,
     /// QoS 3 in a PUBLISH, will or subscription option [MQTT-3.3.1-4].
@@ -35,6 +39,13 @@ pub enum DecodeError {
     InvalidProtocolName,
     /// Protocol level not 3, 4 or 5 [MQTT-3.1.2-2] (v3 return code 1, v5 0x84).
     UnsupportedProtocolVersion,
+    /// A client identifier the server does not allow (v3 return code 2, v5 0x85): one with a
+    /// control character (§1.5.4), or an MQTT 3.1 one that is not 1–23 characters long (MQTT
+    /// 3.1 §3.1, "Client Identifier").
+    ClientIdNotValid,
+    /// A user name with a control character (§1.5.4): "the data in the user name or password is
+    /// malformed" (v3 return code 4, v5 0x86).
+    BadUserName,
     /// CONNECT reserved flag set, or will flags inconsistent [MQTT-3.1.2-3], [MQTT-3.1.2-11..15].
     InvalidConnectFlags,
     /// SUBSCRIBE or UNSUBSCRIBE with no filter [MQTT-3.8.3-3] / [MQTT-3.10.3-2].
@@ -60,12 +71,27 @@ impl DecodeError {
             DecodeError::PayloadFormatInvalid => 0x99,
             DecodeError::InvalidTopicName => 0x90,
             DecodeError::TopicAliasInvalid => 0x94,
+            DecodeError::ClientIdNotValid => 0x85,
+            DecodeError::BadUserName => 0x86,
             DecodeError::ProtocolError
+            | DecodeError::ServerOnlyPacket
             | DecodeError::NoTopicFilters
             | DecodeError::UnknownPacketType
             | DecodeError::InvalidProtocolName
             | DecodeError::DuplicateProperty => 0x82,
             _ => 0x81,
+        }
+    }
+
+    /// The MQTT 3.1 / 3.1.1 CONNACK return code for a CONNECT refused with this error, if that
+    /// version has one; `None` means the connection is just closed (3.1.1 [MQTT-3.1.4-1]:
+    /// a non-conforming CONNECT closes the connection, and return codes exist only for these).
+    pub fn v3_connack_code(self) -> Option<u8> {
+        match self {
+            DecodeError::UnsupportedProtocolVersion => Some(0x01),
+            DecodeError::ClientIdNotValid => Some(0x02),
+            DecodeError::BadUserName => Some(0x04),
+            _ => None,
         }
     }
 }
@@ -78,7 +104,10 @@ impl fmt::Display for DecodeError {
                 "packet larger than the maximum packet size [MQTT-3.2.2-15]"
             }
             DecodeError::ReservedFlags => "reserved fixed-header flags are wrong [MQTT-2.1.3-1]",
-            DecodeError::UnknownPacketType => "unknown or forbidden packet type [MQTT-2.1.2]",
+            DecodeError::UnknownPacketType => "reserved packet type [MQTT-2.1.2]",
+            DecodeError::ServerOnlyPacket => {
+                "a packet only a server sends (CONNACK, SUBACK, UNSUBACK, PINGRESP) [MQTT-2.1.2]"
+            }
             DecodeError::Malformed => "malformed packet: fields disagree with the length",
             DecodeError::InvalidQoS => "QoS 3 is reserved [MQTT-3.3.1-4]",
             DecodeError::ZeroPacketId => "packet identifier must be non-zero [MQTT-2.2.1-3]",
@@ -89,6 +118,11 @@ impl fmt::Display for DecodeError {
             DecodeError::InvalidProperty => "property not allowed on this packet [MQTT-2.2.2-2]",
             DecodeError::InvalidProtocolName => "protocol name is not MQTT [MQTT-3.1.2-1]",
             DecodeError::UnsupportedProtocolVersion => "unsupported protocol level [MQTT-3.1.2-2]",
+            DecodeError::ClientIdNotValid => {
+                "client identifier not allowed: a control character, or not 1-23 characters in \
+                 MQTT 3.1 [MQTT-1.5.4-2] [MQTT-3.1.3-5]"
+            }
+            DecodeError::BadUserName => "user name holds a control character [MQTT-1.5.4-2]",
             DecodeError::InvalidConnectFlags => "invalid CONNECT flags [MQTT-3.1.2-3]",
             DecodeError::NoTopicFilters => "no topic filter in (UN)SUBSCRIBE [MQTT-3.8.3-3]",
             DecodeError::InvalidSubscriptionOptions => {

@@ -246,12 +246,18 @@ pub fn frame(buf: &[u8], max_packet_bytes: usize) -> Result<Option<Frame>, Decod
 
 /// Decode one packet from the front of `buf`, consuming it. `Ok(None)` when `buf` does not yet
 /// hold a whole packet (nothing is consumed). `protocol` is the connection's negotiated version;
-/// a CONNECT carries its own and ignores it.
+/// a CONNECT carries its own and ignores it. Either side's packets decode: a server reading
+/// what a client sent uses [`decode_from_client`].
 pub fn decode(
     buf: &mut BytesMut,
     protocol: Protocol,
     max_packet_bytes: usize,
 ) -> Result<Option<Packet>, DecodeError> {
+    // Type 15 is reserved before 5.0 (3.1.1 §2.2.1): refused from the first byte, like type 0
+    // in `frame`.
+    if !protocol.is_v5() && buf.first().is_some_and(|&b| b >> 4 == 15) {
+        return Err(DecodeError::UnknownPacketType);
+    }
     let Some(f) = frame(buf, max_packet_bytes)? else {
         return Ok(None);
     };
@@ -261,6 +267,39 @@ pub fn decode(
     let mut whole = buf.split_to(f.total_len());
     let _ = whole.split_to(f.header_len);
     decode_body(f.header, whole.freeze(), protocol).map(Some)
+}
+
+/// Whether a packet of this first byte is one only a server sends: CONNACK, SUBACK, UNSUBACK,
+/// PINGRESP (the direction column of [MQTT-2.1.2]'s table).
+fn server_only(header: u8) -> bool {
+    matches!(header >> 4, 2 | 9 | 11 | 13)
+}
+
+/// Phase one on the server's side: [`frame`], and a packet only a server sends
+/// ([`DecodeError::ServerOnlyPacket`], a Protocol Error) refused from its first byte, whatever
+/// its remaining length and body would have been.
+pub fn frame_from_client(
+    buf: &[u8],
+    max_packet_bytes: usize,
+) -> Result<Option<Frame>, DecodeError> {
+    if buf.first().is_some_and(|&b| server_only(b)) {
+        return Err(DecodeError::ServerOnlyPacket);
+    }
+    frame(buf, max_packet_bytes)
+}
+
+/// [`decode`] on the server's side: a client's packet. A packet only a server sends is a
+/// Protocol Error (v5 DISCONNECT 0x82) from its first byte, even when its body would not decode
+/// as that packet; everything else is [`decode`]'s.
+pub fn decode_from_client(
+    buf: &mut BytesMut,
+    protocol: Protocol,
+    max_packet_bytes: usize,
+) -> Result<Option<Packet>, DecodeError> {
+    if buf.first().is_some_and(|&b| server_only(b)) {
+        return Err(DecodeError::ServerOnlyPacket);
+    }
+    decode(buf, protocol, max_packet_bytes)
 }
 
 /// Decode one packet body whose fixed header byte is `header`.

@@ -18,6 +18,11 @@ pub fn frame(buf: &[u8], max_packet_bytes: usize) -> Result<Option<Frame>, Decod
     let Some(&header) = buf.first() else {
         return Ok(None);
     };
+    // Type 0 is reserved in every version [MQTT-2.1.2]: refused from this byte alone, without
+    // waiting for a remaining length that may never come.
+    if header >> 4 == 0 {
+        return Err(DecodeError::UnknownPacketType);
+    }
     let mut value: usize = 0;
     for i in 0..4 {
         let Some(&b) = buf.get(1 + i) else {
@@ -293,6 +298,10 @@ mod tests {
             Err(DecodeError::PacketTooLarge)
         );
         assert!(frame(&[0x30, 0x80, 0x01], 131).is_ok());
+        // Reserved type 0: refused from the first byte.
+        for first in [0x00, 0x0F] {
+            assert_eq!(frame(&[first], 100), Err(DecodeError::UnknownPacketType));
+        }
     }
 
     #[test]

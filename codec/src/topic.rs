@@ -1,16 +1,40 @@
 //! Topic name and topic filter syntax [MQTT-4.7]. Shared by the decoder (strict validation of
 //! PUBLISH topics and (UN)SUBSCRIBE filters) and the broker's topic tree.
 
-/// A topic name: non-empty, no `+` or `#` [MQTT-4.7.3-1], [MQTT-3.3.2-2]. UTF-8 rules are the
-/// string decoder's job.
+/// Whether the byte at `i` of the UTF-8 string `b` starts a control character U+0001–U+001F or
+/// U+007F–U+009F: the bytes 0x01–0x1F and 0x7F, or 0xC2 followed by 0x80–0x9F (the two-byte
+/// encodings of U+0080–U+009F). 0x00 counts too, though the string decoder refuses it first.
+#[inline]
+fn control_at(b: &[u8], i: usize) -> bool {
+    match b[i] {
+        0x00..=0x1F | 0x7F => true,
+        0xC2 => matches!(b.get(i + 1), Some(0x80..=0x9F)),
+        _ => false,
+    }
+}
+
+/// Whether `s` holds a control character U+0001–U+001F or U+007F–U+009F. MQTT 5.0 §1.5.4 (3.1.1
+/// §1.5.3), after [MQTT-1.5.4-2]: the data "SHOULD NOT include encodings of" them, and a receiver
+/// of a packet with them "MAY treat it as a Malformed Packet". ringmq refuses them in client ids,
+/// user names, topic names (PUBLISH and will) and topic filters; payloads and other strings
+/// (properties) may carry them.
+pub fn has_control_chars(s: &str) -> bool {
+    let b = s.as_bytes();
+    (0..b.len()).any(|i| control_at(b, i))
+}
+
+/// A topic name: non-empty, no `+` or `#` [MQTT-4.7.3-1], [MQTT-3.3.2-2], no control character
+/// ([`has_control_chars`]). The rest of the UTF-8 rules are the string decoder's job. One pass:
+/// this runs on every PUBLISH.
 pub fn is_valid_topic_name(name: &str) -> bool {
-    !name.is_empty() && !name.bytes().any(|b| b == b'+' || b == b'#')
+    let b = name.as_bytes();
+    !b.is_empty() && !(0..b.len()).any(|i| b[i] == b'+' || b[i] == b'#' || control_at(b, i))
 }
 
 /// A topic filter: non-empty; `#` only alone as the last level [MQTT-4.7.1-2]; `+` only as a
-/// whole level [MQTT-4.7.1-3].
+/// whole level [MQTT-4.7.1-3]; no control character ([`has_control_chars`]).
 pub fn is_valid_topic_filter(filter: &str) -> bool {
-    if filter.is_empty() {
+    if filter.is_empty() || has_control_chars(filter) {
         return false;
     }
     let mut levels = filter.split('/').peekable();
@@ -57,7 +81,11 @@ pub fn split_shared(filter: &str) -> Option<Result<(&str, &str), ()>> {
     let Some((group, inner)) = rest.split_once('/') else {
         return Some(Err(()));
     };
-    if group.is_empty() || group.contains(['+', '#']) || !is_valid_topic_filter(inner) {
+    if group.is_empty()
+        || group.contains(['+', '#'])
+        || has_control_chars(group)
+        || !is_valid_topic_filter(inner)
+    {
         return Some(Err(()));
     }
     Some(Ok((group, inner)))
@@ -74,6 +102,39 @@ mod tests {
         assert!(!is_valid_topic_name(""));
         assert!(!is_valid_topic_name("a/+"));
         assert!(!is_valid_topic_name("a/#"));
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        for c in (0x01..=0x1F).chain(0x7F..=0x9F) {
+            let c = char::from_u32(c).expect("a scalar value");
+            let s = format!("a/{c}b");
+            assert!(has_control_chars(&s), "{:#x}", u32::from(c));
+            assert!(!is_valid_topic_name(&s), "{:#x}", u32::from(c));
+            assert!(!is_valid_topic_filter(&s), "{:#x}", u32::from(c));
+            assert_eq!(
+                split_shared(&format!("$share/g{c}/a")),
+                Some(Err(())),
+                "{:#x}",
+                u32::from(c)
+            );
+        }
+        // Neighbours that are not control characters: space, '~', U+00A0, U+0100, and
+        // characters whose encodings contain the bytes 0x80..0x9F after a lead other than 0xC2.
+        for s in [
+            "a b",
+            "a~",
+            "a\u{A0}",
+            "\u{100}",
+            "\u{7FF}",
+            "\u{800}",
+            "\u{10080}",
+            "é",
+        ] {
+            assert!(!has_control_chars(s), "{s:?}");
+            assert!(is_valid_topic_name(s), "{s:?}");
+            assert!(is_valid_topic_filter(s), "{s:?}");
+        }
     }
 
     #[test]

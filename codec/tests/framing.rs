@@ -107,3 +107,59 @@ fn connect_protocol_can_be_peeked_after_a_failed_decode() {
         Err(DecodeError::InvalidProperty)
     );
 }
+
+#[test]
+fn reserved_types_are_refused_from_the_first_byte() {
+    for protocol in [Protocol::V310, Protocol::V311, Protocol::V5] {
+        // Type 0, in every version, with nothing after the first byte.
+        let mut b = buf(&[0x00]);
+        assert_eq!(
+            decode(&mut b, protocol, 1024),
+            Err(DecodeError::UnknownPacketType)
+        );
+        assert_eq!(frame(&[0x00], 1024), Err(DecodeError::UnknownPacketType));
+    }
+    // Type 15 is AUTH in 5.0 and reserved before.
+    for protocol in [Protocol::V310, Protocol::V311] {
+        let mut b = buf(&[0xF0]);
+        assert_eq!(
+            decode(&mut b, protocol, 1024),
+            Err(DecodeError::UnknownPacketType)
+        );
+    }
+    let mut b = buf(&[0xF0]);
+    assert_eq!(decode(&mut b, Protocol::V5, 1024), Ok(None));
+}
+
+#[test]
+fn server_only_packets_are_a_protocol_error_from_a_client() {
+    use ringmq_codec::{decode_from_client, frame_from_client};
+    // CONNACK, SUBACK, UNSUBACK, PINGRESP: well-formed, malformed, or just the first byte.
+    for first in [0x20, 0x90, 0xB0, 0xD0] {
+        for bytes in [
+            &[first][..],
+            &[first, 0x00],
+            &[first, 0x03, 0xFF, 0xFF, 0xFF],
+        ] {
+            for protocol in [Protocol::V310, Protocol::V311, Protocol::V5] {
+                let mut b = buf(bytes);
+                let e = decode_from_client(&mut b, protocol, 1024);
+                assert_eq!(e, Err(DecodeError::ServerOnlyPacket), "{bytes:02x?}");
+                assert_eq!(DecodeError::ServerOnlyPacket.reason_code(), 0x82);
+            }
+            assert_eq!(
+                frame_from_client(bytes, 1024),
+                Err(DecodeError::ServerOnlyPacket)
+            );
+        }
+    }
+    // The client's side still decodes them.
+    let mut b = buf(&[0xD0, 0x00]);
+    assert_eq!(decode(&mut b, Protocol::V5, 16), Ok(Some(Packet::PingResp)));
+    // And a client's own packets pass.
+    let mut b = buf(&[0xC0, 0x00]);
+    assert_eq!(
+        ringmq_codec::decode_from_client(&mut b, Protocol::V5, 16),
+        Ok(Some(Packet::PingReq))
+    );
+}

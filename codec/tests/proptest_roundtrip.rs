@@ -39,6 +39,14 @@ fn string() -> impl Strategy<Value = ByteString> {
     "[^\u{0}]{0,12}".prop_map(ByteString::from)
 }
 
+/// A client id or user name: no control character U+0001–U+001F, U+007F–U+009F (§1.5.4; the
+/// codec refuses them there), at least `min` characters (MQTT 3.1 client ids: 1–23).
+fn name(min: usize) -> impl Strategy<Value = ByteString> {
+    "[^\u{0}-\u{1F}\u{7F}-\u{9F}]{0,12}"
+        .prop_filter("long enough", move |s: &String| s.chars().count() >= min)
+        .prop_map(ByteString::from)
+}
+
 fn binary() -> impl Strategy<Value = Bytes> {
     vec(any::<u8>(), 0..24).prop_map(Bytes::from)
 }
@@ -48,11 +56,14 @@ fn packet_id() -> impl Strategy<Value = u16> {
 }
 
 fn topic_name() -> impl Strategy<Value = ByteString> {
-    "[^\u{0}+#]{1,16}".prop_map(ByteString::from)
+    "[^\u{0}-\u{1F}\u{7F}-\u{9F}+#]{1,16}".prop_map(ByteString::from)
 }
 
 fn topic_filter() -> impl Strategy<Value = String> {
-    let level = prop_oneof![Just("+".to_string()), "[^\u{0}+#/]{0,6}"];
+    let level = prop_oneof![
+        Just("+".to_string()),
+        "[^\u{0}-\u{1F}\u{7F}-\u{9F}+#/]{0,6}"
+    ];
     (vec(level, 1..5), any::<bool>()).prop_map(|(levels, hash)| {
         let mut f = levels.join("/");
         if f.is_empty() {
@@ -276,9 +287,9 @@ fn connect(protocol: Protocol) -> impl Strategy<Value = Packet> {
         any::<bool>(),
         any::<u16>(),
         props(protocol, Ctx::Connect),
-        string(),
+        name(usize::from(protocol == Protocol::V310)),
         option::of(will),
-        option::of(string()),
+        option::of(name(0)),
         option::of(binary()),
     )
         .prop_map(

@@ -127,13 +127,15 @@ async fn read_first(
     max: usize,
 ) -> Result<Packet, FirstError> {
     loop {
-        let frame = codec::frame(rbuf, max).map_err(|e| FirstError::Decode(e, None))?;
+        // The server's side of framing: a reserved type or a packet only a server sends is
+        // refused from its first byte.
+        let frame = codec::frame_from_client(rbuf, max).map_err(|e| FirstError::Decode(e, None))?;
         if let Some(f) = frame.filter(|f| rbuf.len() >= f.total_len()) {
             // Peek the version before decoding (which consumes the bytes) so a bad CONNECT can
             // be answered in the client's own version.
             let version = (f.header >> 4 == 1)
                 .then(|| codec::peek_connect_protocol(&rbuf[f.header_len..f.total_len()]));
-            return match codec::decode(rbuf, Protocol::V5, max) {
+            return match codec::decode_from_client(rbuf, Protocol::V5, max) {
                 Ok(Some(p)) => Ok(p),
                 Ok(None) => Err(FirstError::Io),
                 Err(e) => Err(FirstError::Decode(e, version)),
@@ -148,20 +150,31 @@ async fn read_first(
 }
 
 /// Answer a CONNECT we could not accept with the CONNACK its version expects, then close.
+/// The form follows the version the CONNECT asked for, never the error: a 5.0 client gets the
+/// 5.0 form with a reason code; a 3.1 / 3.1.1 client, and one whose level we do not speak,
+/// gets the 3.1.1 form (4 bytes) when its version has a return code for the error, and is
+/// otherwise just closed [MQTT-3.1.4-1].
 async fn refuse_bad_connect(
     stream: &mut TcpStream,
     e: DecodeError,
     version: Option<Result<Protocol, DecodeError>>,
 ) {
     log::debug!("bad CONNECT: {e}");
-    let bytes: &[u8] = match version {
-        // [MQTT-3.1.2-2]: an unsupported level gets return code 0x01 in the v3.1.1 form.
-        Some(Err(DecodeError::UnsupportedProtocolVersion)) => &[0x20, 2, 0, 1],
-        // [MQTT-3.1.4-1] v5: CONNACK with the reason code, then close.
-        Some(Ok(Protocol::V5)) => &[0x20, 3, 0, e.reason_code(), 0],
-        _ => return,
+    let v3_form = |code: Option<u8>| code.map(|c| vec![0x20, 2, 0, c]);
+    let bytes = match version {
+        // [MQTT-3.1.4-1] v5: CONNACK with the reason code (no properties), then close.
+        Some(Ok(Protocol::V5)) => Some(vec![0x20, 3, 0, e.reason_code(), 0]),
+        // 3.1 / 3.1.1: a return code if one exists (identifier rejected, bad user name).
+        Some(Ok(Protocol::V310 | Protocol::V311)) => v3_form(e.v3_connack_code()),
+        // [MQTT-3.1.2-2]: an unsupported level gets return code 0x01 in the 3.1.1 form, the
+        // only one a client of an unknown version can be expected to read.
+        Some(Err(DecodeError::UnsupportedProtocolVersion)) => v3_form(Some(0x01)),
+        // Not a CONNECT, or no protocol name and level to go by: close.
+        Some(Err(_)) | None => None,
     };
-    let _ = write_all(stream, bytes).await;
+    if let Some(bytes) = bytes {
+        let _ = write_all(stream, &bytes).await;
+    }
 }
 
 fn assign_client_id(shard: usize) -> String {

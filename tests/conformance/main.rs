@@ -41,6 +41,7 @@ mod fixture;
 mod raw_client;
 mod third_party;
 
+mod edges;
 mod interop;
 mod s1_data;
 mod s2_format;
