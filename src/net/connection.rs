@@ -357,7 +357,8 @@ async fn process(
                 *rbuf = merged;
             }
         } else {
-            let frame = codec::frame(rbuf, max).map_err(|e| Close::Protocol(e.reason_code()))?;
+            let frame = codec::frame_from_client(rbuf, max)
+                .map_err(|e| Close::Protocol(e.reason_code()))?;
             let Some(f) = frame.filter(|f| rbuf.len() >= f.total_len()) else {
                 return Ok(());
             };
@@ -367,7 +368,7 @@ async fn process(
                 continue;
             }
         }
-        match codec::decode(rbuf, conn.protocol, max) {
+        match codec::decode_from_client(rbuf, conn.protocol, max) {
             Ok(Some(Packet::Subscribe(s))) => {
                 // Boxed: SUBSCRIBE may wait for peers; keep that state out of the future every
                 // idle connection carries.

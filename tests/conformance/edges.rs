@@ -2,9 +2,6 @@
 //! for every protocol version it applies to (3.1 "MQIsdp" level 3, 3.1.1, 5.0). Mosquitto 2.1
 //! behaves as these tests expect except where `docs/CONFORMANCE.md` ("Deviations from
 //! Mosquitto") says otherwise.
-//!
-//! Tests whose fix lives in the broker's data path (handler, session, shard) are ignored with
-//! `needs broker fix: edge N` until it lands; the fix for each is in the test's comment.
 
 use crate::fixture::*;
 use crate::raw_client::connect_packet;
@@ -96,7 +93,6 @@ async fn sec_2_1_2_server_only_packets_from_a_client_are_a_protocol_error() {
 /// Needs in `serve_loop` (src/net/connection.rs): `codec::decode_from_client(rbuf,
 /// conn.protocol, max)` instead of `codec::decode(...)`.
 #[tokio::test]
-#[ignore = "needs broker fix: edge 1 (serve_loop must decode with codec::decode_from_client)"]
 async fn sec_2_1_2_server_only_packets_are_refused_whatever_their_contents() {
     let b = Broker::start().await;
     let cases: [(&str, &[u8]); 8] = [
@@ -459,7 +455,6 @@ enum WrongAck {
 /// whether the id is in flight in the matching state, and `Err(Close::Protocol(0x82))` when it
 /// is in flight in another one.
 #[tokio::test]
-#[ignore = "needs broker fix: edge 7 (session on_puback/on_pubrec/on_pubcomp must refuse an ack of the wrong kind)"]
 async fn sec_4_3_acknowledgement_of_the_wrong_kind_is_a_protocol_error() {
     let b = Broker::start().await;
     for protocol in ALL {
@@ -501,7 +496,6 @@ async fn sec_4_3_acknowledgement_of_the_wrong_kind_is_a_protocol_error() {
 /// `shard.route(...)` (its reason then cannot depend on the route's result: 0x00, or 0x10 from
 /// a match-only check made first).
 #[tokio::test]
-#[ignore = "needs broker fix: edge 8 (Conn::on_publish must write PUBREC before routing)"]
 async fn mqtt_4_3_3_8_pubrec_is_written_before_the_message_is_forwarded() {
     let b = Broker::start().await;
     for protocol in ALL {
@@ -540,7 +534,6 @@ async fn mqtt_4_3_3_8_pubrec_is_written_before_the_message_is_forwarded() {
 /// Fix (`Conn::open`, src/net/handler.rs): replace the `server_keep_alive_s` assignment with a
 /// cap — see the report for the lines.
 #[tokio::test]
-#[ignore = "needs broker fix: edge 9 (Conn::open must cap the keep alive, not replace it)"]
 async fn sec_3_2_2_3_14_server_keep_alive_caps_the_client_keep_alive() {
     let b = Broker::with(&["--server-keep-alive-s", "10"]).await;
     for (asked, announced) in [(20, Some(10)), (0, Some(10)), (10, None), (5, None)] {
