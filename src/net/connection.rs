@@ -173,7 +173,7 @@ async fn refuse_bad_connect(
         Some(Err(_)) | None => None,
     };
     if let Some(bytes) = bytes {
-        let _ = write_all(stream, &bytes).await;
+        close_gracefully(stream, &bytes).await;
     }
 }
 
