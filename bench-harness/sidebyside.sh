@@ -9,6 +9,10 @@
 #   bench-harness/sidebyside.sh -- pairs --pairs 10 --qos 1 --duration 10s
 #   bench-harness/sidebyside.sh --rounds 5 -- fanin --publishers 50 --rate 50000 --duration 20s
 #   ROUNDS=3 BROKER_CPUS=0 GEN_CPUS=1 bench-harness/sidebyside.sh -- fanout --subscribers 500
+#   # overload (issue 7): both brokers with 1000 queued messages per session
+#   bench-harness/sidebyside.sh --queued 1000 -- fanin --publishers 8 --inflight 1000 --qos 1 --filter 't/+' --fail-on-loss
+#   bench-harness/sidebyside.sh --queued 1000 --ringmq-arg --slow-subscriber-timeout-s=10 -- \
+#       stalled --pairs 4 --stalled-publishers 4 --inflight 1000 --qos 1 --rate 20000 --duration 40s
 #
 # Options (environment variable in brackets):
 #   --rounds N           rounds; each round runs ringmq then mosquitto [ROUNDS, default 3]
@@ -24,13 +28,17 @@
 #                        [QUEUED_MAX, default 0: Debian's Mosquitto 2.0.11 silently drops QoS 1
 #                        messages at fan-in with a finite queue, which would flatter ringmq]
 #   --max-packet BYTES   largest packet, both brokers [PACKET_MAX, 1048576]
+#   --ringmq-arg ARG     extra ringmq command-line argument, repeatable (e.g.
+#                        --ringmq-arg --slow-subscriber-timeout-s=10) [RINGMQ_ARGS, space-separated]
+#   --mosquitto-conf L   extra mosquitto.conf line, repeatable [MOSQUITTO_CONF, newline-separated]
 #   --mosquitto-only     skip ringmq (e.g. while it does not build yet)
 #   --no-build           use existing release binaries
 #   --pause SECONDS      pause between runs so the machine settles [PAUSE, default 2]
 #
 # Output: DIR/<label>-<scenario>-<time>-<run>.{json,hgrm} per run, DIR/env.txt (machine,
 # versions, commands), DIR/summary.txt, DIR/latency.svg. Only broker processes this script
-# started are ever killed, by PID.
+# started are ever killed, by PID. Exit status 3 when a run lost messages the broker had
+# acknowledged and the scenario was given --fail-on-loss (every round still runs).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -45,6 +53,8 @@ QUEUED_MAX=${QUEUED_MAX:-0}
 PACKET_MAX=${PACKET_MAX:-1048576}
 PAUSE=${PAUSE:-2}
 MOSQUITTO_ONLY=${MOSQUITTO_ONLY:-0}
+read -ra RINGMQ_EXTRA <<<"${RINGMQ_ARGS:-}"
+MOSQUITTO_EXTRA=${MOSQUITTO_CONF:-}
 BUILD=1
 
 die() { echo "sidebyside: $*" >&2; exit 1; }
@@ -62,6 +72,8 @@ while [[ $# -gt 0 ]]; do
         --queued) QUEUED_MAX=$2; shift 2 ;;
         --max-packet) PACKET_MAX=$2; shift 2 ;;
         --pause) PAUSE=$2; shift 2 ;;
+        --ringmq-arg) RINGMQ_EXTRA+=("$2"); shift 2 ;;
+        --mosquitto-conf) MOSQUITTO_EXTRA+=$'\n'"$2"; shift 2 ;;
         --mosquitto-only) MOSQUITTO_ONLY=1; shift ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -72,8 +84,8 @@ done
 [[ $# -ge 1 ]] || die "no scenario given; try: $0 -- pairs --pairs 10 --qos 1"
 SCENARIO=("$@")
 case "${SCENARIO[0]}" in
-    pairs|fanin|fanout|wildcard|conns) ;;
-    *) die "unknown scenario '${SCENARIO[0]}' (pairs, fanin, fanout, wildcard, conns)" ;;
+    pairs|fanin|fanout|wildcard|conns|stalled) ;;
+    *) die "unknown scenario '${SCENARIO[0]}' (pairs, fanin, fanout, wildcard, conns, stalled)" ;;
 esac
 for a in "${SCENARIO[@]}"; do
     case "$a" in
@@ -151,6 +163,8 @@ memory_limit 0
 log_type error
 log_type warning
 log_dest stderr
+# Extra lines (--mosquitto-conf):
+$MOSQUITTO_EXTRA
 EOF
 cat >"$OUT_DIR/ringmq.toml" <<EOF
 # Written by sidebyside.sh: the same limits as mosquitto.conf beside it. pin = false because
@@ -174,6 +188,7 @@ EOF
     echo "ringmq: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty tree)')"
     echo "rounds: $ROUNDS (ringmq then mosquitto each round)"
     echo "scenario: ringmq-bench ${SCENARIO[*]}"
+    echo "extra ringmq args: ${RINGMQ_EXTRA[*]:-none}; extra mosquitto.conf lines: ${MOSQUITTO_EXTRA:-none}"
     echo "sysctl: somaxconn=$(cat /proc/sys/net/core/somaxconn) ip_local_port_range=$(tr '\t' ' ' </proc/sys/net/ipv4/ip_local_port_range) nofile=$(ulimit -n)"
 } >"$OUT_DIR/env.txt"
 cat "$OUT_DIR/env.txt" >&2
@@ -196,7 +211,7 @@ start_broker() { # name port log
         die "port $port already has an MQTT broker listening (not one we started); choose another with --${name}-port"
     fi
     case $name in
-        ringmq) taskset -c "$BROKER_CPUS" "$RINGMQ" --config "$OUT_DIR/ringmq.toml" --bind "127.0.0.1:$port" --shards "$SHARDS" >"$log" 2>&1 &
+        ringmq) taskset -c "$BROKER_CPUS" "$RINGMQ" --config "$OUT_DIR/ringmq.toml" --bind "127.0.0.1:$port" --shards "$SHARDS" ${RINGMQ_EXTRA[@]+"${RINGMQ_EXTRA[@]}"} >"$log" 2>&1 &
             ;;
         mosquitto) taskset -c "$BROKER_CPUS" "$MOSQUITTO" -c "$OUT_DIR/mosquitto.conf" >"$log" 2>&1 &
             ;;
@@ -220,23 +235,31 @@ run_one() { # name port round
     fi
     local rc=0
     taskset -c "$GEN_CPUS" "$BENCH" "${SCENARIO[@]}" --port "$port" --label "$name" \
-        --broker-pid "$BROKER_PID" --out-dir "$OUT_DIR" --quiet >"$OUT_DIR/$name-round$round.out" \
+        --broker-pid "$BROKER_PID" --out-dir "$OUT_DIR" >"$OUT_DIR/$name-round$round.out" \
         2>"$OUT_DIR/$name-round$round.err" || rc=$?
     if ! kill -0 "$BROKER_PID" 2>/dev/null; then
         echo "sidebyside: WARNING: $name (pid $BROKER_PID) died during round $round; see $log" >&2
     fi
     cleanup
-    if [[ $rc != 0 ]]; then
+    if [[ $rc == 3 ]]; then
+        # --fail-on-loss: the run finished, and the broker lost messages it had acknowledged.
+        LOSS_RUNS+=("$name round $round")
+        echo "sidebyside: LOSS: $name lost acknowledged messages in round $round" >&2
+    elif [[ $rc != 0 ]]; then
         echo "sidebyside: WARNING: generator failed against $name in round $round:" >&2
         cat "$OUT_DIR/$name-round$round.err" >&2
-    else
-        # One-line progress: forwarded msgs/s and p99.
+    fi
+    if [[ $rc == 0 || $rc == 3 ]]; then
+        # One-line progress: forwarded msgs/s, p99 and acknowledged-but-lost messages (the
+        # first lost_acked in the line is the run's total).
         sed -n 's/.*"forwarded_per_s":\([0-9.]*\).*"latency_us":{[^}]*"p99":\([0-9]*\).*/  forwarded \1 msg\/s, p99 \2 us/p' \
             "$OUT_DIR/$name-round$round.out" >&2
+        grep -o '"lost_acked":[0-9]*' "$OUT_DIR/$name-round$round.out" | head -1 | sed 's/.*:/  lost after acknowledgement: /' >&2 || true
     fi
     sleep "$PAUSE"
 }
 
+LOSS_RUNS=()
 BROKERS=(ringmq mosquitto)
 [[ $MOSQUITTO_ONLY == 1 ]] && BROKERS=(mosquitto)
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -267,3 +290,7 @@ if [[ ${#MEDIANS[@]} -gt 0 ]]; then
         --title "ringmq-bench ${SCENARIO[*]} (median runs)" -o "$OUT_DIR/latency.svg" | tee -a "$OUT_DIR/summary.txt"
 fi
 echo "results in $OUT_DIR" >&2
+if [[ ${#LOSS_RUNS[@]} -gt 0 ]]; then
+    echo "sidebyside: LOSS of acknowledged messages in: ${LOSS_RUNS[*]}" | tee -a "$OUT_DIR/summary.txt" >&2
+    exit 3
+fi

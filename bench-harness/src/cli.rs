@@ -30,6 +30,9 @@ pub enum Command {
     Wildcard(WildcardArgs),
     /// Open C idle connections; report success, rate, and broker memory per connection.
     Conns(ConnsArgs),
+    /// Healthy publisher→subscriber pairs beside a topic whose subscriber stops reading its
+    /// socket after SUBACK, fed by publishers with deep windows: does the broker isolate it?
+    Stalled(StalledArgs),
     /// Compare .hgrm files: side-by-side percentile table and a latency-by-percentile SVG.
     Compare(CompareArgs),
     /// Medians and ratios over many runs' JSON lines, grouped by label.
@@ -105,6 +108,16 @@ pub struct LoadArgs {
     /// by every subscriber), so no broker queue grows without bound.
     #[arg(long, default_value_t = 64)]
     pub inflight: u32,
+    /// Max-throughput mode: no end-to-end window, only the MQTT window (--inflight
+    /// unacknowledged PUBLISHes) paces publishers, so a subscriber slower than its publishers
+    /// makes the broker queue, push back or drop. For overload tests; QoS 0 publishers are then
+    /// paced by TCP alone.
+    #[arg(long)]
+    pub no_e2e_window: bool,
+    /// Record and print per-second counters per publisher group: sent, acknowledged,
+    /// delivered, latency p50/p99/max (always on for `stalled`).
+    #[arg(long)]
+    pub timeline: bool,
     /// Per publisher: stop after this many messages (or at the end of the duration).
     #[arg(long)]
     pub count: Option<u64>,
@@ -159,6 +172,10 @@ pub struct OutputArgs {
     /// Progress line on stderr every interval (0 = off; default on for runs ≥ 5 s).
     #[arg(long, value_parser = parse_dur)]
     pub progress: Option<Duration>,
+    /// Exit with status 3 when any message the broker acknowledged (PUBACK / PUBCOMP) never
+    /// reached a subscriber expecting it (the report says LOSS either way).
+    #[arg(long)]
+    pub fail_on_loss: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -172,6 +189,31 @@ pub struct FaninArgs {
     /// Subscription filter [default: --topic with the {i} level replaced by +].
     #[arg(long)]
     pub filter: Option<String>,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StalledArgs {
+    /// Healthy publisher→subscriber pairs, each on its own topic (paced by --rate if given).
+    #[arg(long, short = 'n', default_value_t = 4)]
+    pub pairs: usize,
+    /// Publishers into the stalled topic; always closed loop, --inflight deep.
+    #[arg(long, default_value_t = 4)]
+    pub stalled_publishers: usize,
+    /// Subscribers of the stalled topic that never read after SUBACK.
+    #[arg(long, default_value_t = 1)]
+    pub stalled_subscribers: usize,
+    /// QoS the stalled subscribers subscribe with (deliveries go at min(this, --qos)).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub stalled_qos: u8,
+    /// Topic prefix ({run} = run id): pairs on <prefix>/ok/{i}, the stalled topic <prefix>/stalled.
+    #[arg(long, default_value = "bench/{run}/stalled")]
+    pub prefix: String,
     #[command(flatten)]
     pub broker: BrokerArgs,
     #[command(flatten)]

@@ -83,6 +83,14 @@ impl PidSet {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// The identifiers present, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.bits.iter().enumerate().flat_map(|(w, &bits)| {
+            (0..64u16)
+                .filter(move |b| bits & (1u64 << b) != 0)
+                .map(move |b| (w as u16) << 6 | b)
+        })
+    }
 }
 
 pub struct Client {
@@ -101,6 +109,10 @@ pub struct Client {
     pub last_tx_ns: u64,
     pub connect_start_ns: u64,
     next_pid: u16,
+    /// Highest identifier handed out before wrapping to 1. Publishers lower it to a few times
+    /// their window so a table indexed by identifier (message of each in-flight PUBLISH) stays
+    /// small; identifiers still in flight are always skipped.
+    pub pid_max: u16,
     /// Identifiers of our own packets awaiting an acknowledgement (PUBLISH QoS 1/2, SUBSCRIBE).
     pub outstanding: PidSet,
     /// The broker's Receive Maximum (v5 CONNACK), capping our QoS 1/2 window.
@@ -122,6 +134,7 @@ impl Client {
             last_tx_ns: 0,
             connect_start_ns: 0,
             next_pid: 0,
+            pid_max: u16::MAX,
             outstanding: PidSet::default(),
             server_receive_max: u16::MAX,
             error: None,
@@ -137,12 +150,16 @@ impl Client {
         self.last_tx_ns = now_ns;
     }
 
-    /// Next free packet identifier (1..=65535, skipping those still in flight). The caller
-    /// keeps the in-flight count below 65535 so this always terminates.
+    /// Next free packet identifier (1..=`pid_max`, skipping those still in flight). The caller
+    /// keeps the in-flight count below `pid_max` so this always terminates.
     pub fn alloc_pid(&mut self) -> u16 {
         loop {
-            self.next_pid = self.next_pid.wrapping_add(1);
-            if self.next_pid != 0 && !self.outstanding.contains(self.next_pid) {
+            self.next_pid = if self.next_pid >= self.pid_max.max(1) {
+                1
+            } else {
+                self.next_pid + 1
+            };
+            if !self.outstanding.contains(self.next_pid) {
                 return self.next_pid;
             }
         }
@@ -241,5 +258,14 @@ mod tests {
             assert_ne!(c.alloc_pid(), 0);
         }
         assert_eq!(c.alloc_pid(), 1);
+        // A lowered pid_max wraps early; iter lists what is in flight.
+        let mut c = Client::new(Role::Pub(0), "z".into());
+        c.pid_max = 3;
+        let ids: Vec<u16> = (0..4).map(|_| c.alloc_pid()).collect();
+        assert_eq!(ids, vec![1, 2, 3, 1]);
+        c.outstanding.insert(2);
+        c.outstanding.insert(700);
+        assert_eq!(c.alloc_pid(), 3, "skips 2");
+        assert_eq!(c.outstanding.iter().collect::<Vec<_>>(), vec![2, 700]);
     }
 }

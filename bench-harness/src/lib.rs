@@ -19,6 +19,7 @@
 //! - [`hgrm`]: HdrHistogram percentile-distribution text format, written and parsed.
 //! - [`compare`] and [`svg`]: the `compare` subcommand (table + latency-by-percentile chart).
 //! - [`summarize`]: medians and ratios over many runs' JSON lines (used by `sidebyside.sh`).
+//! - [`timeline`]: per-second counters per publisher group (`--timeline`, `stalled`).
 //! - [`sysinfo`]: getrusage, /proc readings of the broker, rlimits.
 //! - [`net`]: socket creation (source-address binding, TCP_NODELAY).
 //! - [`clock`]: the shared monotonic clock and the per-thread precise timer.
@@ -39,3 +40,4 @@ pub mod stats;
 pub mod summarize;
 pub mod svg;
 pub mod sysinfo;
+pub mod timeline;

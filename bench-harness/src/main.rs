@@ -3,7 +3,7 @@
 use clap::Parser;
 use ringmq_bench::cli::{BrokerArgs, Cli, Command, LoadArgs, OutputArgs};
 use ringmq_bench::engine::{self, Settings};
-use ringmq_bench::scenario::{self, Plan, WildcardShape};
+use ringmq_bench::scenario::{self, Plan, StalledShape, WildcardShape};
 use ringmq_bench::{compare, net, probe, report, summarize, sysinfo};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -49,6 +49,8 @@ fn settings(
         drain: l.map(|l| l.drain).unwrap_or(Duration::ZERO),
         rate: l.and_then(|l| l.rate),
         inflight: l.map(|l| l.inflight).unwrap_or(64),
+        e2e_window: !l.is_some_and(|l| l.no_e2e_window),
+        timeline: l.is_some_and(|l| l.timeline),
         count: l.and_then(|l| l.count),
         threads: l
             .and_then(|l| l.threads)
@@ -69,7 +71,18 @@ fn settings(
     })
 }
 
-fn execute(settings: Settings, plan: Plan, o: &OutputArgs) -> Result<(), String> {
+/// Exit status of a run whose broker acknowledged messages it never delivered, with
+/// `--fail-on-loss`.
+const EXIT_LOSS: u8 = 3;
+
+/// What a finished run tells `main` beyond success.
+enum Ran {
+    Clean,
+    /// Acknowledged messages were lost and `--fail-on-loss` asked for a failing status.
+    Loss,
+}
+
+fn execute(settings: Settings, plan: Plan, o: &OutputArgs) -> Result<Ran, String> {
     let scenario = plan.scenario;
     let run = settings.run_id.clone();
     let outputs = report::output_paths(
@@ -100,7 +113,14 @@ fn execute(settings: Settings, plan: Plan, o: &OutputArgs) -> Result<(), String>
         print!("{}", report::human(&r));
     }
     println!("{line}");
-    Ok(())
+    if o.fail_on_loss && r.lost_acked > 0 {
+        eprintln!(
+            "ringmq-bench: LOSS: {} acknowledged messages never delivered (--fail-on-loss)",
+            r.lost_acked
+        );
+        return Ok(Ran::Loss);
+    }
+    Ok(Ran::Clean)
 }
 
 fn main() -> ExitCode {
@@ -141,6 +161,18 @@ fn main() -> ExitCode {
                 execute(s, plan, &a.output)
             })
         }
+        Command::Stalled(a) => settings(&a.broker, Some(&a.load), &a.output, &run).and_then(|mut s| {
+            s.timeline = true;
+            let shape = StalledShape {
+                pairs: a.pairs,
+                stalled_publishers: a.stalled_publishers,
+                stalled_subscribers: a.stalled_subscribers,
+                stalled_qos: a.stalled_qos,
+                prefix: a.prefix.clone(),
+            };
+            let plan = scenario::stalled(&shape, &run)?;
+            execute(s, plan, &a.output)
+        }),
         Command::Conns(a) => settings(&a.broker, None, &a.output, &run).and_then(|mut s| {
             let limit = sysinfo::raise_nofile_limit();
             if a.connections as u64 + 64 > limit {
@@ -163,12 +195,13 @@ fn main() -> ExitCode {
             let plan = scenario::conns(a.connections)?;
             execute(s, plan, &a.output)
         }),
-        Command::Compare(a) => compare::run(a),
-        Command::Summarize(a) => summarize::run(a),
-        Command::Probe(a) => probe::run(a),
+        Command::Compare(a) => compare::run(a).map(|()| Ran::Clean),
+        Command::Summarize(a) => summarize::run(a).map(|()| Ran::Clean),
+        Command::Probe(a) => probe::run(a).map(|()| Ran::Clean),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ran::Clean) => ExitCode::SUCCESS,
+        Ok(Ran::Loss) => ExitCode::from(EXIT_LOSS),
         Err(e) => {
             eprintln!("ringmq-bench: {e}");
             ExitCode::from(2)

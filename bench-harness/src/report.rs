@@ -2,9 +2,10 @@
 //! `.hgrm` file, and the warnings that tell a reader when a number should not be trusted
 //! (generator saturated, target rate not met, drain incomplete, QoS 1/2 loss...).
 
-use crate::engine::RunOutcome;
+use crate::engine::{RunOutcome, StalledOutcome};
 use crate::hgrm;
-use crate::stats::Accounting;
+use crate::stats::{Accounting, PublisherTally};
+use crate::timeline::Second;
 use hdrhistogram::Histogram;
 use ringmq_codec::Protocol;
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,65 @@ use std::path::{Path, PathBuf};
 
 /// A generator thread above this share of a core may be what limits the run.
 const THREAD_SATURATED_PCT: f64 = 90.0;
+/// Per-publisher rows kept in the JSON line (the group summaries cover every publisher).
+const PER_PUBLISHER_MAX: usize = 1000;
+/// Per-publisher rows printed in the human summary; beyond it, the worst ones.
+const PER_PUBLISHER_PRINTED: usize = 32;
+
+/// One publisher group's totals (`stalled`: healthy pairs vs the stalled topic; one group
+/// "all" elsewhere), from the per-publisher accounts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct GroupReport {
+    pub group: String,
+    pub publishers: usize,
+    pub sent: u64,
+    pub acked: u64,
+    pub expected: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub lost_acked: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Publishers with any acknowledged message lost.
+    pub publishers_with_loss: usize,
+    /// Slowest and fastest publisher, msgs/s in the window ([`Report::per_publisher_basis`]).
+    pub per_s_min: f64,
+    pub per_s_max: f64,
+    pub ack_wait_ms_max: f64,
+}
+
+fn group_reports(names: &[String], pubs: &[PublisherTally]) -> Vec<GroupReport> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let mine: Vec<&PublisherTally> = pubs.iter().filter(|p| &p.group == name).collect();
+            if mine.is_empty() {
+                return None;
+            }
+            let sum = |f: &dyn Fn(&PublisherTally) -> u64| mine.iter().map(|p| f(p)).sum::<u64>();
+            Some(GroupReport {
+                group: name.clone(),
+                publishers: mine.len(),
+                sent: sum(&|p| p.sent),
+                acked: sum(&|p| p.acked),
+                expected: sum(&|p| p.expected),
+                received: sum(&|p| p.received),
+                lost: sum(&|p| p.lost),
+                lost_acked: sum(&|p| p.lost_acked),
+                duplicates: sum(&|p| p.duplicates),
+                out_of_order: sum(&|p| p.out_of_order),
+                publishers_with_loss: mine.iter().filter(|p| p.lost_acked > 0).count(),
+                per_s_min: round(mine.iter().map(|p| p.per_s).fold(f64::MAX, f64::min), 1),
+                per_s_max: round(mine.iter().map(|p| p.per_s).fold(0.0, f64::max), 1),
+                ack_wait_ms_max: round(
+                    mine.iter().map(|p| p.ack_wait_ms_max).fold(0.0, f64::max),
+                    3,
+                ),
+            })
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LatencySummary {
@@ -99,6 +159,22 @@ pub struct Report {
     #[serde(flatten)]
     pub accounting: Accounting,
     pub acked: u64,
+    /// QoS 1/2: messages the broker acknowledged that never reached a subscriber expecting
+    /// them, after the drain (Σ over publishers and subscribers). Non-zero = LOSS.
+    pub lost_acked: u64,
+    /// Max-throughput publishers kept an end-to-end window (`--no-e2e-window` turns it off).
+    pub e2e_window: bool,
+    /// Per publisher group, then per publisher (at most 1000, in publisher order;
+    /// `per_publisher_truncated` says when more existed).
+    pub groups: Vec<GroupReport>,
+    /// What `per_s` counts per publisher: "acked" (QoS 1/2) or "sent" (QoS 0).
+    pub per_publisher_basis: String,
+    pub per_publisher: Vec<PublisherTally>,
+    pub per_publisher_truncated: bool,
+    /// Per-second counters (`--timeline`, `stalled`).
+    pub timeline: Option<Vec<Second>>,
+    /// `stalled`: what became of each stalled subscriber.
+    pub stalled: Vec<StalledOutcome>,
     pub rejected: u64,
     pub unsent_behind_schedule: u64,
     pub max_send_lag_ms: f64,
@@ -198,6 +274,23 @@ pub fn build(o: &RunOutcome, label: Option<String>) -> Report {
         forwarded_per_s: per_s(o.forwarded_in_window),
         accounting: o.accounting.clone(),
         acked: o.acked,
+        lost_acked: o.publishers.iter().map(|p| p.lost_acked).sum(),
+        e2e_window: s.e2e_window,
+        groups: group_reports(&plan.groups, &o.publishers),
+        per_publisher_basis: if s.qos as u8 == 0 { "sent" } else { "acked" }.into(),
+        per_publisher: o
+            .publishers
+            .iter()
+            .take(PER_PUBLISHER_MAX)
+            .map(|p| PublisherTally {
+                per_s: round(p.per_s, 1),
+                ack_wait_ms_max: round(p.ack_wait_ms_max, 3),
+                ..p.clone()
+            })
+            .collect(),
+        per_publisher_truncated: o.publishers.len() > PER_PUBLISHER_MAX,
+        timeline: o.timeline.clone(),
+        stalled: o.stalled.clone(),
         rejected: o.rejected,
         unsent_behind_schedule: o.unsent,
         max_send_lag_ms: round(o.max_send_lag_ns as f64 / 1e6, 3),
@@ -278,10 +371,16 @@ fn warnings(o: &RunOutcome, r: &Report) -> Vec<String> {
         }
     }
     if let Some(target) = r.target_rate {
-        if r.sent_per_s < target * 0.99 {
+        // Only open-loop publishers follow --rate (`stalled` has closed-loop ones beside them).
+        let sent_per_s = if r.duration_s > 0.0 {
+            o.sent_in_window_open_loop as f64 / r.duration_s
+        } else {
+            0.0
+        };
+        if sent_per_s < target * 0.99 {
             w.push(format!(
-                "target rate not sustained: sent {:.0}/s of {target:.0}/s ({} messages behind schedule at the end); latency includes the backlog",
-                r.sent_per_s, r.unsent_behind_schedule
+                "target rate not sustained: sent {sent_per_s:.0}/s of {target:.0}/s ({} messages behind schedule at the end); latency includes the backlog",
+                r.unsent_behind_schedule
             ));
         }
     }
@@ -305,8 +404,22 @@ fn warnings(o: &RunOutcome, r: &Report) -> Vec<String> {
             o.inflight_left
         ));
     }
-    if traffic && r.qos > 0 && r.accounting.lost > 0 {
-        w.push(format!("{} QoS {} messages LOST", r.accounting.lost, r.qos));
+    if traffic && r.qos > 0 && r.lost_acked > 0 {
+        let with_loss: usize = r.groups.iter().map(|g| g.publishers_with_loss).sum();
+        w.push(format!(
+            "LOSS: {} messages acknowledged by the broker ({}) never reached their subscriber(s); {with_loss} of {} publishers affected",
+            r.lost_acked,
+            if r.qos == 1 { "PUBACK" } else { "PUBCOMP" },
+            r.publishers
+        ));
+    }
+    if traffic && r.qos > 0 && r.accounting.lost > r.lost_acked {
+        w.push(format!(
+            "{} QoS {} messages LOST in all ({} of them never acknowledged: connection lost or drain timed out)",
+            r.accounting.lost,
+            r.qos,
+            r.accounting.lost - r.lost_acked
+        ));
     }
     if let Some(c) = &r.conns {
         if let Some(per) = c.broker_bytes_per_conn {
@@ -388,6 +501,17 @@ fn ms(us: u64) -> String {
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+/// Bytes in the unit that keeps 1–4 digits.
+fn bytes(b: u64) -> String {
+    if b < 10 * 1024 {
+        format!("{b} B")
+    } else if b < 10 * 1024 * 1024 {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    } else {
+        mib(b)
+    }
 }
 
 fn cpuset_note(cpus: &[usize]) -> String {
@@ -541,6 +665,18 @@ pub fn human(r: &Report) -> String {
                 String::new()
             }
         );
+        if r.qos > 0 && r.lost_acked > 0 {
+            let _ = writeln!(
+                s,
+                "LOSS         {} messages the broker acknowledged never arrived (lost after acknowledgement)",
+                grouped(r.lost_acked)
+            );
+        }
+        human_publishers(&mut s, r);
+        if let Some(t) = &r.timeline {
+            human_timeline(&mut s, t, r.qos > 0, !r.stalled.is_empty());
+        }
+        human_stalled(&mut s, r);
     }
     let threads: Vec<String> = r
         .gen_thread_cpu_pct
@@ -580,6 +716,173 @@ pub fn human(r: &Report) -> String {
         let _ = writeln!(s, "histogram    {h}");
     }
     s
+}
+
+/// Group lines and the per-publisher table: whether every publisher kept making progress and
+/// which ones lost acknowledged messages.
+fn human_publishers(s: &mut String, r: &Report) {
+    if r.per_publisher.is_empty() {
+        return;
+    }
+    let basis = &r.per_publisher_basis;
+    for g in &r.groups {
+        let _ = writeln!(
+            s,
+            "publishers   {}: {} publisher(s), {basis}/s per publisher min {} max {}{}; lost {} ({} after ack), duplicates {}{}",
+            g.group,
+            g.publishers,
+            grouped(g.per_s_min as u64),
+            grouped(g.per_s_max as u64),
+            if r.qos > 0 {
+                format!(", longest ack wait {:.1} ms", g.ack_wait_ms_max)
+            } else {
+                String::new()
+            },
+            grouped(g.lost),
+            grouped(g.lost_acked),
+            grouped(g.duplicates),
+            if g.publishers_with_loss > 0 {
+                format!("  LOSS at {} publisher(s)", g.publishers_with_loss)
+            } else {
+                String::new()
+            }
+        );
+    }
+    // All rows when few; otherwise the worst (most acknowledged loss, then loss, then slowest).
+    let mut rows: Vec<&PublisherTally> = r.per_publisher.iter().collect();
+    let all = rows.len() <= PER_PUBLISHER_PRINTED;
+    if !all {
+        rows.sort_by(|a, b| {
+            (b.lost_acked, b.lost)
+                .cmp(&(a.lost_acked, a.lost))
+                .then(a.per_s.total_cmp(&b.per_s))
+        });
+        rows.truncate(10);
+    }
+    let _ = writeln!(
+        s,
+        "per publisher{}",
+        if all {
+            String::new()
+        } else {
+            format!(" (10 worst of {})", r.publishers)
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  {:>5} {:<14} {:>11} {:>11} {:>11} {:>9} {:>10} {:>6} {:>10} {:>12}",
+        "#",
+        "group",
+        "sent",
+        "acked",
+        "received",
+        "lost",
+        "lost-ackd",
+        "dups",
+        format!("{basis}/s"),
+        "ack-wait ms"
+    );
+    for p in rows {
+        let _ = writeln!(
+            s,
+            "  {:>5} {:<14} {:>11} {:>11} {:>11} {:>9} {:>10} {:>6} {:>10} {:>12.1}{}",
+            p.publisher,
+            p.group,
+            grouped(p.sent),
+            grouped(p.acked),
+            grouped(p.received),
+            grouped(p.lost),
+            grouped(p.lost_acked),
+            grouped(p.duplicates),
+            grouped(p.per_s as u64),
+            p.ack_wait_ms_max,
+            if p.lost_acked > 0 { "  LOSS" } else { "" }
+        );
+    }
+}
+
+/// The per-second table: for each group acked (or sent) and delivered per second and latency.
+fn human_timeline(s: &mut String, t: &[Second], acked: bool, stalled: bool) {
+    let Some(first) = t.first() else {
+        return;
+    };
+    // A group nobody receives (the stalled topic) shows only its publishers' progress.
+    let received: Vec<bool> = (0..first.groups.len())
+        .map(|g| {
+            t.iter()
+                .any(|sec| sec.groups.get(g).is_some_and(|x| x.delivered > 0))
+        })
+        .collect();
+    let rate = if acked { "acked/s" } else { "sent/s" };
+    let _ = write!(s, "timeline  {:>4}", "t s");
+    for (g, r) in first.groups.iter().zip(&received) {
+        if *r {
+            let _ = write!(
+                s,
+                " | {:<14} {:>9} {:>9} {:>8} {:>8} {:>8}",
+                g.group, rate, "fwd/s", "p50 ms", "p99 ms", "max ms"
+            );
+        } else {
+            let _ = write!(s, " | {:<14} {:>9}", g.group, rate);
+        }
+    }
+    if stalled {
+        let _ = write!(s, " | {:>14}", "stalled rx-q");
+    }
+    let _ = writeln!(s);
+    for sec in t {
+        let _ = write!(s, "          {:>4}", sec.t_s);
+        for (g, r) in sec.groups.iter().zip(&received) {
+            let n = grouped(if acked { g.acked } else { g.sent });
+            if *r {
+                let _ = write!(
+                    s,
+                    " | {:<14} {:>9} {:>9} {:>8} {:>8} {:>8}",
+                    "",
+                    n,
+                    grouped(g.delivered),
+                    ms(g.latency_us_p50),
+                    ms(g.latency_us_p99),
+                    ms(g.latency_us_max)
+                );
+            } else {
+                let _ = write!(s, " | {:<14} {:>9}", "", n);
+            }
+        }
+        if stalled {
+            let _ = write!(s, " | {:>14}", bytes(sec.stalled_rx_bytes));
+        }
+        let _ = writeln!(s);
+    }
+}
+
+/// What became of each stalled subscriber.
+fn human_stalled(s: &mut String, r: &Report) {
+    for st in &r.stalled {
+        let when = st
+            .closed_at_s
+            .map(|t| format!(" at {t:.1} s after traffic started"))
+            .unwrap_or_default();
+        let what = match st.state.as_str() {
+            "reset" => format!("the broker reset the connection{when}"),
+            "fin" => format!("the broker closed the connection{when}"),
+            "closed-after-queued-data" => format!(
+                "the broker closed the connection at some point: the close was found behind {} of unread data at the end",
+                bytes(st.bytes_read_at_end)
+            ),
+            "open" => format!(
+                "still connected at the end (the broker never disconnected it; {} read at the end)",
+                bytes(st.bytes_read_at_end)
+            ),
+            other => format!("never stalled ({other})"),
+        };
+        let _ = writeln!(
+            s,
+            "stalled      subscriber s{}: {what}; up to {} waited unread in its socket",
+            st.subscriber,
+            bytes(st.rx_queue_bytes_max)
+        );
+    }
 }
 
 /// Where to write this run's files.

@@ -27,14 +27,26 @@ pub struct PubSpec {
     pub miss_topics: Vec<ByteString>,
     /// Fraction of messages sent to `miss_topics`.
     pub miss_ratio: f64,
-    /// Subscribers that receive each message sent to a target.
+    /// Reading subscribers that receive each message sent to a target. 0: nobody is expected
+    /// to receive them (the `stalled` topic), so there is no end-to-end window either.
     pub fanout: u32,
+    /// Index into [`Plan::groups`]: which part of the scenario this publisher belongs to
+    /// (`stalled`: healthy pairs vs the stalled topic), reported separately.
+    pub group: u8,
+    /// Send as fast as the MQTT window allows even with `--rate` (the `stalled` topic's
+    /// publishers: `--rate` paces only the healthy traffic).
+    pub closed_loop: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct SubSpec {
     pub filters: Vec<ByteString>,
     pub streams: StreamSet,
+    /// Stop reading the socket once SUBACK arrives and never read again (`stalled`); its
+    /// stream set is empty, since nothing it is sent can be received.
+    pub stalled: bool,
+    /// Subscription QoS instead of `--qos` (`stalled --stalled-qos`).
+    pub qos: Option<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +57,8 @@ pub struct Plan {
     /// Connections that only connect and stay idle (`conns`).
     pub idle: usize,
     pub streams_per_pub: u32,
+    /// Names of the publisher groups ([`PubSpec::group`]); one ("all") for most scenarios.
+    pub groups: Vec<String>,
     /// Scenario-specific facts for the report (filters, mix, hit fraction...).
     pub details: serde_json::Value,
     /// One line for the human summary.
@@ -79,6 +93,10 @@ fn bs(s: String) -> ByteString {
     ByteString::from(s)
 }
 
+fn all_group() -> Vec<String> {
+    vec!["all".into()]
+}
+
 /// `pairs`: N publisher/subscriber pairs, pair i on its own topic (point to point).
 pub fn pairs(n: usize, topic_pattern: Option<&str>, run: &str) -> Result<Plan, String> {
     if n == 0 {
@@ -96,6 +114,8 @@ pub fn pairs(n: usize, topic_pattern: Option<&str>, run: &str) -> Result<Plan, S
         subscribers.push(SubSpec {
             filters: vec![topic.clone()],
             streams: StreamSet::single(i as u32),
+            stalled: false,
+            qos: None,
         });
         publishers.push(PubSpec {
             targets: vec![Target {
@@ -105,6 +125,8 @@ pub fn pairs(n: usize, topic_pattern: Option<&str>, run: &str) -> Result<Plan, S
             miss_topics: vec![],
             miss_ratio: 0.0,
             fanout: 1,
+            group: 0,
+            closed_loop: false,
         });
     }
     Ok(Plan {
@@ -113,6 +135,7 @@ pub fn pairs(n: usize, topic_pattern: Option<&str>, run: &str) -> Result<Plan, S
         subscribers,
         idle: 0,
         streams_per_pub: 1,
+        groups: all_group(),
         details: serde_json::json!({ "pairs": n, "topic": pattern }),
         description: format!("{n} publisher→subscriber pairs, topic {pattern}"),
     })
@@ -130,7 +153,15 @@ pub fn fanin(
         return Err("fanin needs at least one publisher and one subscriber".into());
     }
     check_streams(p as u64)?;
-    let pattern = topic_pattern.unwrap_or("bench/{run}/fanin/{i}");
+    let derived;
+    let pattern = match (topic_pattern, filter) {
+        (Some(t), _) => t,
+        (None, Some(f)) => {
+            derived = topic_for_filter(f)?;
+            &derived
+        }
+        (None, None) => "bench/{run}/fanin/{i}",
+    };
     let filter = match filter {
         Some(f) => f.replace("{run}", run),
         None => {
@@ -157,6 +188,8 @@ pub fn fanin(
             miss_topics: vec![],
             miss_ratio: 0.0,
             fanout: s as u32,
+            group: 0,
+            closed_loop: false,
         })
         .collect();
     for pb in &publishers {
@@ -176,6 +209,8 @@ pub fn fanin(
         .map(|_| SubSpec {
             filters: vec![bs(filter.clone())],
             streams: all,
+            stalled: false,
+            qos: None,
         })
         .collect();
     Ok(Plan {
@@ -184,9 +219,132 @@ pub fn fanin(
         subscribers,
         idle: 0,
         streams_per_pub: 1,
+        groups: all_group(),
         details: serde_json::json!({ "topic": pattern, "filter": filter }),
         description: format!(
             "{p} publishers on distinct topics ({pattern}) → {s} subscriber(s) on {filter}"
+        ),
+    })
+}
+
+/// A topic pattern for `--filter` alone: its first `+` level becomes `{i}` (`t/+` → `t/{i}`),
+/// or a trailing `#` becomes `{i}` (`t/#` → `t/{i}`), so each publisher gets its own topic.
+pub fn topic_for_filter(filter: &str) -> Result<String, String> {
+    let mut levels: Vec<&str> = filter.split('/').collect();
+    if let Some(l) = levels.iter_mut().find(|l| **l == "+") {
+        *l = "{i}";
+    } else if levels.last() == Some(&"#") {
+        *levels.last_mut().expect("non-empty") = "{i}";
+    } else {
+        return Err(format!(
+            "fanin: --filter {filter} has no + or trailing # level for per-publisher topics; give --topic"
+        ));
+    }
+    Ok(levels.join("/").replace('+', "x").replace("/#", "/x"))
+}
+
+/// Shape of the `stalled` scenario.
+#[derive(Debug, Clone)]
+pub struct StalledShape {
+    /// Healthy publisher→subscriber pairs, each on its own topic.
+    pub pairs: usize,
+    /// Publishers into the stalled topic (all on the one topic).
+    pub stalled_publishers: usize,
+    /// Subscribers of the stalled topic that stop reading after SUBACK.
+    pub stalled_subscribers: usize,
+    /// Subscription QoS of the stalled subscribers.
+    pub stalled_qos: u8,
+    /// Topic prefix ({run} = run id): pairs on `<prefix>/ok/{i}`, the stalled topic is
+    /// `<prefix>/stalled`.
+    pub prefix: String,
+}
+
+/// Group indices of the `stalled` plan.
+pub const GROUP_HEALTHY: u8 = 0;
+pub const GROUP_STALLED: u8 = 1;
+
+/// `stalled`: N healthy pairs (as `pairs`) beside one topic whose subscriber(s) subscribe and
+/// then never read their socket again, fed by closed-loop publishers with deep windows. The
+/// stalled topic's messages are expected nowhere (no subscriber can receive them), so its
+/// publishers have no end-to-end window: only the broker's acknowledgements pace them.
+pub fn stalled(shape: &StalledShape, run: &str) -> Result<Plan, String> {
+    let StalledShape {
+        pairs: n,
+        stalled_publishers: sp,
+        stalled_subscribers: ss,
+        ..
+    } = *shape;
+    if sp == 0 || ss == 0 {
+        return Err("stalled needs at least one stalled publisher and subscriber".into());
+    }
+    check_streams((n + sp) as u64)?;
+    let prefix = shape.prefix.replace("{run}", run);
+    let stalled_topic = bs(format!("{prefix}/stalled"));
+    let mut publishers = Vec::with_capacity(n + sp);
+    let mut subscribers = Vec::with_capacity(n + ss);
+    for i in 0..n {
+        let topic = bs(format!("{prefix}/ok/{i}"));
+        subscribers.push(SubSpec {
+            filters: vec![topic.clone()],
+            streams: StreamSet::single(i as u32),
+            stalled: false,
+            qos: None,
+        });
+        publishers.push(PubSpec {
+            targets: vec![Target {
+                topic,
+                stream_offset: 0,
+            }],
+            miss_topics: vec![],
+            miss_ratio: 0.0,
+            fanout: 1,
+            group: GROUP_HEALTHY,
+            closed_loop: false,
+        });
+    }
+    for _ in 0..sp {
+        publishers.push(PubSpec {
+            targets: vec![Target {
+                topic: stalled_topic.clone(),
+                stream_offset: 0,
+            }],
+            miss_topics: vec![],
+            miss_ratio: 0.0,
+            fanout: 0,
+            group: GROUP_STALLED,
+            closed_loop: true,
+        });
+    }
+    for _ in 0..ss {
+        subscribers.push(SubSpec {
+            filters: vec![stalled_topic.clone()],
+            streams: StreamSet {
+                first: 0,
+                stride: 1,
+                count: 0,
+            },
+            stalled: true,
+            qos: Some(shape.stalled_qos),
+        });
+    }
+    Ok(Plan {
+        scenario: "stalled",
+        publishers,
+        subscribers,
+        idle: 0,
+        streams_per_pub: 1,
+        groups: vec!["healthy".into(), "stalled-topic".into()],
+        details: serde_json::json!({
+            "pairs": n,
+            "stalled_publishers": sp,
+            "stalled_subscribers": ss,
+            "stalled_qos": shape.stalled_qos,
+            "healthy_topics": format!("{prefix}/ok/{{i}}"),
+            "stalled_topic": &*stalled_topic,
+        }),
+        description: format!(
+            "{n} healthy pairs ({prefix}/ok/{{i}}) beside {sp} publisher(s) → {} with {ss} subscriber(s) that never read",
+            &*stalled_topic
         ),
     })
 }
@@ -207,6 +365,8 @@ pub fn fanout(p: usize, s: usize, topic: Option<&str>, run: &str) -> Result<Plan
             miss_topics: vec![],
             miss_ratio: 0.0,
             fanout: s as u32,
+            group: 0,
+            closed_loop: false,
         })
         .collect();
     let all = StreamSet {
@@ -218,6 +378,8 @@ pub fn fanout(p: usize, s: usize, topic: Option<&str>, run: &str) -> Result<Plan
         .map(|_| SubSpec {
             filters: vec![topic.clone()],
             streams: all,
+            stalled: false,
+            qos: None,
         })
         .collect();
     Ok(Plan {
@@ -226,6 +388,7 @@ pub fn fanout(p: usize, s: usize, topic: Option<&str>, run: &str) -> Result<Plan
         subscribers,
         idle: 0,
         streams_per_pub: 1,
+        groups: all_group(),
         details: serde_json::json!({ "topic": &*topic }),
         description: format!("{p} publisher(s) → one topic {} → {s} subscribers", &*topic),
     })
@@ -329,6 +492,8 @@ pub fn wildcard(shape: &WildcardShape, run: &str) -> Result<Plan, String> {
                 stride: s as u32,
                 count: p as u32,
             },
+            stalled: false,
+            qos: None,
         })
         .collect();
     let mut kinds = [0usize; 3];
@@ -344,6 +509,8 @@ pub fn wildcard(shape: &WildcardShape, run: &str) -> Result<Plan, String> {
             miss_topics: Vec::new(),
             miss_ratio,
             fanout: 1,
+            group: 0,
+            closed_loop: false,
         })
         .collect();
     for j in 0..hot {
@@ -372,6 +539,7 @@ pub fn wildcard(shape: &WildcardShape, run: &str) -> Result<Plan, String> {
         subscribers,
         idle: 0,
         streams_per_pub: s as u32,
+        groups: all_group(),
         details: serde_json::json!({
             "filters": f,
             "filters_exact": kinds[0],
@@ -408,6 +576,7 @@ pub fn conns(c: usize) -> Result<Plan, String> {
         subscribers: vec![],
         idle: c,
         streams_per_pub: 1,
+        groups: all_group(),
         details: serde_json::json!({ "connections": c }),
         description: format!("{c} idle connections"),
     })
@@ -450,6 +619,43 @@ mod tests {
         assert_eq!(p.publishers[0].fanout, 2);
         assert!(fanin(3, 1, Some("x/{i}"), Some("y/+"), "r").is_err());
         assert!(fanin(3, 1, Some("x/a{i}"), None, "r").is_err());
+        // --filter alone: the topics are derived from it.
+        let p = fanin(8, 1, None, Some("t/+"), "r").unwrap();
+        assert_eq!(&*p.publishers[7].targets[0].topic, "t/7");
+        assert_eq!(&*p.subscribers[0].filters[0], "t/+");
+        assert_eq!(topic_for_filter("a/+/b/+").unwrap(), "a/{i}/b/x");
+        assert_eq!(topic_for_filter("a/#").unwrap(), "a/{i}");
+        assert!(topic_for_filter("a/b").is_err());
+    }
+
+    #[test]
+    fn stalled_plan_separates_the_stalled_topic() {
+        let shape = StalledShape {
+            pairs: 3,
+            stalled_publishers: 2,
+            stalled_subscribers: 1,
+            stalled_qos: 1,
+            prefix: "b/{run}".into(),
+        };
+        let p = stalled(&shape, "r").unwrap();
+        assert_eq!(p.publishers.len(), 5);
+        assert_eq!(p.subscribers.len(), 4);
+        let slow = &p.publishers[3];
+        assert_eq!(
+            (slow.group, slow.fanout, slow.closed_loop),
+            (GROUP_STALLED, 0, true)
+        );
+        assert_eq!(&*slow.targets[0].topic, "b/r/stalled");
+        let s = &p.subscribers[3];
+        assert!(s.stalled && s.streams.count == 0);
+        assert!(matches(&s.filters[0], &slow.targets[0].topic));
+        // No healthy subscriber sees the stalled topic, and vice versa.
+        for (i, sub) in p.subscribers[..3].iter().enumerate() {
+            assert!(!sub.stalled);
+            assert!(!matches(&sub.filters[0], &slow.targets[0].topic));
+            assert!(sub.streams.contains(i as u32));
+            assert_eq!(p.publishers[i].group, GROUP_HEALTHY);
+        }
     }
 
     #[test]

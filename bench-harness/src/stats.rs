@@ -97,6 +97,16 @@ impl SeqTracker {
     pub fn next_expected(&self) -> u64 {
         self.next
     }
+
+    /// `seq` arrived: it is below the highest sequence seen and in no missing range. (A
+    /// sequence in a forgotten range reads as received; the report flags that run.)
+    pub fn is_received(&self, seq: u64) -> bool {
+        if seq >= self.next {
+            return false;
+        }
+        let idx = self.gaps.partition_point(|&(lo, _)| lo <= seq);
+        !(idx > 0 && seq < self.gaps[idx - 1].1)
+    }
 }
 
 /// The streams one subscriber must receive: `first, first + stride, ...` (`count` of them).
@@ -214,6 +224,102 @@ pub fn settle(subs: &[SubTracker], sent: impl Fn(u32) -> u64) -> Accounting {
     a
 }
 
+/// What one publisher sent, and which of its messages the broker did not acknowledge.
+#[derive(Debug, Clone, Default)]
+pub struct PublisherSent {
+    /// Messages sent per stream offset (each offset's next sequence number).
+    pub sent: Vec<u64>,
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2) received with a success code.
+    pub acked: u64,
+    /// (stream offset, sequence) of messages not acknowledged: still in flight at the end
+    /// (connection lost, drain timed out) or acknowledged with an error reason code.
+    pub not_acked: Vec<(u32, u64)>,
+}
+
+/// One publisher's delivery account, summed over every subscriber expecting its streams.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PublisherTally {
+    pub publisher: u32,
+    /// The plan's group name (`stalled`: "healthy" or "stalled-topic").
+    pub group: String,
+    pub sent: u64,
+    /// Acknowledged by the broker (QoS 1/2).
+    pub acked: u64,
+    /// Σ over expecting subscribers of the messages sent (sent × fan-out).
+    pub expected: u64,
+    /// Unique messages received, over all expecting subscribers.
+    pub received: u64,
+    /// expected − received: sent but never received.
+    pub lost: u64,
+    /// Acknowledged by the broker but never received (QoS 1/2): the broker accepted
+    /// responsibility for the message and dropped it. Counted per (subscriber, message), so
+    /// for one subscriber it is acked − received when every unacknowledged message was lost
+    /// too, and never less than that.
+    pub lost_acked: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Throughput in the measured window, msgs/s: acknowledged (QoS 1/2) or sent (QoS 0).
+    pub per_s: f64,
+    /// Longest wait for the next acknowledgement while messages were in flight, ms (QoS 1/2;
+    /// an open wait at the end counts until the end).
+    pub ack_wait_ms_max: f64,
+}
+
+/// Per-publisher accounting. `pubs[i]` is publisher i; stream `i × streams_per_pub + offset`
+/// carries its messages for `offset`. With `acknowledged` false (QoS 0) `lost_acked` stays 0.
+pub fn tally_publishers(
+    subs: &[SubTracker],
+    pubs: &[PublisherSent],
+    streams_per_pub: u32,
+    acknowledged: bool,
+) -> Vec<PublisherTally> {
+    let spp = streams_per_pub.max(1);
+    let mut out: Vec<PublisherTally> = pubs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PublisherTally {
+            publisher: i as u32,
+            sent: p.sent.iter().sum(),
+            acked: p.acked,
+            ..Default::default()
+        })
+        .collect();
+    // Unacknowledged sequences per stream, sorted.
+    let mut not_acked: std::collections::HashMap<u32, Vec<u64>> = Default::default();
+    for (i, p) in pubs.iter().enumerate() {
+        for &(off, seq) in p.not_acked.iter().filter(|(off, _)| *off < spp) {
+            not_acked.entry(i as u32 * spp + off).or_default().push(seq);
+        }
+    }
+    for v in not_acked.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    for sub in subs {
+        for (i, t) in sub.trackers.iter().enumerate() {
+            let stream = sub.set.stream(i);
+            let (pi, off) = ((stream / spp) as usize, (stream % spp) as usize);
+            let Some(p) = pubs.get(pi) else { continue };
+            let sent = p.sent.get(off).copied().unwrap_or(0);
+            let missing = sent.saturating_sub(t.received);
+            let o = &mut out[pi];
+            o.expected += sent;
+            o.received += t.received;
+            o.lost += missing;
+            o.duplicates += t.duplicates;
+            o.out_of_order += t.out_of_order;
+            if acknowledged {
+                let unacked_missing = not_acked.get(&stream).map_or(0, |v| {
+                    v.iter().filter(|&&q| q < sent && !t.is_received(q)).count() as u64
+                });
+                o.lost_acked += missing.saturating_sub(unacked_missing);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +415,86 @@ mod tests {
         assert_eq!(acc.out_of_order, 1);
         assert_eq!(acc.unexpected, 1);
         assert_eq!(acc.worst_streams[0], (1, 2, 0, 0));
+    }
+
+    #[test]
+    fn is_received_follows_gaps() {
+        let mut t = SeqTracker::default();
+        for s in [0, 1, 4, 2, 7] {
+            t.record(s);
+        }
+        let got: Vec<u64> = (0..9).filter(|&s| t.is_received(s)).collect();
+        assert_eq!(got, vec![0, 1, 2, 4, 7]);
+    }
+
+    #[test]
+    fn per_publisher_tally_counts_only_acknowledged_loss() {
+        // Publisher 0 sent 10, all acknowledged; 3 and 4 never arrive, 9 (the tail) neither:
+        // 3 acknowledged messages lost.
+        // Publisher 1 sent 6; 4 and 5 were never acknowledged (in flight when the connection
+        // died) and never arrived; 1 was acknowledged and is lost; 2 arrives twice.
+        // Publisher 2 sent 4, rejected seq 0 with an error code (not acknowledged), and it did
+        // arrive anyway; nothing lost.
+        let set = StreamSet {
+            first: 0,
+            stride: 1,
+            count: 3,
+        };
+        let mut a = SubTracker::new(set);
+        for s in [0, 1, 2, 5, 6, 7, 8] {
+            a.record(0, s);
+        }
+        for s in [0, 2, 2, 3] {
+            a.record(1, s);
+        }
+        for s in [0, 1, 2, 3] {
+            a.record(2, s);
+        }
+        let pubs = vec![
+            PublisherSent {
+                sent: vec![10],
+                acked: 10,
+                not_acked: vec![],
+            },
+            PublisherSent {
+                sent: vec![6],
+                acked: 4,
+                not_acked: vec![(0, 4), (0, 5)],
+            },
+            PublisherSent {
+                sent: vec![4],
+                acked: 3,
+                not_acked: vec![(0, 0)],
+            },
+        ];
+        let t = tally_publishers(&[a.clone()], &pubs, 1, true);
+        assert_eq!(
+            (
+                t[0].sent,
+                t[0].acked,
+                t[0].received,
+                t[0].lost,
+                t[0].lost_acked
+            ),
+            (10, 10, 7, 3, 3)
+        );
+        assert_eq!((t[1].received, t[1].lost, t[1].lost_acked), (3, 3, 1));
+        assert_eq!(t[1].duplicates, 1);
+        assert_eq!((t[2].lost, t[2].lost_acked), (0, 0));
+        // Two subscribers (fan-in to two wildcard subscribers) double the expectation; the
+        // second lost nothing.
+        let mut b = SubTracker::new(set);
+        for (stream, n) in [(0u32, 10u64), (1, 6), (2, 4)] {
+            for s in 0..n {
+                b.record(stream, s);
+            }
+        }
+        let t = tally_publishers(&[a.clone(), b], &pubs, 1, true);
+        assert_eq!((t[0].expected, t[0].received, t[0].lost_acked), (20, 17, 3));
+        assert_eq!((t[1].expected, t[1].lost, t[1].lost_acked), (12, 3, 1));
+        // QoS 0: no acknowledgements, so nothing is "acknowledged and lost".
+        let t = tally_publishers(&[a], &pubs, 1, false);
+        assert_eq!((t[0].lost, t[0].lost_acked), (3, 0));
     }
 
     #[test]

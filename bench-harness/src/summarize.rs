@@ -19,6 +19,14 @@ pub struct Group {
     pub p999_us: f64,
     pub max_us: f64,
     pub lost: u64,
+    /// Σ over runs of messages acknowledged by the broker and never delivered (LOSS).
+    pub lost_acked: u64,
+    /// Runs with any acknowledged message lost.
+    pub runs_with_loss: usize,
+    /// Medians over runs of the slowest and the fastest publisher's msgs/s (acknowledged at
+    /// QoS 1/2, sent at QoS 0), over all publisher groups.
+    pub publisher_per_s_min: f64,
+    pub publisher_per_s_max: f64,
     pub gen_cpu_pct: f64,
     pub broker_cpu_pct: Option<f64>,
     /// `.hgrm` of the median run (by forwarded throughput; by p99 in open-loop mode, where
@@ -85,6 +93,20 @@ pub fn group(reports: &[Report]) -> Vec<Group> {
                 p999_us: col(&|r| r.latency_us.p999 as f64),
                 max_us: col(&|r| r.latency_us.max as f64),
                 lost: runs.iter().map(|r| r.accounting.lost).sum(),
+                lost_acked: runs.iter().map(|r| r.lost_acked).sum(),
+                runs_with_loss: runs.iter().filter(|r| r.lost_acked > 0).count(),
+                publisher_per_s_min: col(&|r| {
+                    r.groups
+                        .iter()
+                        .map(|g| g.per_s_min)
+                        .fold(f64::NAN, f64::min)
+                }),
+                publisher_per_s_max: col(&|r| {
+                    r.groups
+                        .iter()
+                        .map(|g| g.per_s_max)
+                        .fold(f64::NAN, f64::max)
+                }),
                 gen_cpu_pct: col(&|r| r.gen_cpu_pct),
                 broker_cpu_pct: if broker_cpu.is_empty() {
                     None
@@ -202,7 +224,7 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<14} {:>4} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8}",
+        "{:<14} {:>4} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>8} {:>8}",
         "label",
         "runs",
         "sent/s",
@@ -212,13 +234,23 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
         "p99.9 ms",
         "max ms",
         "lost",
+        "lost-ackd",
+        "pub min/s",
+        "pub max/s",
         "gen cpu",
         "brk cpu"
     );
+    let rate = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.0}")
+        } else {
+            "-".into()
+        }
+    };
     for g in groups {
         let _ = writeln!(
             s,
-            "{:<14} {:>4} {:>12.0} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7.0}% {:>8}",
+            "{:<14} {:>4} {:>12.0} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>7.0}% {:>8}{}",
             g.label,
             g.runs,
             g.sent_per_s,
@@ -228,10 +260,18 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
             ms(g.p999_us),
             ms(g.max_us),
             g.lost,
+            g.lost_acked,
+            rate(g.publisher_per_s_min),
+            rate(g.publisher_per_s_max),
             g.gen_cpu_pct,
             g.broker_cpu_pct
                 .map(|c| format!("{c:.0}%"))
                 .unwrap_or_else(|| "-".into()),
+            if g.runs_with_loss > 0 {
+                format!("  LOSS in {} of {} runs", g.runs_with_loss, g.runs)
+            } else {
+                String::new()
+            }
         );
     }
     if let Some(base) = baseline {
@@ -310,8 +350,24 @@ mod tests {
             rep("a", 200.0, 20, "a3"),
             rep("b", 50.0, 40, "b1"),
         ];
+        let mut runs = runs;
+        runs[3].lost_acked = 7;
+        runs[3].groups = vec![crate::report::GroupReport {
+            per_s_min: 5.0,
+            per_s_max: 9.0,
+            ..Default::default()
+        }];
         let g = group(&runs);
         assert_eq!(g.len(), 2);
+        assert_eq!((g[1].lost_acked, g[1].runs_with_loss), (7, 1));
+        assert_eq!(
+            (g[1].publisher_per_s_min, g[1].publisher_per_s_max),
+            (5.0, 9.0)
+        );
+        assert!(
+            g[0].publisher_per_s_min.is_nan(),
+            "no per-publisher data in old runs"
+        );
         assert_eq!(g[0].label, "a");
         assert_eq!(g[0].forwarded_per_s, 200.0);
         assert_eq!(g[0].p99_us, 20.0);
@@ -319,5 +375,6 @@ mod tests {
         let t = table(&g, Some("b"));
         assert!(t.contains("a/b: forwarded throughput ×4.00"), "{t}");
         assert!(t.contains("p99 ×0.50"), "{t}");
+        assert!(t.contains("LOSS in 1 of 1 runs"), "{t}");
     }
 }

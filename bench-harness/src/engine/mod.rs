@@ -79,6 +79,12 @@ pub struct Settings {
     /// Open-loop total rate (msgs/s over all publishers); `None` = max throughput.
     pub rate: Option<f64>,
     pub inflight: u32,
+    /// Max-throughput publishers also keep an end-to-end window (sent but not yet received,
+    /// `inflight` × fan-out). Off: only the MQTT window (broker acknowledgements) paces them,
+    /// so a subscriber slower than its publishers makes the broker queue, push back or drop.
+    pub e2e_window: bool,
+    /// Record per-second counters ([`crate::timeline`]).
+    pub timeline: bool,
     pub count: Option<u64>,
     pub threads: usize,
     pub connect_concurrency: usize,
@@ -96,6 +102,13 @@ pub struct Settings {
     pub progress: Option<Duration>,
     pub broker_pid: Option<u32>,
     pub run_id: String,
+}
+
+/// Packet identifiers a publisher cycles through: a few times its window (at least 1024), so
+/// its identifier → message table stays small while identifiers are rarely reused soon after
+/// their acknowledgement.
+fn pid_max(inflight: u32) -> u16 {
+    (inflight.clamp(1, 65_000) * 4).clamp(1024, 65_535) as u16
 }
 
 pub fn new_histogram() -> Histogram<u64> {
@@ -152,6 +165,32 @@ pub struct RunOutcome {
     pub drained: bool,
     pub protocol_errors: u64,
     pub inflight_left: u64,
+    /// Per-publisher delivery accounts (index = publisher).
+    pub publishers: Vec<stats::PublisherTally>,
+    /// Messages sent in the window by open-loop publishers (the ones `--rate` paces).
+    pub sent_in_window_open_loop: u64,
+    /// Per-second counters when `--timeline` (or the scenario) asked for them.
+    pub timeline: Option<Vec<crate::timeline::Second>>,
+    /// What became of each stalled subscriber (`stalled`).
+    pub stalled: Vec<StalledOutcome>,
+}
+
+/// A subscriber that stopped reading after SUBACK, as seen from its side of the socket.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct StalledOutcome {
+    pub subscriber: u32,
+    /// When the broker's close was seen, seconds after traffic started (negative: during
+    /// setup). Only a reset (RST), or a FIN the broker could still send, is visible while the
+    /// socket is not read: a FIN queued behind unread data waits for the receive window.
+    pub closed_at_s: Option<f64>,
+    /// "reset", "fin", "closed-after-queued-data" (found only by reading at the end), "open"
+    /// (still connected at the end) or "failed" (never got to stall).
+    pub state: String,
+    /// Most bytes waiting unread in its socket at any sample.
+    pub rx_queue_bytes_max: u64,
+    /// Bytes read from it at the end of the run, after the drain, looking for the close.
+    pub bytes_read_at_end: u64,
 }
 
 /// Totals over all threads' counters.
@@ -354,6 +393,8 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
         threads: thread_shared,
     });
 
+    // Some publishers send as fast as their window allows (no --rate, or closed-loop ones).
+    let max_mode = settings.rate.is_none() || plan.publishers.iter().any(|p| p.closed_loop);
     let rss_before = settings.broker_pid.and_then(sysinfo::proc_rss_bytes);
     let t0 = now_ns();
     let cpu0 = sysinfo::cpu_self_ns();
@@ -371,16 +412,20 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
         let payload = Bytes::from(vec![0u8; settings.payload_bytes]);
         let mut conns = Vec::with_capacity(clients.len());
         let mut pub_conns = Vec::new();
+        let mut stalled_subs = Vec::new();
         for (ci, (gidx, role)) in clients.into_iter().enumerate() {
             let tag = match role {
                 Role::Pub(i) => format!("p{i}"),
                 Role::Sub(i) => format!("s{i}"),
                 Role::Idle(i) => format!("c{i}"),
             };
-            let c = Client::new(role, format!("rb{}{tag}", settings.run_id));
+            let mut c = Client::new(role, format!("rb{}{tag}", settings.run_id));
             let pubs = match role {
                 Role::Pub(i) => {
                     pub_conns.push(ci);
+                    if settings.qos != QoS::AtMostOnce {
+                        c.pid_max = pid_max(settings.inflight);
+                    }
                     Some(Box::new(PubState {
                         idx: i,
                         template: Packet::Publish(codec::Publish {
@@ -410,6 +455,13 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
                         stall_resets: 0,
                         max_lag_ns: 0,
                         unsent: 0,
+                        group: plan.publishers[i as usize].group,
+                        closed_loop: plan.publishers[i as usize].closed_loop,
+                        pid_seq: Vec::new(),
+                        not_acked: Vec::new(),
+                        acked_in_window: 0,
+                        progress_ns: 0,
+                        ack_wait_max_ns: 0,
                     }))
                 }
                 _ => None,
@@ -418,6 +470,10 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
                 Role::Sub(i) => Some(Box::new(SubState {
                     idx: i,
                     tracker: SubTracker::new(plan.subscribers[i as usize].streams),
+                    stall: plan.subscribers[i as usize].stalled.then(|| {
+                        stalled_subs.push(ci);
+                        session::Stall::default()
+                    }),
                 })),
                 _ => None,
             };
@@ -436,7 +492,7 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
             registry,
             protocol: settings.protocol,
             qos: settings.qos as u8,
-            max_mode: settings.rate.is_none(),
+            max_mode,
             payload_bytes: settings.payload_bytes,
             hist: new_histogram(),
             connect_hist: new_histogram(),
@@ -445,7 +501,7 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
             warm_end: u64::MAX,
             window_end: u64::MAX,
             dirty: Vec::new(),
-            pending: if settings.rate.is_none() {
+            pending: if max_mode {
                 vec![0; n_pubs]
             } else {
                 Vec::new()
@@ -471,6 +527,9 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
             filters_refused: 0,
             protocol_errors: 0,
             stopping: false,
+            timeline: settings
+                .timeline
+                .then(|| crate::timeline::Recorder::new(plan.groups.len())),
         };
         let mut ctx = ctx;
         // Connection slots are shared out between threads.
@@ -483,6 +542,7 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
             timer,
             conns,
             pub_conns,
+            stalled_subs,
             ctx,
         };
         let h = std::thread::Builder::new()
@@ -621,6 +681,11 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
     let mut connect_latency = new_histogram();
     let mut subs: Vec<(u32, SubTracker)> = Vec::new();
     let mut sent_per_stream: Vec<u64> = vec![0; n_pubs * plan.streams_per_pub as usize];
+    let mut pub_sent: Vec<stats::PublisherSent> = vec![Default::default(); n_pubs];
+    // (per_s basis count, ack wait) per publisher, filled from the threads' results.
+    let mut pub_extra: Vec<(u64, u64)> = vec![(0, 0); n_pubs];
+    let mut timeline: Option<crate::timeline::Recorder> = None;
+    let mut stalled: Vec<StalledOutcome> = Vec::new();
     let mut out = RunOutcome {
         settings: settings.clone(),
         plan: plan.clone(),
@@ -669,6 +734,10 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
         drained,
         protocol_errors: 0,
         inflight_left: 0,
+        publishers: Vec::new(),
+        sent_in_window_open_loop: 0,
+        timeline: None,
+        stalled: Vec::new(),
     };
     let (mut first_connect, mut last_ready, mut sub_first, mut sub_last) =
         (u64::MAX, 0, u64::MAX, 0);
@@ -710,14 +779,55 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
             out.max_send_lag_ns = out.max_send_lag_ns.max(p.max_lag_ns);
             let base = p.idx as usize * plan.streams_per_pub as usize;
             sent_per_stream[base..base + p.seq.len()].copy_from_slice(&p.seq);
+            if !plan.publishers[p.idx as usize].closed_loop {
+                out.sent_in_window_open_loop += p.sent_in_window;
+            }
+            let basis = if settings.qos == QoS::AtMostOnce {
+                p.sent_in_window
+            } else {
+                p.acked_in_window
+            };
+            pub_extra[p.idx as usize] = (basis, p.ack_wait_max_ns);
+            pub_sent[p.idx as usize] = stats::PublisherSent {
+                sent: p.seq,
+                acked: p.acked - p.rejected,
+                not_acked: p.not_acked,
+            };
         }
         subs.extend(r.subs);
+        if let Some(t) = r.timeline {
+            match &mut timeline {
+                Some(all) => all.merge(&t),
+                None => timeline = Some(t),
+            }
+        }
+        stalled.extend(r.stalled);
     }
+    stalled.sort_by_key(|s| s.subscriber);
+    out.stalled = stalled;
+    out.timeline = timeline.map(|t| t.seconds(&plan.groups));
     subs.sort_by_key(|(i, _)| *i);
     let trackers: Vec<SubTracker> = subs.into_iter().map(|(_, t)| t).collect();
     out.accounting = stats::settle(&trackers, |s| {
         sent_per_stream.get(s as usize).copied().unwrap_or(0)
     });
+    let window_s = (window_ns as f64 / 1e9).max(1e-9);
+    out.publishers = stats::tally_publishers(
+        &trackers,
+        &pub_sent,
+        plan.streams_per_pub,
+        settings.qos != QoS::AtMostOnce,
+    );
+    for (i, t) in out.publishers.iter_mut().enumerate() {
+        let spec = &plan.publishers[i];
+        t.group = plan
+            .groups
+            .get(usize::from(spec.group))
+            .cloned()
+            .unwrap_or_default();
+        t.per_s = pub_extra[i].0 as f64 / window_s;
+        t.ack_wait_ms_max = pub_extra[i].1 as f64 / 1e6;
+    }
     out.latency = latency;
     out.connect_latency = connect_latency;
     if first_connect != u64::MAX && last_ready > first_connect {

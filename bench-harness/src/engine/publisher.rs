@@ -21,6 +21,16 @@ pub(crate) enum Wake {
     Window,
 }
 
+/// Stream offset recorded for a PUBLISH to a miss topic (no stream): beyond any real offset,
+/// so the end-of-run accounting ignores it.
+pub(crate) const MISS_OFFSET: u32 = 0xFF_FFFF;
+
+/// Does this publisher keep an end-to-end window? Only in max-throughput mode (no schedule),
+/// with `--e2e-window` on, and when some subscriber is expected to receive its messages.
+pub(crate) fn uses_e2e_window(ps: &PubState, fanout: u64, ctx: &Ctx) -> bool {
+    ps.interval_ns == 0.0 && fanout > 0 && ctx.settings.e2e_window
+}
+
 /// Is this max-throughput publisher's end-to-end window full? (Also handles stall resets.)
 pub(crate) fn window_full(ps: &mut PubState, fanout: u64, ctx: &Ctx, now: u64) -> bool {
     let delivered = ctx.shared.pub_delivered[ps.idx as usize]
@@ -74,7 +84,8 @@ pub(crate) fn produce(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64) -> Wa
         return Wake::Never;
     }
     let spec = &ctx.plan.publishers[ps.idx as usize];
-    let fanout = u64::from(spec.fanout.max(1));
+    let fanout = u64::from(spec.fanout);
+    let windowed = uses_e2e_window(ps, fanout, ctx);
     let mut batch = 0;
     loop {
         if c.wbuf.len() >= WBUF_HIGH {
@@ -99,7 +110,7 @@ pub(crate) fn produce(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64) -> Wa
         if ctx.qos > 0 && ps.unacked >= ps.inflight_limit {
             return Wake::Never; // the next acknowledgement (a read event) reopens it
         }
-        if ctx.max_mode && window_full(ps, fanout, ctx, now) {
+        if windowed && window_full(ps, fanout, ctx, now) {
             return Wake::Window;
         }
         if batch >= MAX_BATCH {
@@ -111,11 +122,11 @@ pub(crate) fn produce(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64) -> Wa
             ps.miss_acc += spec.miss_ratio;
             ps.miss_acc >= 1.0
         };
-        let (topic, stream, seq) = if miss {
+        let (topic, stream, seq, offset) = if miss {
             ps.miss_acc -= 1.0;
             let t = spec.miss_topics[ps.miss_cursor % spec.miss_topics.len()].clone();
             ps.miss_cursor += 1;
-            (t, MISS_STREAM, 0)
+            (t, MISS_STREAM, 0, MISS_OFFSET)
         } else {
             let t = &spec.targets[ps.target_cursor];
             ps.target_cursor = (ps.target_cursor + 1) % spec.targets.len();
@@ -126,11 +137,13 @@ pub(crate) fn produce(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64) -> Wa
                 t.topic.clone(),
                 ps.idx * ctx.plan.streams_per_pub + t.stream_offset,
                 seq,
+                t.stream_offset,
             )
         };
         let pid = if ctx.qos > 0 {
             let pid = c.alloc_pid();
             c.outstanding.insert(pid);
+            ps.bind_pid(pid, offset, seq, now);
             ps.unacked += 1;
             ctx.inflight += 1;
             pid
@@ -155,6 +168,9 @@ pub(crate) fn produce(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64) -> Wa
         ps.k += 1;
         ps.sent_total += 1;
         ctx.sent += 1;
+        if let Some(t) = ctx.timeline.as_mut() {
+            t.sent(now, ps.group);
+        }
         if ts >= ctx.warm_end {
             ps.sent_in_window += 1;
             if ps.interval_ns > 0.0 {

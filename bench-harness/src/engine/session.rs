@@ -46,11 +46,58 @@ pub(crate) struct PubState {
     pub(crate) stall_resets: u64,
     pub(crate) max_lag_ns: u64,
     pub(crate) unsent: u64,
+    /// The plan's group of this publisher (timeline, report).
+    pub(crate) group: u8,
+    /// Paced by its MQTT window only, even with `--rate`.
+    pub(crate) closed_loop: bool,
+    /// QoS 1/2: packet identifier → `offset << 40 | seq` of the PUBLISH it carries, so the
+    /// end of the run knows which sequences were never acknowledged (sized `pid_max + 1`).
+    pub(crate) pid_seq: Vec<u64>,
+    /// (offset, seq) acknowledged with an error reason code.
+    pub(crate) not_acked: Vec<(u32, u64)>,
+    pub(crate) acked_in_window: u64,
+    /// Last acknowledgement, or when the window last went from empty to non-empty.
+    pub(crate) progress_ns: u64,
+    /// Longest wait for an acknowledgement with messages in flight.
+    pub(crate) ack_wait_max_ns: u64,
+}
+
+impl PubState {
+    /// Remember which message `pid` carries.
+    #[inline]
+    pub(crate) fn bind_pid(&mut self, pid: u16, offset: u32, seq: u64, now: u64) {
+        let i = usize::from(pid);
+        if i >= self.pid_seq.len() {
+            self.pid_seq.resize((i + 1).next_power_of_two(), 0);
+        }
+        self.pid_seq[i] = (u64::from(offset) << payload::SEQ_BITS) | (seq & payload::SEQ_MASK);
+        if self.unacked == 0 {
+            self.progress_ns = now;
+        }
+    }
+
+    /// The (offset, seq) `pid` carries.
+    pub(crate) fn pid_message(&self, pid: u16) -> (u32, u64) {
+        let v = self.pid_seq.get(usize::from(pid)).copied().unwrap_or(0);
+        ((v >> payload::SEQ_BITS) as u32, v & payload::SEQ_MASK)
+    }
+}
+
+/// A subscriber that stopped reading its socket after SUBACK (`stalled`).
+#[derive(Debug, Default)]
+pub(crate) struct Stall {
+    /// It has stopped reading (SUBACK received; the socket is out of epoll).
+    pub(crate) stopped: bool,
+    pub(crate) closed_at_ns: Option<u64>,
+    pub(crate) how: Option<&'static str>,
+    pub(crate) rx_queue_bytes_max: u64,
 }
 
 pub(crate) struct SubState {
     pub(crate) idx: u32,
     pub(crate) tracker: SubTracker,
+    /// `Some` for a stalled subscriber.
+    pub(crate) stall: Option<Stall>,
 }
 
 pub(crate) struct Conn {
@@ -100,6 +147,7 @@ pub(crate) struct Ctx {
     pub(crate) filters_refused: u64,
     pub(crate) protocol_errors: u64,
     pub(crate) stopping: bool,
+    pub(crate) timeline: Option<crate::timeline::Recorder>,
 }
 
 /// What one worker hands back.
@@ -122,6 +170,8 @@ pub(crate) struct ThreadResult {
     pub(crate) filters_refused: u64,
     pub(crate) protocol_errors: u64,
     pub(crate) inflight_left: u64,
+    pub(crate) timeline: Option<crate::timeline::Recorder>,
+    pub(crate) stalled: Vec<super::StalledOutcome>,
 }
 
 pub(crate) struct PubResult {
@@ -134,6 +184,10 @@ pub(crate) struct PubResult {
     pub(crate) stall_resets: u64,
     pub(crate) max_lag_ns: u64,
     pub(crate) unsent: u64,
+    pub(crate) acked_in_window: u64,
+    pub(crate) ack_wait_max_ns: u64,
+    /// Rejected, plus those still in flight at the end.
+    pub(crate) not_acked: Vec<(u32, u64)>,
 }
 
 pub(crate) fn error_key(what: &str, e: &dyn std::fmt::Display) -> String {
@@ -239,9 +293,10 @@ pub(crate) fn send_subscribes(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u6
         Role::Sub(si) => si as usize,
         _ => return,
     };
-    let filters = &ctx.plan.subscribers[si].filters;
+    let spec = &ctx.plan.subscribers[si];
+    let filters = &spec.filters;
     let opts = codec::SubOptions {
-        qos: ctx.settings.qos,
+        qos: spec.qos.and_then(QoS::from_u8).unwrap_or(ctx.settings.qos),
         ..Default::default()
     };
     let c = &mut conn.c;
@@ -268,7 +323,7 @@ pub(crate) fn send_subscribes(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u6
     }
 }
 
-pub(crate) fn pub_acked(conn: &mut Conn, ctx: &mut Ctx, pid: u16, reason: u8) {
+pub(crate) fn pub_acked(conn: &mut Conn, ctx: &mut Ctx, pid: u16, reason: u8, now: u64) {
     if !conn.c.outstanding.remove(pid) {
         ctx.protocol_errors += 1;
         return;
@@ -279,7 +334,18 @@ pub(crate) fn pub_acked(conn: &mut Conn, ctx: &mut Ctx, pid: u16, reason: u8) {
         ps.acked += 1;
         if reason >= 0x80 {
             ps.rejected += 1;
+            let m = ps.pid_message(pid);
+            ps.not_acked.push(m);
+        } else {
+            if now >= ctx.warm_end && now < ctx.window_end {
+                ps.acked_in_window += 1;
+            }
+            if let Some(t) = ctx.timeline.as_mut() {
+                t.acked(now, ps.group);
+            }
         }
+        ps.ack_wait_max_ns = ps.ack_wait_max_ns.max(now.saturating_sub(ps.progress_ns));
+        ps.progress_ns = now;
     }
 }
 
@@ -300,9 +366,15 @@ pub(crate) fn deliver(conn: &mut Conn, ci: usize, ctx: &mut Ctx, p: &codec::Publ
                             *slot += 1;
                         }
                     }
+                    let us = (now.saturating_sub(h.ts_ns) + 500) / 1000;
                     if h.ts_ns >= ctx.warm_end && h.ts_ns < ctx.window_end {
-                        let us = (now.saturating_sub(h.ts_ns) + 500) / 1000;
                         ctx.hist.saturating_record(us);
+                    }
+                    if let Some(t) = ctx.timeline.as_mut() {
+                        let pi = (h.stream / ctx.plan.streams_per_pub.max(1)) as usize;
+                        if let Some(spec) = ctx.plan.publishers.get(pi) {
+                            t.delivered(now, spec.group, us);
+                        }
                     }
                     if now >= ctx.warm_end && now < ctx.window_end {
                         ctx.forwarded_in_window += 1;
@@ -326,17 +398,17 @@ pub(crate) fn deliver(conn: &mut Conn, ci: usize, ctx: &mut Ctx, p: &codec::Publ
 pub(crate) fn handle(conn: &mut Conn, ci: usize, ctx: &mut Ctx, pkt: Packet, now: u64) {
     match pkt {
         Packet::Publish(p) => deliver(conn, ci, ctx, &p, now),
-        Packet::PubAck(a) => pub_acked(conn, ctx, a.packet_id, a.reason),
+        Packet::PubAck(a) => pub_acked(conn, ctx, a.packet_id, a.reason, now),
         Packet::PubRec(a) => {
             if a.reason >= 0x80 {
-                pub_acked(conn, ctx, a.packet_id, a.reason);
+                pub_acked(conn, ctx, a.packet_id, a.reason, now);
             } else {
                 let c = &mut conn.c;
                 c.queue(&Packet::PubRel(client::ack(a.packet_id)), ctx.protocol, now);
                 mark_dirty(c, ci, &mut ctx.dirty);
             }
         }
-        Packet::PubComp(a) => pub_acked(conn, ctx, a.packet_id, a.reason),
+        Packet::PubComp(a) => pub_acked(conn, ctx, a.packet_id, a.reason, now),
         Packet::PubRel(a) => {
             let c = &mut conn.c;
             c.queue(
@@ -396,6 +468,7 @@ pub(crate) fn handle(conn: &mut Conn, ci: usize, ctx: &mut Ctx, pkt: Packet, now
             if n <= 1 {
                 ctx.sub_last_ns = ctx.sub_last_ns.max(now);
                 become_ready(&mut conn.c, ctx, now);
+                stop_reading_if_stalled(conn, ctx);
             } else {
                 conn.c.state = State::Subscribing(n - 1);
             }
@@ -410,8 +483,30 @@ pub(crate) fn handle(conn: &mut Conn, ci: usize, ctx: &mut Ctx, pkt: Packet, now
     }
 }
 
+/// A stalled subscriber, once subscribed, never reads again: its socket leaves epoll (so
+/// arriving data wakes nobody) and what is already buffered stays unread.
+fn stop_reading_if_stalled(conn: &mut Conn, ctx: &mut Ctx) {
+    let Some(stall) = conn.subs.as_mut().and_then(|s| s.stall.as_mut()) else {
+        return;
+    };
+    stall.stopped = true;
+    if let Some(sock) = conn.c.sock.as_mut() {
+        let _ = ctx.registry.deregister(sock);
+    }
+}
+
+fn reading_stopped(conn: &Conn) -> bool {
+    conn.subs
+        .as_ref()
+        .and_then(|s| s.stall.as_ref())
+        .is_some_and(|s| s.stopped)
+}
+
 pub(crate) fn on_readable(conn: &mut Conn, ci: usize, ctx: &mut Ctx, scratch: &mut [u8]) {
     loop {
+        if reading_stopped(conn) {
+            return;
+        }
         let Some(sock) = conn.c.sock.as_mut() else {
             return;
         };
@@ -431,7 +526,12 @@ pub(crate) fn on_readable(conn: &mut Conn, ci: usize, ctx: &mut Ctx, scratch: &m
                 conn.c.rbuf.extend_from_slice(&scratch[..n]);
                 loop {
                     match codec::decode(&mut conn.c.rbuf, ctx.protocol, ctx.settings.max_packet) {
-                        Ok(Some(pkt)) => handle(conn, ci, ctx, pkt, now),
+                        Ok(Some(pkt)) => {
+                            handle(conn, ci, ctx, pkt, now);
+                            if reading_stopped(conn) {
+                                return;
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             fail(conn, ctx, error_key("decode", &e));

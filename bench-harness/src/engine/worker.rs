@@ -2,12 +2,12 @@
 //! iteration connects (bounded concurrency), lets publishers produce, flushes every dirty
 //! connection once, publishes counters, then sleeps until the next send deadline or event.
 
-use super::publisher::{produce, window_full, Wake};
+use super::publisher::{produce, uses_e2e_window, window_full, Wake};
 use super::session::{
     error_key, flush_conn, mark_dirty, on_readable, start_connect, Conn, Ctx, PubResult,
     ThreadResult,
 };
-use super::{SPIN_NS, TICK_NS, TIMER, WAKER};
+use super::{StalledOutcome, SPIN_NS, TICK_NS, TIMER, WAKER};
 use crate::client::State;
 use crate::clock::{self, now_ns, Timer};
 use crate::sysinfo;
@@ -20,13 +20,83 @@ use std::time::Duration;
 
 /// Bytes per read() call.
 const READ_CHUNK: usize = 256 * 1024;
+/// How often stalled subscribers' sockets are looked at (close seen? bytes queued?).
+const STALL_SAMPLE_NS: u64 = 100_000_000;
+/// At the end, a stalled subscriber's socket is read for at most this long to find out whether
+/// the broker closed it behind the unread data...
+const FINAL_READ_NS: u64 = 2_000_000_000;
+/// ...and it counts as still open once no byte arrived for this long.
+const FINAL_READ_QUIET_MS: i32 = 300;
 
 pub(crate) struct Worker {
     pub(crate) poll: Poll,
     pub(crate) timer: Timer,
     pub(crate) conns: Vec<Conn>,
     pub(crate) pub_conns: Vec<usize>,
+    /// Subscribers that stop reading after SUBACK (`stalled`).
+    pub(crate) stalled_subs: Vec<usize>,
     pub(crate) ctx: Ctx,
+}
+
+/// Has the peer closed `fd`, looked at without reading it? `Some("reset")` for an RST (or any
+/// socket error), `Some("fin")` for a FIN.
+fn peer_closed(sock: &mio::net::TcpStream) -> Option<&'static str> {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    if n <= 0 || p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) == 0 {
+        return None;
+    }
+    match sock.take_error() {
+        Ok(Some(_)) => Some("reset"),
+        _ if p.revents & (libc::POLLHUP | libc::POLLERR) != 0 => Some("reset"),
+        _ => Some("fin"),
+    }
+}
+
+/// Bytes received on `sock` and not yet read (FIONREAD).
+fn rx_queued(sock: &mio::net::TcpStream) -> u64 {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::FIONREAD, &mut n) } != 0 {
+        return 0;
+    }
+    n.max(0) as u64
+}
+
+/// Read whatever a stalled socket holds, for at most `FINAL_READ_NS`: returns the bytes read
+/// and whether the broker's close (EOF or reset) came after them.
+fn read_to_close(sock: &mut mio::net::TcpStream, scratch: &mut [u8]) -> (u64, bool) {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let deadline = now_ns() + FINAL_READ_NS;
+    let mut total = 0u64;
+    while now_ns() < deadline {
+        match sock.read(scratch) {
+            Ok(0) => return (total, true),
+            Ok(n) => total += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut p = libc::pollfd {
+                    fd: sock.as_raw_fd(),
+                    events: libc::POLLIN | libc::POLLRDHUP,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut p, 1, FINAL_READ_QUIET_MS) } == 0 {
+                    return (total, false);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return (total, true),
+        }
+    }
+    (total, false)
 }
 
 impl Worker {
@@ -99,11 +169,17 @@ impl Worker {
         self.ctx.start = start;
         self.ctx.warm_end = start + s.warmup.as_nanos() as u64;
         self.ctx.window_end = self.ctx.shared.window_end_ns.load(Ordering::Acquire);
-        let pubs_total = self.ctx.plan.publishers.len().max(1) as f64;
+        // --rate is shared by the open-loop publishers; closed-loop ones go as fast as their
+        // window allows.
+        let open_loop = self.ctx.plan.publishers.iter().filter(|p| !p.closed_loop);
+        let pubs_total = open_loop.count().max(1) as f64;
         let interval = s.rate.map(|r| pubs_total * 1e9 / r).unwrap_or(0.0);
+        if let Some(t) = self.ctx.timeline.as_mut() {
+            t.set_start(start);
+        }
         for &ci in &self.pub_conns {
             if let Some(ps) = self.conns[ci].pubs.as_mut() {
-                ps.interval_ns = interval;
+                ps.interval_ns = if ps.closed_loop { 0.0 } else { interval };
                 // Spread publishers' schedules evenly over one interval so open-loop sends are
                 // not synchronised bursts.
                 ps.phase_ns = (interval * f64::from(ps.idx) / pubs_total) as u64;
@@ -122,6 +198,7 @@ impl Worker {
         let mut cpu_at_warm: Option<u64> = None;
         let mut cpu_at_end: Option<u64> = None;
         let mut next_keepalive = now_ns() + 1_000_000_000;
+        let mut next_stall_sample = 0;
         let me = self.ctx.id;
         loop {
             let now = now_ns();
@@ -185,6 +262,10 @@ impl Worker {
                 self.keepalive(now);
                 next_keepalive = now + 1_000_000_000;
             }
+            if !self.stalled_subs.is_empty() && now >= next_stall_sample {
+                self.sample_stalled(now);
+                next_stall_sample = now + STALL_SAMPLE_NS;
+            }
 
             // Decide how long to sleep.
             let mut timeout = if self.ctx.settings.spin || next_wake <= now + SPIN_NS {
@@ -206,8 +287,9 @@ impl Worker {
                     match conn.pubs.as_mut() {
                         Some(ps) if !ps.done && conn.c.state == State::Ready => {
                             let fanout =
-                                u64::from(self.ctx.plan.publishers[ps.idx as usize].fanout.max(1));
-                            !window_full(ps, fanout, &self.ctx, now2)
+                                u64::from(self.ctx.plan.publishers[ps.idx as usize].fanout);
+                            uses_e2e_window(ps, fanout, &self.ctx)
+                                && !window_full(ps, fanout, &self.ctx, now2)
                         }
                         _ => false,
                     }
@@ -246,9 +328,24 @@ impl Worker {
             }
         }
 
-        // Stop: say goodbye politely so the broker does not log abnormal disconnects.
+        // Stop. First find out what became of the stalled subscribers, then say goodbye
+        // politely so the broker does not log abnormal disconnects.
         self.ctx.stopping = true;
+        let stalled = self.finish_stalled(&mut scratch);
         let now = now_ns();
+        for &ci in &self.pub_conns {
+            let conn = &mut self.conns[ci];
+            if let Some(ps) = conn.pubs.as_mut() {
+                if ps.unacked > 0 {
+                    ps.ack_wait_max_ns = ps.ack_wait_max_ns.max(now.saturating_sub(ps.progress_ns));
+                }
+                // Whatever is still in flight was never acknowledged.
+                for pid in conn.c.outstanding.iter() {
+                    let m = ps.pid_message(pid);
+                    ps.not_acked.push(m);
+                }
+            }
+        }
         for conn in &mut self.conns {
             if conn.c.is_live() {
                 let d = Packet::Disconnect(codec::Disconnect::default());
@@ -279,6 +376,9 @@ impl Worker {
                     stall_resets: ps.stall_resets,
                     max_lag_ns: ps.max_lag_ns,
                     unsent: ps.unsent,
+                    acked_in_window: ps.acked_in_window,
+                    ack_wait_max_ns: ps.ack_wait_max_ns,
+                    not_acked: ps.not_acked,
                 });
             }
         }
@@ -302,6 +402,75 @@ impl Worker {
             filters_refused: x.filters_refused,
             protocol_errors: x.protocol_errors,
             inflight_left: x.inflight,
+            timeline: x.timeline,
+            stalled,
         }
+    }
+
+    /// Look at each stalled subscriber's socket without reading it: closed by the broker yet,
+    /// and how many bytes wait unread.
+    fn sample_stalled(&mut self, now: u64) {
+        let mut queued = 0;
+        for &ci in &self.stalled_subs {
+            let conn = &mut self.conns[ci];
+            let Some(stall) = conn.subs.as_mut().and_then(|s| s.stall.as_mut()) else {
+                continue;
+            };
+            let Some(sock) = conn.c.sock.as_ref() else {
+                continue;
+            };
+            if !stall.stopped || stall.closed_at_ns.is_some() {
+                continue;
+            }
+            let q = rx_queued(sock);
+            queued += q;
+            stall.rx_queue_bytes_max = stall.rx_queue_bytes_max.max(q);
+            if let Some(how) = peer_closed(sock) {
+                stall.closed_at_ns = Some(now);
+                stall.how = Some(how);
+            }
+        }
+        if let Some(t) = self.ctx.timeline.as_mut() {
+            t.stalled_rx(now, queued);
+        }
+    }
+
+    /// The end of the run for stalled subscribers: one last look, then read what they hold to
+    /// find a close queued behind the data.
+    fn finish_stalled(&mut self, scratch: &mut [u8]) -> Vec<StalledOutcome> {
+        let now = now_ns();
+        self.sample_stalled(now);
+        let start = self.ctx.start;
+        let mut out = Vec::new();
+        for &ci in &self.stalled_subs {
+            let conn = &mut self.conns[ci];
+            let Some(ss) = conn.subs.as_mut() else {
+                continue;
+            };
+            let Some(stall) = ss.stall.as_mut() else {
+                continue;
+            };
+            let mut o = StalledOutcome {
+                subscriber: ss.idx,
+                rx_queue_bytes_max: stall.rx_queue_bytes_max,
+                ..Default::default()
+            };
+            o.closed_at_s = stall.closed_at_ns.map(|t| (t as f64 - start as f64) / 1e9);
+            o.state = match (stall.stopped, stall.how, conn.c.sock.as_mut()) {
+                (false, _, _) | (_, _, None) => "failed".into(),
+                (true, Some(how), _) => how.into(),
+                (true, None, Some(sock)) => {
+                    let (n, closed) = read_to_close(sock, scratch);
+                    o.bytes_read_at_end = n;
+                    if closed {
+                        "closed-after-queued-data".into()
+                    } else {
+                        "open".into()
+                    }
+                }
+            };
+            out.push(o);
+        }
+        out
     }
 }
