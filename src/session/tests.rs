@@ -129,7 +129,14 @@ fn outbound_topic_aliases_define_then_reuse_and_stop_when_full() {
     s.attach(link.clone(), Protocol::V5);
     let on = |topic: &str| {
         let mut d = delivery(QoS::AtMostOnce, 0);
-        Arc::make_mut(&mut d.msg).topic = topic.into();
+        d.msg = Arc::new(Message::owned(
+            topic,
+            &[0],
+            QoS::AtMostOnce,
+            false,
+            Properties::default(),
+            0,
+        ));
         d
     };
     s.deliver(on("a/long/topic"), 0);

@@ -33,7 +33,7 @@ impl Shard {
         let mut remote: u64 = 0;
         let mut targets: SmallVec<[Target<'_>; 8]> = SmallVec::new();
         let mut groups: SmallVec<[(ByteString, usize); 2]> = SmallVec::new();
-        self.subs.for_each_match(&msg.topic, |e: &FilterEntry| {
+        self.subs.for_each_match(msg.topic(), |e: &FilterEntry| {
             remote |= e.remote;
             if !from_peer {
                 // Shared groups are dispatched once, by the publishing shard via the owner.
@@ -135,8 +135,8 @@ impl Shard {
     /// Store or clear a retained message here and tell every peer. Returns the peers' count so
     /// the caller can wait for their acks when it asked for a token.
     pub fn set_retained(&mut self, msg: &Arc<Message>, ack: Option<super::AckToken>) {
-        let topic = msg.topic.clone();
-        let stored = if msg.payload.is_empty() {
+        let topic = msg.topic_shared();
+        let stored = if msg.payload().is_empty() {
             // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
             self.retained.remove(&topic);
             None

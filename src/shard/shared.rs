@@ -287,7 +287,7 @@ impl Shard {
                         qos,
                         retain: false,
                         sub_ids: identifier.into_iter().collect(),
-                        shared: Some(key.clone()),
+                        shared: Some(Box::new(key.clone())),
                     },
                     origin,
                 );
@@ -368,15 +368,14 @@ mod tests {
     }
 
     fn msg(origin: u64) -> Message {
-        Message {
-            topic: "t".into(),
-            payload: Default::default(),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            properties: None,
-            origin_uid: origin,
-            expires_at: None,
-        }
+        Message::owned(
+            "t",
+            b"",
+            QoS::AtLeastOnce,
+            false,
+            crate::codec::Properties::default(),
+            origin,
+        )
     }
 
     fn picks(g: &mut Group, policy: SharePolicy, origin: u64, exclude: u64, n: usize) -> Vec<u64> {

@@ -235,6 +235,7 @@ mod port_race {
             .expect("the broker answers on its port");
         let mut c = crate::raw_client::connect_packet(Protocol::V5, "port-race-probe");
         c.client_id = bytestring::ByteString::new(); // v5: the broker assigns one
+        c.keep_alive_s = 0; // none asked: the broker's cap comes back as Server Keep Alive
         let mut out = bytes::BytesMut::new();
         codec::encode(&Packet::Connect(Box::new(c)), Protocol::V5, &mut out).expect("encode");
         s.write_all(&out).await.expect("send CONNECT");
