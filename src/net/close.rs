@@ -5,13 +5,9 @@
 //! Never: touches a session another connection has taken over.
 
 use super::handler::{Close, Conn};
-use crate::codec::{self, Disconnect, Packet, Properties, Will};
-use crate::session::Message;
-use crate::shard::runtime::ShardCtx;
+use crate::codec::{self, Disconnect, Packet, Properties};
 use bytestring::ByteString;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
 
 impl Conn {
     /// The DISCONNECT a v5 client gets for this close, if any [MQTT-4.13.1-1].
@@ -55,12 +51,12 @@ impl Conn {
             // Taken over: the new connection owns the session (and dealt with our will).
             return;
         }
-        let (will, expiry_s, generation, give_back, drops) = {
+        let (will, expiry_s, give_back, drops) = {
             let mut s = self.session.borrow_mut();
             let give_back = s.detach();
             let will = s.will.take();
             let drops = std::mem::take(&mut s.drops);
-            (will, s.expiry_s, s.generation, give_back, drops)
+            (will, s.expiry_s, give_back, drops)
         };
         if drops.total() > 0 {
             // What the bounds cost this client: say it where an operator looks, and count it
@@ -91,44 +87,22 @@ impl Conn {
             }
         }
         let publish = !matches!(close, Close::Normal);
+        let mut sh = shard.borrow_mut();
         if let (Some(w), true) = (will, publish) {
             let delay = w.properties.will_delay_interval_s.unwrap_or(0);
             if delay == 0 || expiry_s == 0 {
                 // The will is sent when the session ends even if its delay has not passed
                 // [MQTT-3.1.3-9]; with expiry 0 that is now.
-                publish_will(&self.ctx, w, 0);
+                sh.publish_will(w);
             } else {
-                let ctx = self.ctx.clone();
-                let session = self.session.clone();
-                let wait = delay.min(expiry_s);
-                glommio::spawn_local(async move {
-                    glommio::timer::sleep(Duration::from_secs(u64::from(wait))).await;
-                    let unchanged = {
-                        let s = session.borrow();
-                        s.generation == generation && !s.is_connected()
-                    };
-                    if unchanged {
-                        publish_will(&ctx, w, 0);
-                    }
-                })
-                .detach();
+                // Armed before the expiry below, so at the same instant the will goes first.
+                sh.delay_will(self.uid, w, delay.min(expiry_s));
             }
         }
         if expiry_s == 0 {
-            shard.borrow_mut().remove_session(&self.session);
+            sh.remove_session(&self.session);
         } else if expiry_s != u32::MAX {
-            let session = self.session.clone();
-            glommio::spawn_local(async move {
-                glommio::timer::sleep(Duration::from_secs(u64::from(expiry_s))).await;
-                let expired = {
-                    let s = session.borrow();
-                    s.generation == generation && !s.is_connected()
-                };
-                if expired {
-                    shard.borrow_mut().remove_session(&session);
-                }
-            })
-            .detach();
+            sh.expire_later(self.uid, expiry_s);
         }
     }
 }
@@ -154,18 +128,4 @@ pub fn reason_string(code: u8) -> Option<&'static str> {
         0x9B => "QoS not supported",
         _ => return None,
     })
-}
-/// Publish a will message as if its client had sent it.
-pub(super) fn publish_will(ctx: &ShardCtx, w: Box<Will>, origin_uid: u64) {
-    let w = *w;
-    let mut properties = w.properties;
-    properties.will_delay_interval_s = None;
-    let msg = Arc::new(Message::owned(
-        &w.topic, &w.payload, w.qos, w.retain, properties, origin_uid,
-    ));
-    let mut shard = ctx.shard.borrow_mut();
-    if msg.retain {
-        shard.set_retained(&msg, None);
-    }
-    shard.route(msg, false);
 }

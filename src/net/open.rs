@@ -91,10 +91,12 @@ impl Conn {
             let mut present = false;
             let session = match existing {
                 Some(old) => {
-                    let (old_link, old_will) = {
+                    let (old_link, old_will, old_uid) = {
                         let mut o = old.borrow_mut();
-                        (o.conn.take(), o.will.take())
+                        (o.conn.take(), o.will.take(), o.uid)
                     };
+                    // A reconnect cancels a pending delayed will [MQTT-3.1.3-9] and the expiry.
+                    s.cancel_timers(old_uid);
                     if let Some(l) = old_link {
                         // Session takeover [MQTT-3.1.4-3]: the old connection closes with 0x8E.
                         l.request_close(0x8E);
@@ -104,9 +106,7 @@ impl Conn {
                         // will is cancelled by this reconnect [MQTT-3.1.3-9]).
                         let delayed = w.properties.will_delay_interval_s.unwrap_or(0) > 0;
                         if !delayed {
-                            drop(s);
-                            super::close::publish_will(ctx, w, 0);
-                            s = shard.borrow_mut();
+                            s.publish_will(w);
                         }
                     }
                     if c.clean_start {

@@ -13,6 +13,7 @@ pub mod pressure;
 mod route;
 pub mod runtime;
 pub mod shared;
+pub mod timers;
 
 pub use mesh::{home_shard, AckToken, HandOver, MeshMsg};
 pub use route::Target;
@@ -141,6 +142,16 @@ pub struct Shard {
     pub live_connections: usize,
     /// Shutting down: hand-overs are refused and a closed mesh channel is expected.
     pub stopping: bool,
+    /// Session expiries and delayed wills of sessions homed here, by session uid.
+    timers: timers::Timers<(u64, TimerKind)>,
+    delayed_wills: HashMap<u64, Box<crate::codec::Will>>,
+}
+
+/// What a shard timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimerKind {
+    Will,
+    Expiry,
 }
 
 /// Messages waiting for one peer before a publisher on this shard waits for the flusher
@@ -179,6 +190,8 @@ impl Shard {
             stats: Stats::default(),
             live_connections: 0,
             stopping: false,
+            timers: timers::Timers::default(),
+            delayed_wills: HashMap::new(),
         }
     }
 
@@ -222,6 +235,61 @@ impl Shard {
     /// True when some data outbox is over [`OUTBOX_MAX`]: publishers should wait for a drain.
     pub fn outbox_congested(&self) -> bool {
         self.data_congested
+    }
+
+    /// Publish `uid`'s will after `delay_s` unless the session reconnects first.
+    pub fn delay_will(&mut self, uid: u64, will: Box<crate::codec::Will>, delay_s: u32) {
+        let at = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(delay_s));
+        self.delayed_wills.insert(uid, will);
+        self.timers.arm((uid, TimerKind::Will), at);
+    }
+
+    /// End `uid`'s session after `expiry_s` unless it reconnects first.
+    pub fn expire_later(&mut self, uid: u64, expiry_s: u32) {
+        let at = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(expiry_s));
+        self.timers.arm((uid, TimerKind::Expiry), at);
+    }
+
+    /// The session reconnected (or was replaced): its delayed will and expiry are off.
+    pub fn cancel_timers(&mut self, uid: u64) {
+        self.timers.cancel(&(uid, TimerKind::Will));
+        self.timers.cancel(&(uid, TimerKind::Expiry));
+        self.delayed_wills.remove(&uid);
+    }
+
+    /// Run what is due: delayed wills, then expired sessions (called on the control tick).
+    pub fn fire_timers(&mut self, now: std::time::Instant) {
+        for (uid, kind) in self.timers.expired(now) {
+            match kind {
+                TimerKind::Will => {
+                    if let Some(w) = self.delayed_wills.remove(&uid) {
+                        self.publish_will(w);
+                    }
+                }
+                TimerKind::Expiry => {
+                    let session = self.by_uid.get(&uid).cloned();
+                    if let Some(s) = session {
+                        if !s.borrow().is_connected() {
+                            self.remove_session(&s);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publish a will message as if its client had sent it (origin 0: it holds nobody back).
+    pub fn publish_will(&mut self, w: Box<crate::codec::Will>) {
+        let w = *w;
+        let mut properties = w.properties;
+        properties.will_delay_interval_s = None;
+        let msg = Arc::new(Message::owned(
+            &w.topic, &w.payload, w.qos, w.retain, properties, 0,
+        ));
+        if msg.retain {
+            self.set_retained(&msg, None);
+        }
+        self.route(msg, false);
     }
 
     /// Register a session created on this shard.

@@ -166,8 +166,9 @@ async fn drain_connections(shard: &ShardRef) {
     }
 }
 
-/// The shard's side of the control plane, in the background: commands every tick, a statistics
-/// snapshot and the slow-subscriber watchdog about once a second.
+/// The shard's side of the control plane, in the background: commands and due timers (session
+/// expiry, delayed wills) every tick, a statistics snapshot and the slow-subscriber watchdog
+/// about once a second.
 async fn control_task(shard: ShardRef, port: Rc<ShardPort>, shutdown: Rc<super::event::Event>) {
     let timeout = Duration::from_secs(shard.borrow().cfg.slow_subscriber_timeout_s);
     let mut ticks: u64 = 0;
@@ -178,6 +179,7 @@ async fn control_task(shard: ShardRef, port: Rc<ShardPort>, shutdown: Rc<super::
             shutdown.notify();
             return;
         }
+        shard.borrow_mut().fire_timers(Instant::now());
         if ticks.is_multiple_of(limits::CONTROL_TICKS_PER_SECOND) {
             let mut s = shard.borrow_mut();
             s.check_slow_subscribers(Instant::now(), timeout);
