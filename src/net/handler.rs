@@ -58,6 +58,8 @@ pub struct Conn {
     pub(super) reauth: Option<Box<dyn crate::auth::AuthExchange>>,
     /// The PUBACK of the PUBLISH that got this session held back, sent once the hold ends.
     pub(super) withheld_ack: Option<Packet>,
+    /// After a hold: PUBLISHes still to be taken one per scheduler turn (fair sharing).
+    pub fair_turns: u32,
 }
 
 impl Conn {

@@ -203,6 +203,7 @@ impl Conn {
             auth_method: c.properties.authentication_method.clone(),
             reauth: None,
             withheld_ack: None,
+            fair_turns: 0,
         };
         if session_present {
             conn.set_group_presence(true);
