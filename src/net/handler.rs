@@ -56,8 +56,10 @@ pub struct Conn {
     pub(super) auth_method: Option<ByteString>,
     /// A re-authentication in progress [MQTT-4.12.1].
     pub(super) reauth: Option<Box<dyn crate::auth::AuthExchange>>,
-    /// The PUBACK of the PUBLISH that got this session held back, sent once the hold ends.
-    pub(super) withheld_ack: Option<Packet>,
+    /// The PUBACK of the PUBLISH that got this session held back (packet id, reason code),
+    /// sent once the hold ends. Not a `Packet`: that is ~500 bytes every idle connection's
+    /// future would carry.
+    pub(super) withheld_ack: Option<(u16, u8)>,
     /// After a hold: PUBLISHes still to be taken one per scheduler turn (fair sharing).
     pub fair_turns: u32,
 }
@@ -77,11 +79,11 @@ impl Conn {
     pub fn handle(&mut self, packet: Packet) -> Result<(), Close> {
         match packet {
             Packet::Publish(p) => {
-                if let Some(ack) = self.on_publish(p)? {
+                if let Some((packet_id, reason)) = self.on_publish(p)? {
                     if self.is_held() {
-                        self.withheld_ack = Some(ack);
+                        self.withheld_ack = Some((packet_id, reason));
                     } else {
-                        self.write(ack);
+                        self.write(ack_packet(QoS::AtLeastOnce, packet_id, reason));
                     }
                 }
                 Ok(())
@@ -201,10 +203,10 @@ impl Conn {
         Ok(())
     }
 
-    /// A PUBLISH: checked, routed, and its acknowledgement returned for the caller to send or
-    /// withhold (QoS 2's PUBREC is written here, before the message is forwarded, so even a
+    /// A PUBLISH: checked, routed, and its PUBACK (packet id, reason) returned for the caller to
+    /// send or withhold (QoS 2's PUBREC is written here, before the message is forwarded, so even a
     /// publisher subscribed to its own topic sees PUBREC first).
-    fn on_publish(&mut self, mut p: Publish) -> Result<Option<Packet>, Close> {
+    fn on_publish(&mut self, mut p: Publish) -> Result<Option<(u16, u8)>, Close> {
         let cfg = self.ctx.cfg.clone();
         self.resolve_alias(&mut p)?;
         if !topic_within_limits(&p.topic, &cfg) {
@@ -262,7 +264,7 @@ impl Conn {
         }
         // v5: 0x10 "No matching subscribers" is still a success [MQTT-3.4.2.1].
         let reason = if matched || !v5 { 0x00 } else { 0x10 };
-        Ok(Some(ack_packet(qos, packet_id, reason)))
+        Ok(Some((packet_id, reason)))
     }
 
     fn on_disconnect(&mut self, d: Disconnect) -> Close {
@@ -298,8 +300,8 @@ impl Conn {
 
     /// The hold ended: send the acknowledgement that waited for it.
     pub fn resume(&mut self) {
-        if let Some(ack) = self.withheld_ack.take() {
-            self.write(ack);
+        if let Some((packet_id, reason)) = self.withheld_ack.take() {
+            self.write(ack_packet(QoS::AtLeastOnce, packet_id, reason));
         }
     }
 
