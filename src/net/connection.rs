@@ -10,7 +10,7 @@ use crate::auth::AuthStep;
 use crate::codec::{self, DecodeError, Packet, Protocol};
 use crate::limits;
 use crate::session::ConnLink;
-use crate::shard::runtime::ShardCtx;
+use crate::shard::ctx::ShardCtx;
 use crate::shard::{home_shard, HandOver, MeshMsg};
 use bytes::{Buf, BytesMut};
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -204,7 +204,7 @@ fn packet_name(p: &Packet) -> &'static str {
 }
 
 /// Counts a connection being served, for the bounded wait at shutdown.
-struct Live(crate::shard::runtime::ShardRef);
+struct Live(crate::shard::ctx::ShardRef);
 
 impl Live {
     fn new(ctx: &ShardCtx) -> Live {
@@ -391,7 +391,7 @@ async fn process(
                     // PUBLISHes per scheduler turn, so the room the subscriber made is shared
                     // instead of going to whichever publisher the scheduler runs first.
                     conn.fair_turns -= 1;
-                    if conn.fair_turns % FAIR_TURN_PUBLISHES == 0 {
+                    if conn.fair_turns.is_multiple_of(FAIR_TURN_PUBLISHES) {
                         futures_lite::future::yield_now().await;
                     }
                 }

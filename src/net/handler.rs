@@ -14,7 +14,7 @@
 
 use crate::codec::{self, Ack, Disconnect, Packet, Properties, Protocol, Publish, QoS};
 use crate::session::{ConnLink, Message, WrongAck};
-use crate::shard::runtime::ShardCtx;
+use crate::shard::ctx::ShardCtx;
 use crate::shard::SessionRef;
 use bytestring::ByteString;
 use std::rc::Rc;

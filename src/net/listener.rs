@@ -2,7 +2,7 @@
 //! so the kernel spreads accepted connections across shards and accept needs no shared lock.
 
 use super::connection;
-use crate::shard::runtime::ShardCtx;
+use crate::shard::ctx::ShardCtx;
 use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;

@@ -7,7 +7,7 @@
 use super::handler::{topic_within_limits, Conn};
 use crate::codec::{ConnAck, Connect, Packet, Properties, Will};
 use crate::session::{own_properties, ConnLink, Session, Subscription};
-use crate::shard::runtime::ShardCtx;
+use crate::shard::ctx::ShardCtx;
 use crate::shard::shared::MemberOp;
 use bytestring::ByteString;
 use std::rc::Rc;

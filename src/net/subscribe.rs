@@ -8,7 +8,7 @@
 use super::handler::{topic_within_limits, Close, Conn};
 use crate::codec::{self, Packet, Properties, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe};
 use crate::session::{Delivery, Subscription};
-use crate::shard::runtime::{spawn_ack_after, wait_acks_bounded};
+use crate::shard::ctx::{spawn_ack_after, wait_acks_bounded};
 use crate::shard::shared::MemberOp;
 use bytestring::ByteString;
 

@@ -7,6 +7,7 @@
 //! Never: takes a lock, blocks, or is touched from another thread. Cross-shard effects are
 //! [`MeshMsg`]s put in an outbox; the runtime's flusher tasks send them in batches.
 
+pub mod ctx;
 pub mod event;
 pub mod mesh;
 pub mod pressure;
@@ -335,7 +336,7 @@ impl Shard {
         self.acks.remove(&token);
     }
 
-    /// Poll helper for [`runtime::wait_acks_bounded`]: true (and forgotten) once every peer acked.
+    /// Poll helper for [`ctx::wait_acks_bounded`]: true (and forgotten) once every peer acked.
     pub fn poll_ack(&mut self, token: u64, waker: &Waker) -> bool {
         match self.acks.get_mut(&token) {
             None => true,

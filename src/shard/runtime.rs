@@ -7,7 +7,8 @@
 //! Never: shares a `Shard` between threads. Only `Send` things ([`MeshMsg`], control
 //! [`Command`]s and [`Report`]s) cross.
 
-use super::{AckToken, Deferred, Lane, MeshMsg, Shard};
+use super::ctx::{spawn_ack_after, ShardCtx, ShardRef};
+use super::{Deferred, Lane, MeshMsg, Shard};
 use crate::auth::Registry;
 use crate::config::Config;
 use crate::control::{Command, Report, ShardPort};
@@ -16,22 +17,9 @@ use crate::net;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use glommio::{GlommioError, LocalExecutorBuilder, Placement};
 use std::cell::RefCell;
-use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
-
-pub type ShardRef = Rc<RefCell<Shard>>;
-
-/// Everything a connection task needs from its shard.
-#[derive(Clone)]
-pub struct ShardCtx {
-    pub shard: ShardRef,
-    pub cfg: Rc<Config>,
-    /// Authentication methods; built once, read-only, shared by every shard.
-    pub auth: Arc<Registry>,
-}
 
 type Mesh = MeshBuilder<Vec<MeshMsg>, Full>;
 
@@ -234,35 +222,4 @@ async fn flusher(
         }
         drained.notify();
     }
-}
-
-/// Acknowledge `reply` once every peer acknowledged `own` (or the wait timed out).
-pub fn spawn_ack_after(shard: &ShardRef, own: u64, reply: AckToken) {
-    let shard = shard.clone();
-    glommio::spawn_local(async move {
-        wait_acks_bounded(&shard, own).await;
-        shard.borrow_mut().reply_ack(Some(reply));
-    })
-    .detach();
-}
-
-/// Wait until every peer acknowledged the change tagged with `token`, at most
-/// [`limits::MESH_ACK_WAIT`]. False when it timed out (the token is then forgotten).
-pub async fn wait_acks_bounded(shard: &ShardRef, token: u64) -> bool {
-    let acked = poll_fn(|cx| {
-        if shard.borrow_mut().poll_ack(token, cx.waker()) {
-            Poll::Ready(true)
-        } else {
-            Poll::Pending
-        }
-    });
-    let timeout = async {
-        glommio::timer::sleep(limits::MESH_ACK_WAIT).await;
-        false
-    };
-    let done = futures_lite::future::or(acked, timeout).await;
-    if !done {
-        shard.borrow_mut().forget_ack(token);
-    }
-    done
 }
