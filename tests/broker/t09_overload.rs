@@ -35,6 +35,40 @@ fn parse(p: &[u8]) -> (usize, usize) {
     (a, b)
 }
 
+/// The publishing loop, the same for rumqttc's v3.1.1 and v5 clients: `Event`, `P` (the
+/// packet enum) and `Outgoing` must be in scope where it expands.
+macro_rules! publish_and_count {
+    ($c:ident, $el:ident, $qos:expr, $qos1:expr, $topic:ident, ($index:ident, $n:ident, $q:ident, $len:ident)) => {{
+        let (c, qos) = ($c, $qos);
+        tokio::spawn(async move {
+            for seq in 0..$n {
+                let p = payload($index, seq, $len);
+                if c.publish($topic.clone(), qos, false, p).await.is_err() {
+                    return;
+                }
+            }
+            if $q == 0 {
+                // QoS 0 has no ack: a final QoS 1 message's PUBACK says the broker took
+                // everything before it.
+                let _ = c
+                    .publish($topic, $qos1, false, payload($index, $n, $len))
+                    .await;
+            }
+        });
+        let (mut done, mut end) = (0, $q > 0);
+        while done < $n || !end {
+            match $el.poll().await {
+                Ok(Event::Incoming(P::PubAck(_))) if $q == 0 => end = true,
+                Ok(Event::Incoming(P::PubAck(_) | P::PubComp(_))) => done += 1,
+                Ok(Event::Outgoing(Outgoing::Publish(_))) if $q == 0 => done += 1,
+                Ok(_) => {}
+                Err(e) => panic!("publisher {}: {e}", $index),
+            }
+        }
+        done.min($n)
+    }};
+}
+
 /// A rumqttc publisher of `n` messages at QoS `q` with a window of `inflight`; resolves to the
 /// number of them the broker acknowledged (PUBACK / PUBCOMP) within `within`. At QoS 0 it
 /// sends one more, at QoS 1 (seq `n`), and counts the n only once that one is acknowledged.
@@ -59,31 +93,8 @@ fn publisher(
                         .set_max_packet_size(1 << 20, 1 << 20);
                     let (c, mut el) = rumqttc::AsyncClient::new(o, 64);
                     let qos = rumqttc::qos(q).expect("qos");
-                    tokio::spawn(async move {
-                        for seq in 0..n {
-                            let p = payload(index, seq, len);
-                            if c.publish(topic.clone(), qos, false, p).await.is_err() {
-                                return;
-                            }
-                        }
-                        if q == 0 {
-                            // QoS 0 has no ack: a final QoS 1 message's PUBACK says the broker
-                            // took everything before it.
-                            let p = payload(index, n, len);
-                            let _ = c.publish(topic, rumqttc::QoS::AtLeastOnce, false, p).await;
-                        }
-                    });
-                    let (mut done, mut end) = (0, q > 0);
-                    while done < n || !end {
-                        match el.poll().await {
-                            Ok(Event::Incoming(P::PubAck(_))) if q == 0 => end = true,
-                            Ok(Event::Incoming(P::PubAck(_) | P::PubComp(_))) => done += 1,
-                            Ok(Event::Outgoing(Outgoing::Publish(_))) if q == 0 => done += 1,
-                            Ok(_) => {}
-                            Err(e) => panic!("publisher {index}: {e}"),
-                        }
-                    }
-                    done.min(n)
+                    let qos1 = rumqttc::QoS::AtLeastOnce;
+                    publish_and_count!(c, el, qos, qos1, topic, (index, n, q, len))
                 }
                 Version::V5 => {
                     use rumqttc::v5::mqttbytes::v5::Packet as P;
@@ -94,38 +105,34 @@ fn publisher(
                         .set_outgoing_inflight_upper_limit(inflight);
                     let (c, mut el) = rumqttc::v5::AsyncClient::new(o, 64);
                     let qos = rumqttc::v5::mqttbytes::qos(q).expect("qos");
-                    tokio::spawn(async move {
-                        for seq in 0..n {
-                            let p = payload(index, seq, len);
-                            if c.publish(topic.clone(), qos, false, p).await.is_err() {
-                                return;
-                            }
-                        }
-                        if q == 0 {
-                            // QoS 0 has no ack: a final QoS 1 message's PUBACK says the broker
-                            // took everything before it.
-                            let p = payload(index, n, len);
-                            let _ = c
-                                .publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, p)
-                                .await;
-                        }
-                    });
-                    let (mut done, mut end) = (0, q > 0);
-                    while done < n || !end {
-                        match el.poll().await {
-                            Ok(Event::Incoming(P::PubAck(_))) if q == 0 => end = true,
-                            Ok(Event::Incoming(P::PubAck(_) | P::PubComp(_))) => done += 1,
-                            Ok(Event::Outgoing(Outgoing::Publish(_))) if q == 0 => done += 1,
-                            Ok(_) => {}
-                            Err(e) => panic!("publisher {index}: {e}"),
-                        }
-                    }
-                    done.min(n)
+                    let qos1 = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
+                    publish_and_count!(c, el, qos, qos1, topic, (index, n, q, len))
                 }
             }
         };
         tokio::time::timeout(within, work).await.unwrap_or(0)
     })
+}
+
+/// The subscriber's reading loop, the same for both rumqttc clients (`Event` and `P` in scope).
+macro_rules! read_slowly {
+    ($el:ident, $got:ident, $ready:ident, ($expect:ident, $every:ident, $pause:ident)) => {
+        while $got.len() < $expect {
+            match $el.poll().await {
+                Ok(Event::Incoming(P::SubAck(_))) => {
+                    $ready.take().map(|t| t.send(()));
+                }
+                Ok(Event::Incoming(P::Publish(p))) => {
+                    $got.push(parse(&p.payload));
+                    if $got.len() % $every == 0 {
+                        tokio::time::sleep($pause).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("subscriber: {e}"),
+            }
+        }
+    };
 }
 
 /// A rumqttc subscriber of `filter` at QoS `q` that reads `expect` messages, pausing `pause`
@@ -156,21 +163,7 @@ async fn subscriber(
                     c.subscribe(filter, rumqttc::qos(q).expect("qos"))
                         .await
                         .expect("subscribe");
-                    while got.len() < expect {
-                        match el.poll().await {
-                            Ok(Event::Incoming(P::SubAck(_))) => {
-                                ready.take().map(|t| t.send(()));
-                            }
-                            Ok(Event::Incoming(P::Publish(p))) => {
-                                got.push(parse(&p.payload));
-                                if got.len() % every == 0 {
-                                    tokio::time::sleep(pause).await;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => panic!("subscriber: {e}"),
-                        }
-                    }
+                    read_slowly!(el, got, ready, (expect, every, pause));
                 }
                 Version::V5 => {
                     use rumqttc::v5::mqttbytes::v5::Packet as P;
@@ -182,21 +175,7 @@ async fn subscriber(
                     c.subscribe(filter, rumqttc::v5::mqttbytes::qos(q).expect("qos"))
                         .await
                         .expect("subscribe");
-                    while got.len() < expect {
-                        match el.poll().await {
-                            Ok(Event::Incoming(P::SubAck(_))) => {
-                                ready.take().map(|t| t.send(()));
-                            }
-                            Ok(Event::Incoming(P::Publish(p))) => {
-                                got.push(parse(&p.payload));
-                                if got.len() % every == 0 {
-                                    tokio::time::sleep(pause).await;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => panic!("subscriber: {e}"),
-                        }
-                    }
+                    read_slowly!(el, got, ready, (expect, every, pause));
                 }
             }
         };

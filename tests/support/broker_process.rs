@@ -77,6 +77,14 @@ impl PortLease {
     }
 
     fn try_port(dir: &std::path::Path, port: u16) -> Option<PortLease> {
+        let file = PortLease::lock(dir, port)?;
+        // Something outside the scheme may listen there; the probe is closed at once.
+        std::net::TcpListener::bind(("127.0.0.1", port)).ok()?;
+        Some(PortLease { port, _lock: file })
+    }
+
+    /// The exclusive lock on `port`'s lease file, if no thread or process holds it.
+    fn lock(dir: &std::path::Path, port: u16) -> Option<std::fs::File> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -87,9 +95,7 @@ impl PortLease {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return None; // another thread or process holds this port
         }
-        // Something outside the scheme may listen there; the probe is closed at once.
-        std::net::TcpListener::bind(("127.0.0.1", port)).ok()?;
-        Some(PortLease { port, _lock: file })
+        Some(file)
     }
 }
 
@@ -324,9 +330,19 @@ mod port_race {
         assert_ne!(a.port, b.port);
         // Claiming the same port through a fresh descriptor fails while `a` holds it, exactly as
         // it would from another process.
-        assert!(PortLease::try_port(&super::lock_dir(), a.port).is_none());
+        assert!(PortLease::lock(&super::lock_dir(), a.port).is_none());
         let port = a.port;
         drop(a);
-        assert!(PortLease::try_port(&super::lock_dir(), port).is_some());
+        // The lock itself (not the probe bind, which a socket lingering on the port from an
+        // earlier run may refuse) is free again. A broker another test forks at this moment
+        // shares the descriptor until its exec closes it (O_CLOEXEC), hence the short retry.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while PortLease::lock(&super::lock_dir(), port).is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "port {port} still locked"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
