@@ -97,6 +97,28 @@ fn all_group() -> Vec<String> {
     vec!["all".into()]
 }
 
+/// One publisher → subscriber pair on `topic`: stream `i`, open loop, in `group`.
+fn pair(topic: ByteString, i: usize, group: u8) -> (SubSpec, PubSpec) {
+    let sub = SubSpec {
+        filters: vec![topic.clone()],
+        streams: StreamSet::single(i as u32),
+        stalled: false,
+        qos: None,
+    };
+    let publisher = PubSpec {
+        targets: vec![Target {
+            topic,
+            stream_offset: 0,
+        }],
+        miss_topics: vec![],
+        miss_ratio: 0.0,
+        fanout: 1,
+        group,
+        closed_loop: false,
+    };
+    (sub, publisher)
+}
+
 /// `pairs`: N publisher/subscriber pairs, pair i on its own topic (point to point).
 pub fn pairs(n: usize, topic_pattern: Option<&str>, run: &str) -> Result<Plan, String> {
     if n == 0 {
@@ -110,24 +132,9 @@ pub fn pairs(n: usize, topic_pattern: Option<&str>, run: &str) -> Result<Plan, S
     let mut publishers = Vec::with_capacity(n);
     let mut subscribers = Vec::with_capacity(n);
     for i in 0..n {
-        let topic = bs(expand(pattern, run, i));
-        subscribers.push(SubSpec {
-            filters: vec![topic.clone()],
-            streams: StreamSet::single(i as u32),
-            stalled: false,
-            qos: None,
-        });
-        publishers.push(PubSpec {
-            targets: vec![Target {
-                topic,
-                stream_offset: 0,
-            }],
-            miss_topics: vec![],
-            miss_ratio: 0.0,
-            fanout: 1,
-            group: 0,
-            closed_loop: false,
-        });
+        let (s, p) = pair(bs(expand(pattern, run, i)), i, 0);
+        subscribers.push(s);
+        publishers.push(p);
     }
     Ok(Plan {
         scenario: "pairs",
@@ -283,24 +290,9 @@ pub fn stalled(shape: &StalledShape, run: &str) -> Result<Plan, String> {
     let mut publishers = Vec::with_capacity(n + sp);
     let mut subscribers = Vec::with_capacity(n + ss);
     for i in 0..n {
-        let topic = bs(format!("{prefix}/ok/{i}"));
-        subscribers.push(SubSpec {
-            filters: vec![topic.clone()],
-            streams: StreamSet::single(i as u32),
-            stalled: false,
-            qos: None,
-        });
-        publishers.push(PubSpec {
-            targets: vec![Target {
-                topic,
-                stream_offset: 0,
-            }],
-            miss_topics: vec![],
-            miss_ratio: 0.0,
-            fanout: 1,
-            group: GROUP_HEALTHY,
-            closed_loop: false,
-        });
+        let (s, p) = pair(bs(format!("{prefix}/ok/{i}")), i, GROUP_HEALTHY);
+        subscribers.push(s);
+        publishers.push(p);
     }
     for _ in 0..sp {
         publishers.push(PubSpec {
