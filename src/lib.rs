@@ -5,6 +5,8 @@
 //! - [`topic`]: the per-shard subscription automaton and retained index; never does I/O.
 //! - [`session`]: per-client MQTT state (QoS flows, inflight window, bounded queue); no sockets.
 //! - [`shard`]: what one core owns and routes; cross-shard effects are messages, never locks.
+//! - [`transport`]: the byte-stream trait connections are served over (TCP today; TLS and
+//!   WebSocket layers later).
 //! - [`net`]: listeners and connection tasks; the only place sockets are read and written.
 //! - [`control`]: the control thread and its channels to the shards (statistics, shutdown);
 //!   never on the data path.
@@ -23,3 +25,4 @@ pub mod net;
 pub mod session;
 pub mod shard;
 pub mod topic;
+pub mod transport;

@@ -12,8 +12,8 @@ use crate::limits;
 use crate::session::ConnLink;
 use crate::shard::ctx::ShardCtx;
 use crate::shard::{home_shard, HandOver, MeshMsg};
+use crate::transport::Transport;
 use bytes::{Buf, BytesMut};
-use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -121,8 +121,8 @@ enum FirstError {
     Io,
 }
 
-async fn read_first(
-    stream: &mut TcpStream,
+async fn read_first<S: Transport>(
+    stream: &mut S,
     rbuf: &mut BytesMut,
     max: usize,
 ) -> Result<Packet, FirstError> {
@@ -154,8 +154,8 @@ async fn read_first(
 /// 5.0 form with a reason code; a 3.1 / 3.1.1 client, and one whose level we do not speak,
 /// gets the 3.1.1 form (4 bytes) when its version has a return code for the error, and is
 /// otherwise just closed [MQTT-3.1.4-1].
-async fn refuse_bad_connect(
-    stream: &mut TcpStream,
+async fn refuse_bad_connect<S: Transport>(
+    stream: &mut S,
     e: DecodeError,
     version: Option<Result<Protocol, DecodeError>>,
 ) {
@@ -221,14 +221,14 @@ impl Drop for Live {
 }
 
 /// Serve a connection on its home shard, from CONNECT to close.
-async fn serve_connected(
+async fn serve_connected<S: Transport>(
     ctx: ShardCtx,
-    mut stream: TcpStream,
+    mut stream: S,
     connect: Box<codec::Connect>,
     mut rbuf: BytesMut,
     assigned: bool,
 ) {
-    let _ = stream.set_nodelay(true);
+    // TCP_NODELAY was set at accept; a handed-over descriptor is the same socket.
     if ctx.shard.borrow().stopping {
         return; // shutting down: the client reconnects to the next broker
     }
@@ -292,9 +292,9 @@ const FAIR_TURN_PUBLISHES: u32 = 8;
 /// raw and in arrival order; past this many bytes the socket is not read until the hold ends.
 const PARKED_BYTES_MAX: usize = 64 * 1024;
 
-async fn serve_loop(
+async fn serve_loop<S: Transport>(
     conn: &mut Conn,
-    stream: &mut TcpStream,
+    stream: &mut S,
     link: &Rc<ConnLink>,
     rbuf: &mut BytesMut,
 ) -> Close {
@@ -414,9 +414,9 @@ fn goes_ahead_of_parked(header: u8) -> bool {
 /// Poll writing (first) and reading (when `read`) on one socket from one task: no split, no
 /// lock, one descriptor. Ready when bytes were read, the peer went away, or a close was
 /// requested; writes happen along the way.
-fn poll_io(
+fn poll_io<S: Transport>(
     cx: &mut Context<'_>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     link: &ConnLink,
     rbuf: &mut BytesMut,
     read: bool,
@@ -444,7 +444,11 @@ fn poll_io(
 }
 
 /// Write as much of the link's buffer as the socket takes now.
-fn poll_flush(cx: &mut Context<'_>, stream: &mut TcpStream, link: &ConnLink) -> io::Result<()> {
+fn poll_flush<S: Transport>(
+    cx: &mut Context<'_>,
+    stream: &mut S,
+    link: &ConnLink,
+) -> io::Result<()> {
     link.with_out(|out| {
         while !out.is_empty() {
             match Pin::new(&mut *stream).poll_write(cx, out) {
@@ -469,9 +473,9 @@ thread_local! {
         std::cell::RefCell::new(vec![0; limits::READ_CHUNK_BYTES]);
 }
 
-fn poll_read_into(
+fn poll_read_into<S: Transport>(
     cx: &mut Context<'_>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     rbuf: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
     SCRATCH.with(|scratch| {
@@ -486,9 +490,9 @@ fn poll_read_into(
 
 /// The CONNECT-time enhanced authentication exchange [MQTT-4.12]: AUTH 0x18 back and forth
 /// until the method succeeds (its final data goes in CONNACK) or fails (the reason code).
-async fn authenticate(
+async fn authenticate<S: Transport>(
     ctx: &ShardCtx,
-    stream: &mut TcpStream,
+    stream: &mut S,
     rbuf: &mut BytesMut,
     c: &codec::Connect,
 ) -> Result<Option<bytes::Bytes>, u8> {
@@ -547,7 +551,7 @@ async fn authenticate(
 }
 
 /// Best-effort final write (CONNACK refusal, DISCONNECT) before the socket closes.
-async fn flush_link(stream: &mut TcpStream, link: &ConnLink) {
+async fn flush_link<S: Transport>(stream: &mut S, link: &ConnLink) {
     let bytes = link.with_out(|out| out.split().freeze());
     close_gracefully(stream, &bytes).await;
 }
@@ -556,12 +560,12 @@ async fn flush_link(stream: &mut TcpStream, link: &ConnLink) {
 /// to [`CLOSE_DRAIN`] of reading and discarding until the peer closes too. Closing a socket
 /// with unread input makes the kernel send a reset, which can destroy the reason on its way
 /// (the peer gets ECONNRESET or EPIPE instead of reading it).
-pub(super) async fn close_gracefully(stream: &mut TcpStream, last: &[u8]) {
+pub(super) async fn close_gracefully<S: Transport>(stream: &mut S, last: &[u8]) {
     let work = async {
         if !last.is_empty() {
             write_all(stream, last).await?;
         }
-        stream.shutdown(std::net::Shutdown::Write).await?;
+        stream.shutdown_write().await?;
         let mut sink = [0u8; 512];
         while poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut sink)).await? > 0 {}
         Ok::<(), io::Error>(())
@@ -576,7 +580,7 @@ pub(super) async fn close_gracefully(stream: &mut TcpStream, last: &[u8]) {
 /// How long a closing connection waits for its peer to read the last packet and close.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
-async fn write_all(stream: &mut TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+async fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         let n = poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, bytes)).await?;
         if n == 0 {
