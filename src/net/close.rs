@@ -51,30 +51,13 @@ impl Conn {
             // Taken over: the new connection owns the session (and dealt with our will).
             return;
         }
-        let (will, expiry_s, give_back, drops) = {
+        let (will, expiry_s, give_back) = {
             let mut s = self.session.borrow_mut();
             let give_back = s.detach();
             let will = s.will.take();
-            let drops = std::mem::take(&mut s.drops);
-            (will, s.expiry_s, give_back, drops)
+            (will, s.expiry_s, give_back)
         };
-        if drops.total() > 0 {
-            // What the bounds cost this client: say it where an operator looks, and count it
-            // for the shard.
-            log::info!(
-                "client {}: dropped {} QoS 0 and {} QoS 1/2 messages at a full queue \
-                 (queue_full = drop), {} offline past the queue bounds, {} QoS 0 while offline, \
-                 {} over its maximum packet size, {} expired",
-                self.client_id,
-                drops.qos0,
-                drops.qos12,
-                drops.offline_full,
-                drops.offline_qos0,
-                drops.too_large,
-                drops.expired
-            );
-            shard.borrow_mut().stats.add_drops(&drops);
-        }
+        shard.borrow_mut().report_drops(&self.session);
         // Offline now: the publishers this session held back go on.
         shard.borrow_mut().release_from(&self.session);
         self.set_group_presence(false);

@@ -54,8 +54,7 @@ impl Message {
         let mut buf = BytesMut::with_capacity(topic.len() + payload.len());
         buf.extend_from_slice(topic);
         buf.extend_from_slice(payload);
-        let properties =
-            (properties != Properties::default()).then(|| Box::new(own_properties(properties)));
+        let properties = (!properties.is_empty()).then(|| Box::new(own_properties(properties)));
         Message {
             data: buf.freeze(),
             topic_len,
@@ -200,5 +199,20 @@ mod tests {
         assert_eq!(m.size_bytes(), 67);
         let bare = Message::owned("t", b"", QoS::AtMostOnce, false, Properties::default(), 0);
         assert!(bare.properties.is_none(), "no box for empty properties");
+    }
+
+    /// The sizes docs/PERFORMANCE.md counts per queued message.
+    #[test]
+    fn a_queued_delivery_and_its_message_stay_small() {
+        assert!(
+            std::mem::size_of::<Delivery>() <= 48,
+            "{}",
+            std::mem::size_of::<Delivery>()
+        );
+        assert!(
+            std::mem::size_of::<Message>() <= 80,
+            "{}",
+            std::mem::size_of::<Message>()
+        );
     }
 }

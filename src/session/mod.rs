@@ -128,8 +128,6 @@ pub struct Session {
     /// The will of the current connection; taken when published or discarded. Boxed: most
     /// sessions have none, and a `Will` carries a whole property set.
     pub will: Option<Box<Will>>,
-    /// Bumped on every (re)connect so timers armed for an older connection do nothing.
-    pub generation: u64,
     pub drops: SessionDrops,
     limits: SessionLimits,
     /// Outgoing window: the client's Receive Maximum capped by `inflight_max`.
@@ -173,7 +171,6 @@ impl Session {
             expiry_s: 0,
             subscriptions: HashMap::new(),
             will: None,
-            generation: 0,
             drops: SessionDrops::default(),
             limits,
             window: limits.inflight_max,
@@ -495,7 +492,6 @@ impl Session {
     pub fn attach(&mut self, conn: Rc<ConnLink>, protocol: Protocol) {
         self.protocol = protocol;
         self.conn = Some(conn);
-        self.generation += 1;
         // Topic aliases live as long as one network connection [MQTT-3.3.2-7].
         self.out_aliases.clear();
         let inflight = std::mem::take(&mut self.inflight);

@@ -87,11 +87,43 @@ impl Shard {
     pub fn release_from(&mut self, session: &RefCell<Session>) {
         let released = match session.try_borrow_mut() {
             Ok(mut s) if s.has_released() => s.take_released(),
-            _ => return,
+            Ok(_) => return,
+            Err(_) => {
+                // A lost release would hold its publishers until they reconnect.
+                debug_assert!(false, "session borrowed while its releases are handed out");
+                return;
+            }
         };
         for uid in released {
             self.release(uid);
         }
+    }
+
+    /// Log what the bounds cost `session` since the last report, and count it for the shard.
+    /// Called when its connection ends and when the session itself ends, so drops while it was
+    /// offline (an expiring session never reconnects) are reported too.
+    pub fn report_drops(&mut self, session: &RefCell<Session>) {
+        let Ok(mut s) = session.try_borrow_mut() else {
+            debug_assert!(false, "session borrowed while its drops are reported");
+            return;
+        };
+        let drops = std::mem::take(&mut s.drops);
+        if drops.total() == 0 {
+            return;
+        }
+        log::info!(
+            "client {}: dropped {} QoS 0 and {} QoS 1/2 messages at a full queue \
+             (queue_full = drop), {} offline past the queue bounds, {} QoS 0 while offline, \
+             {} over its maximum packet size, {} expired",
+            s.client_id,
+            drops.qos0,
+            drops.qos12,
+            drops.offline_full,
+            drops.offline_qos0,
+            drops.too_large,
+            drops.expired
+        );
+        self.stats.add_drops(&drops);
     }
 
     /// The slow-subscriber watchdog, run about once a second: forget sessions no longer

@@ -315,5 +315,6 @@ impl Shard {
         }
         session.borrow_mut().end();
         self.release_from(session);
+        self.report_drops(session);
     }
 }
