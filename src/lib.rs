@@ -7,7 +7,10 @@
 //! - [`shard`]: what one core owns and routes; cross-shard effects are messages, never locks.
 //! - [`transport`]: the byte-stream trait connections are served over (TCP today; TLS and
 //!   WebSocket layers later).
+//! - [`engine`]: the sans-IO MQTT protocol engine of one connection: packets in, packets,
+//!   routing, gated acknowledgements, timers and closes out; no sockets, no glommio.
 //! - [`net`]: listeners and connection tasks; the only place sockets are read and written.
+//! - [`clock`]: the compact monotonic millisecond clock connections keep their last read in.
 //! - [`control`]: the control thread and its channels to the shards (statistics, shutdown);
 //!   never on the data path.
 //! - [`auth`]: MQTT 5 enhanced authentication methods (SCRAM-SHA-256); sans-IO.
@@ -17,8 +20,10 @@
 pub use ringmq_codec as codec;
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod control;
+pub mod engine;
 pub mod host;
 pub mod limits;
 pub mod net;

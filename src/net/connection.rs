@@ -5,12 +5,14 @@
 //! Never: panics on peer bytes, lets one connection's error touch another, or keeps an idle
 //! connection's buffers large (they shrink back when drained).
 
-use super::handler::{Close, Conn};
-use crate::auth::AuthStep;
-use crate::codec::{self, DecodeError, Packet, Protocol};
+use super::handshake::{
+    assign_client_id, authenticate, packet_name, read_first, refuse_bad_connect, FirstError,
+};
+use crate::codec::{self, Packet, Protocol};
+use crate::engine::{Close, Engine, PendingSubscribe, Refused, Step};
 use crate::limits;
 use crate::session::ConnLink;
-use crate::shard::ctx::ShardCtx;
+use crate::shard::ctx::{spawn_ack_after, wait_acks_bounded, ShardCtx};
 use crate::shard::{home_shard, HandOver, MeshMsg};
 use crate::transport::Transport;
 use bytes::{Buf, BytesMut};
@@ -114,95 +116,6 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
     .detach();
 }
 
-enum FirstError {
-    /// With the CONNECT's version when the packet was a complete CONNECT.
-    Decode(DecodeError, Option<Result<Protocol, DecodeError>>),
-    Timeout,
-    Io,
-}
-
-async fn read_first<S: Transport>(
-    stream: &mut S,
-    rbuf: &mut BytesMut,
-    max: usize,
-) -> Result<Packet, FirstError> {
-    loop {
-        // The server's side of framing: a reserved type or a packet only a server sends is
-        // refused from its first byte.
-        let frame = codec::frame_from_client(rbuf, max).map_err(|e| FirstError::Decode(e, None))?;
-        if let Some(f) = frame.filter(|f| rbuf.len() >= f.total_len()) {
-            // Peek the version before decoding (which consumes the bytes) so a bad CONNECT can
-            // be answered in the client's own version.
-            let version = (f.header >> 4 == 1)
-                .then(|| codec::peek_connect_protocol(&rbuf[f.header_len..f.total_len()]));
-            return match codec::decode_from_client(rbuf, Protocol::V5, max) {
-                Ok(Some(p)) => Ok(p),
-                Ok(None) => Err(FirstError::Io),
-                Err(e) => Err(FirstError::Decode(e, version)),
-            };
-        }
-        let n = poll_fn(|cx| poll_read_into(cx, stream, rbuf)).await;
-        match n {
-            Ok(0) | Err(_) => return Err(FirstError::Io),
-            Ok(_) => {}
-        }
-    }
-}
-
-/// Answer a CONNECT we could not accept with the CONNACK its version expects, then close.
-/// The form follows the version the CONNECT asked for, never the error: a 5.0 client gets the
-/// 5.0 form with a reason code; a 3.1 / 3.1.1 client, and one whose level we do not speak,
-/// gets the 3.1.1 form (4 bytes) when its version has a return code for the error, and is
-/// otherwise just closed [MQTT-3.1.4-1].
-async fn refuse_bad_connect<S: Transport>(
-    stream: &mut S,
-    e: DecodeError,
-    version: Option<Result<Protocol, DecodeError>>,
-) {
-    log::debug!("bad CONNECT: {e}");
-    let v3_form = |code: Option<u8>| code.map(|c| vec![0x20, 2, 0, c]);
-    let bytes = match version {
-        // [MQTT-3.1.4-1] v5: CONNACK with the reason code (no properties), then close.
-        Some(Ok(Protocol::V5)) => Some(vec![0x20, 3, 0, e.reason_code(), 0]),
-        // 3.1 / 3.1.1: a return code if one exists (identifier rejected, bad user name).
-        Some(Ok(Protocol::V310 | Protocol::V311)) => v3_form(e.v3_connack_code()),
-        // [MQTT-3.1.2-2]: an unsupported level gets return code 0x01 in the 3.1.1 form, the
-        // only one a client of an unknown version can be expected to read.
-        Some(Err(DecodeError::UnsupportedProtocolVersion)) => v3_form(Some(0x01)),
-        // Not a CONNECT, or no protocol name and level to go by: close.
-        Some(Err(_)) | None => None,
-    };
-    if let Some(bytes) = bytes {
-        close_gracefully(stream, &bytes).await;
-    }
-}
-
-fn assign_client_id(shard: usize) -> String {
-    use rand::Rng;
-    let n: u64 = rand::thread_rng().gen();
-    format!("ringmq-{shard}-{n:016x}")
-}
-
-fn packet_name(p: &Packet) -> &'static str {
-    match p {
-        Packet::Connect(_) => "CONNECT",
-        Packet::ConnAck(_) => "CONNACK",
-        Packet::Publish(_) => "PUBLISH",
-        Packet::PubAck(_) => "PUBACK",
-        Packet::PubRec(_) => "PUBREC",
-        Packet::PubRel(_) => "PUBREL",
-        Packet::PubComp(_) => "PUBCOMP",
-        Packet::Subscribe(_) => "SUBSCRIBE",
-        Packet::SubAck(_) => "SUBACK",
-        Packet::Unsubscribe(_) => "UNSUBSCRIBE",
-        Packet::UnsubAck(_) => "UNSUBACK",
-        Packet::PingReq => "PINGREQ",
-        Packet::PingResp => "PINGRESP",
-        Packet::Disconnect(_) => "DISCONNECT",
-        Packet::Auth(_) => "AUTH",
-    }
-}
-
 /// Counts a connection being served, for the bounded wait at shutdown.
 struct Live(crate::shard::ctx::ShardRef);
 
@@ -253,25 +166,14 @@ async fn serve_connected<S: Transport>(
             }
         }
     }
-    let mut conn = match Box::pin(Conn::open(
-        &ctx,
-        link.clone(),
-        connect,
-        assigned,
-        authenticated,
-    ))
-    .await
-    {
+    let mut conn = match Engine::open(&ctx, link.clone(), connect, assigned, authenticated) {
         Ok(c) => c,
-        Err(()) => {
+        Err(Refused) => {
             // CONNACK with a failure code is in the link's buffer: flush it and close.
             Box::pin(flush_link(&mut stream, &link)).await;
             return;
         }
     };
-    if let Some(ka) = conn.keep_alive_timeout() {
-        let _ = stream.set_read_timeout(Some(ka));
-    }
     let close = serve_loop(&mut conn, &mut stream, &link, &mut rbuf).await;
     if let Some(packet) = conn.disconnect_packet(&close) {
         link.write_packet(&packet, conn.protocol);
@@ -293,7 +195,7 @@ const FAIR_TURN_PUBLISHES: u32 = 8;
 const PARKED_BYTES_MAX: usize = 64 * 1024;
 
 async fn serve_loop<S: Transport>(
-    conn: &mut Conn,
+    conn: &mut Engine,
     stream: &mut S,
     link: &Rc<ConnLink>,
     rbuf: &mut BytesMut,
@@ -301,8 +203,10 @@ async fn serve_loop<S: Transport>(
     let max = conn.ctx.cfg.packet_bytes_max;
     let refill_below = conn.ctx.cfg.out_buffer_bytes_max / 2;
     let mut parked = BytesMut::new();
+    // After a hold: PUBLISHes still to be taken a few per scheduler turn (fair sharing).
+    let mut fair_turns = 0u32;
     loop {
-        if let Err(close) = process(conn, rbuf, &mut parked, max, false).await {
+        if let Err(close) = process(conn, rbuf, &mut parked, max, false, &mut fair_turns).await {
             return close;
         }
         if rbuf.is_empty() {
@@ -329,19 +233,23 @@ async fn serve_loop<S: Transport>(
         })
         .await;
         match ev {
-            Io::Unheld => conn.fair_turns = FAIR_TURNS_AFTER_HOLD,
+            Io::Unheld => fair_turns = FAIR_TURNS_AFTER_HOLD,
             Io::Read | Io::Drained => {}
             Io::Eof => {
                 // The client is done sending: what it sent still counts, hold or not (bounded by
                 // PARKED_BYTES_MAX), and a DISCONNECT among it decides how this ends.
-                if let Err(close) = process(conn, rbuf, &mut parked, max, true).await {
+                if let Err(close) =
+                    process(conn, rbuf, &mut parked, max, true, &mut fair_turns).await
+                {
                     return close;
                 }
                 return Close::Lost;
             }
-            Io::Error(e) if e.kind() == io::ErrorKind::TimedOut => return Close::KeepAlive,
-            Io::Error(_) => return Close::Lost,
-            Io::CloseRequested(reason) => return Close::Server(reason),
+            Io::Error(e) => {
+                log::debug!("client {}: {e}", conn.client_id);
+                return Close::Lost;
+            }
+            Io::CloseRequested(reason) => return Close::requested(reason),
         }
         conn.pump_if_drained();
     }
@@ -350,11 +258,12 @@ async fn serve_loop<S: Transport>(
 /// Handle every complete packet buffered. While the session is held (and not `force`d), only
 /// acknowledgements and pings are handled; everything else is parked for when the hold ends.
 async fn process(
-    conn: &mut Conn,
+    conn: &mut Engine,
     rbuf: &mut BytesMut,
     parked: &mut BytesMut,
     max: usize,
     force: bool,
+    fair_turns: &mut u32,
 ) -> Result<(), Close> {
     loop {
         let held = !force && conn.is_held();
@@ -378,20 +287,20 @@ async fn process(
             }
         }
         match codec::decode_from_client(rbuf, conn.protocol, max) {
-            Ok(Some(Packet::Subscribe(s))) => {
-                // Boxed: SUBSCRIBE may wait for peers; keep that state out of the future every
-                // idle connection carries.
-                Box::pin(conn.on_subscribe(s)).await?;
-            }
             Ok(Some(packet)) => {
                 let publish = matches!(packet, Packet::Publish(_));
-                conn.handle(packet)?;
-                if publish && conn.fair_turns > 0 {
+                if let Step::AwaitMesh(pending) = conn.handle(packet)? {
+                    // Boxed: keep the wait's state out of the future every idle connection
+                    // carries.
+                    let confirmed = Box::pin(await_mesh(&conn.ctx, &pending)).await;
+                    conn.finish_subscribe(*pending, confirmed);
+                }
+                if publish && *fair_turns > 0 {
                     // Just released from a hold, with the other released publishers: a few
                     // PUBLISHes per scheduler turn, so the room the subscriber made is shared
                     // instead of going to whichever publisher the scheduler runs first.
-                    conn.fair_turns -= 1;
-                    if conn.fair_turns.is_multiple_of(FAIR_TURN_PUBLISHES) {
+                    *fair_turns -= 1;
+                    if fair_turns.is_multiple_of(FAIR_TURN_PUBLISHES) {
                         futures_lite::future::yield_now().await;
                     }
                 }
@@ -403,6 +312,19 @@ async fn process(
             }
         }
     }
+}
+
+/// The mesh waits of a SUBSCRIBE: answer the shared-group joins this shard owns once their
+/// peers confirm, and wait (bounded) for every token. False if some wait ran out.
+async fn await_mesh(ctx: &ShardCtx, p: &PendingSubscribe) -> bool {
+    for &(own, reply) in &p.forwards {
+        spawn_ack_after(&ctx.shard, own, reply);
+    }
+    let mut confirmed = true;
+    for &token in &p.tokens {
+        confirmed &= wait_acks_bounded(&ctx.shard, token).await;
+    }
+    confirmed
 }
 
 /// PUBACK, PUBREC, PUBREL, PUBCOMP and PINGREQ: they complete flows that are already under
@@ -437,7 +359,11 @@ fn poll_io<S: Transport>(
     }
     match poll_read_into(cx, stream, rbuf) {
         Poll::Ready(Ok(0)) => Poll::Ready(Io::Eof),
-        Poll::Ready(Ok(_)) => Poll::Ready(Io::Read),
+        Poll::Ready(Ok(_)) => {
+            // Keep alive: the shard's timers read this; no per-read timer [MQTT-3.1.2-24].
+            link.touch(crate::clock::now_ms());
+            Poll::Ready(Io::Read)
+        }
         Poll::Ready(Err(e)) => Poll::Ready(Io::Error(e)),
         Poll::Pending => Poll::Pending,
     }
@@ -473,7 +399,7 @@ thread_local! {
         std::cell::RefCell::new(vec![0; limits::READ_CHUNK_BYTES]);
 }
 
-fn poll_read_into<S: Transport>(
+pub(super) fn poll_read_into<S: Transport>(
     cx: &mut Context<'_>,
     stream: &mut S,
     rbuf: &mut BytesMut,
@@ -486,68 +412,6 @@ fn poll_read_into<S: Transport>(
         }
         r
     })
-}
-
-/// The CONNECT-time enhanced authentication exchange [MQTT-4.12]: AUTH 0x18 back and forth
-/// until the method succeeds (its final data goes in CONNACK) or fails (the reason code).
-async fn authenticate<S: Transport>(
-    ctx: &ShardCtx,
-    stream: &mut S,
-    rbuf: &mut BytesMut,
-    c: &codec::Connect,
-) -> Result<Option<bytes::Bytes>, u8> {
-    let method = c
-        .properties
-        .authentication_method
-        .clone()
-        .unwrap_or_default();
-    let Some(auth) = ctx.auth.get(&method) else {
-        return Err(0x8C); // Bad authentication method
-    };
-    let (mut exchange, mut step) = auth.start(c.properties.authentication_data.as_deref());
-    let deadline = Duration::from_millis(ctx.cfg.connect_timeout_ms);
-    loop {
-        let data = match step {
-            AuthStep::Success(data) => return Ok(data),
-            AuthStep::Fail(code) => return Err(code),
-            AuthStep::Continue(data) => data,
-        };
-        let Some(ex) = exchange.as_mut() else {
-            return Err(0x87);
-        };
-        let challenge = Packet::Auth(codec::Auth {
-            reason: 0x18,
-            properties: codec::Properties {
-                authentication_method: Some(method.clone()),
-                authentication_data: Some(data),
-                ..Default::default()
-            },
-        });
-        let mut out = BytesMut::new();
-        if codec::encode(&challenge, Protocol::V5, &mut out).is_err()
-            || write_all(stream, &out).await.is_err()
-        {
-            return Err(0x87);
-        }
-        let max = ctx.cfg.packet_bytes_max;
-        let reply = futures_lite::future::or(read_first(stream, rbuf, max), async {
-            glommio::timer::sleep(deadline).await;
-            Err(FirstError::Timeout)
-        })
-        .await;
-        step = match reply {
-            Ok(Packet::Auth(a))
-                if a.reason == 0x18
-                    && a.properties.authentication_method.as_ref() == Some(&method) =>
-            {
-                ex.step(a.properties.authentication_data.as_deref())
-            }
-            // Anything else mid-exchange is a protocol error [MQTT-4.12.0-5].
-            Ok(_) => return Err(0x82),
-            Err(FirstError::Decode(e, _)) => return Err(e.reason_code()),
-            Err(_) => return Err(0x87),
-        };
-    }
 }
 
 /// Best-effort final write (CONNACK refusal, DISCONNECT) before the socket closes.
@@ -580,7 +444,7 @@ pub(super) async fn close_gracefully<S: Transport>(stream: &mut S, last: &[u8]) 
 /// How long a closing connection waits for its peer to read the last packet and close.
 const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
-async fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8]) -> io::Result<()> {
+pub(super) async fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         let n = poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, bytes)).await?;
         if n == 0 {

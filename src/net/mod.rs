@@ -1,11 +1,9 @@
 //! Sockets: the per-shard SO_REUSEPORT listeners and the connection tasks that read packets,
-//! hand them to the protocol handler and write what sessions queued.
+//! hand them to the protocol engine ([`crate::engine`]) and write what sessions queued.
 //!
-//! Never: holds a `RefCell` borrow of the shard or a session across an `.await`.
+//! Never: holds a `RefCell` borrow of the shard or a session across an `.await`, or makes a
+//! protocol decision (that is the engine's).
 
-mod close;
 pub mod connection;
-mod handler;
+mod handshake;
 pub mod listener;
-mod open;
-mod subscribe;

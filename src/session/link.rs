@@ -20,6 +20,21 @@ pub struct ConnLink {
     /// it, the connection task must refill it ([`crate::session::Session::pump`]) even if the
     /// client sends nothing (a QoS 0 subscriber never does).
     backlog: Cell<bool>,
+    /// Keep alive: 1.5 × the negotiated interval in ms (0 = off), and when bytes last arrived
+    /// ([`crate::clock`]). The shard's timers compare them; a read only stores the time.
+    keep_alive_ms: Cell<u32>,
+    last_rx_ms: Cell<u32>,
+}
+
+/// What the keep-alive check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// Nothing to watch (keep alive 0).
+    Off,
+    /// The client is alive: check again at this clock reading.
+    Until(u32),
+    /// Nothing arrived for 1.5 × keep alive [MQTT-3.1.2-24].
+    Expired,
 }
 
 impl ConnLink {
@@ -74,5 +89,31 @@ impl ConnLink {
 
     pub fn close_requested(&self) -> Option<u8> {
         self.close_request.get()
+    }
+
+    /// Start watching the keep alive: `timeout` from `now_ms` on.
+    pub fn watch_keep_alive(&self, timeout: std::time::Duration, now_ms: u32) {
+        self.keep_alive_ms
+            .set(timeout.as_millis().clamp(1, u128::from(u32::MAX / 2)) as u32);
+        self.last_rx_ms.set(now_ms);
+    }
+
+    /// Bytes arrived from the client.
+    pub fn touch(&self, now_ms: u32) {
+        self.last_rx_ms.set(now_ms);
+    }
+
+    pub fn keep_alive(&self, now_ms: u32) -> KeepAlive {
+        let timeout = self.keep_alive_ms.get();
+        if timeout == 0 {
+            return KeepAlive::Off;
+        }
+        let deadline = self.last_rx_ms.get().wrapping_add(timeout);
+        // Wrapping: the deadline has passed when it lies in the half of the clock behind now.
+        if now_ms.wrapping_sub(deadline) < u32::MAX / 2 {
+            KeepAlive::Expired
+        } else {
+            KeepAlive::Until(deadline)
+        }
     }
 }

@@ -11,7 +11,7 @@
 mod link;
 mod message;
 
-pub use link::ConnLink;
+pub use link::{ConnLink, KeepAlive};
 
 pub use message::{expiry_from, own_properties, Delivery, Message};
 

@@ -153,6 +153,9 @@ pub struct Shard {
 pub enum TimerKind {
     Will,
     Expiry,
+    /// The connected session's keep alive: on firing, the link's last receive time decides
+    /// between closing (0x8D) and firing again later. A read never touches the timers.
+    KeepAlive,
 }
 
 /// Messages waiting for one peer before a publisher on this shard waits for the flusher
@@ -251,6 +254,23 @@ impl Shard {
         self.timers.arm((uid, TimerKind::Expiry), at);
     }
 
+    /// Watch the keep alive of `uid`'s connection (its link records when bytes arrive).
+    pub fn watch_keep_alive(&mut self, uid: u64, timeout: std::time::Duration) {
+        self.timers.arm(
+            (uid, TimerKind::KeepAlive),
+            std::time::Instant::now() + timeout,
+        );
+    }
+
+    pub fn unwatch_keep_alive(&mut self, uid: u64) {
+        self.timers.cancel(&(uid, TimerKind::KeepAlive));
+    }
+
+    /// Timer heap entries, live or stale: bounded by the sessions, not by reconnects.
+    pub fn timer_entries(&self) -> usize {
+        self.timers.entries()
+    }
+
     /// The session reconnected (or was replaced): its delayed will and expiry are off.
     pub fn cancel_timers(&mut self, uid: u64) {
         self.timers.cancel(&(uid, TimerKind::Will));
@@ -275,6 +295,24 @@ impl Shard {
                         }
                     }
                 }
+                TimerKind::KeepAlive => self.check_keep_alive(uid, now),
+            }
+        }
+    }
+
+    fn check_keep_alive(&mut self, uid: u64, now: std::time::Instant) {
+        use crate::session::KeepAlive;
+        let Some(link) = self.by_uid.get(&uid).and_then(|s| s.borrow().conn.clone()) else {
+            return; // offline: the close that detached it ended the watch
+        };
+        match link.keep_alive(crate::clock::ms_at(now)) {
+            KeepAlive::Off => {}
+            KeepAlive::Expired => link.request_close(0x8D),
+            KeepAlive::Until(ms) => {
+                let at = crate::clock::instant_of(ms, now);
+                // `at` may be a little behind `now` from rounding: never re-arm in the past.
+                let at = at.max(now + std::time::Duration::from_millis(1));
+                self.timers.arm((uid, TimerKind::KeepAlive), at);
             }
         }
     }
@@ -327,6 +365,17 @@ impl Shard {
                 if let Some(w) = p.waker.take() {
                     w.wake();
                 }
+            }
+        }
+    }
+
+    /// True (and forgotten) when every peer already acknowledged `token`: no wait needed.
+    pub fn take_ack_done(&mut self, token: u64) -> bool {
+        match self.acks.get(&token) {
+            Some(p) if p.remaining > 0 => false,
+            _ => {
+                self.acks.remove(&token);
+                true
             }
         }
     }

@@ -4,12 +4,12 @@
 //!
 //! Never: touches a session another connection has taken over.
 
-use super::handler::{Close, Conn};
+use super::{Close, Engine};
 use crate::codec::{self, Disconnect, Packet, Properties};
 use bytestring::ByteString;
 use std::rc::Rc;
 
-impl Conn {
+impl Engine {
     /// The DISCONNECT a v5 client gets for this close, if any [MQTT-4.13.1-1].
     pub fn disconnect_packet(&self, close: &Close) -> Option<Packet> {
         if !self.protocol.is_v5() {
@@ -51,6 +51,7 @@ impl Conn {
             // Taken over: the new connection owns the session (and dealt with our will).
             return;
         }
+        shard.borrow_mut().unwatch_keep_alive(self.uid);
         let (will, expiry_s, give_back) = {
             let mut s = self.session.borrow_mut();
             let give_back = s.detach();

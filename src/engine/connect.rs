@@ -4,7 +4,7 @@
 //! Never: awaits while the shard or a session is borrowed, or keeps a byte of the CONNECT
 //! that aliases the read buffer (client id, will topic and payload are copied).
 
-use super::handler::{topic_within_limits, Conn};
+use super::{topic_within_limits, Engine, Refused};
 use crate::codec::{ConnAck, Connect, Packet, Properties, Will};
 use crate::session::{own_properties, ConnLink, Session, Subscription};
 use crate::shard::ctx::ShardCtx;
@@ -12,16 +12,17 @@ use crate::shard::shared::MemberOp;
 use bytestring::ByteString;
 use std::rc::Rc;
 
-impl Conn {
+impl Engine {
     /// CONNECT on the home shard: validate, create / resume / take over the session, write
-    /// CONNACK. `Err` means a failure CONNACK is in `link` and the connection must close.
-    pub async fn open(
+    /// CONNACK, and watch the keep alive on the shard's timers. `Err` means a failure CONNACK is
+    /// in `link` and the connection must close.
+    pub fn open(
         ctx: &ShardCtx,
         link: Rc<ConnLink>,
         c: Box<Connect>,
         assigned: bool,
         authenticated: Option<Option<bytes::Bytes>>,
-    ) -> Result<Conn, ()> {
+    ) -> Result<Engine, Refused> {
         let cfg = ctx.cfg.clone();
         let v5 = c.protocol.is_v5();
         let refuse = |v3_code: u8, v5_code: u8| {
@@ -34,7 +35,7 @@ impl Conn {
                 }),
                 c.protocol,
             );
-            Err(())
+            Err(Refused)
         };
         if !cfg.redirect_server_reference.is_empty() {
             // Redirect [MQTT-4.11]: v5 learns where to go; v3 can only be told "unavailable".
@@ -51,7 +52,7 @@ impl Conn {
                 }),
                 c.protocol,
             );
-            return Err(());
+            return Err(Refused);
         }
         // [MQTT-3.1.3-8]: a v3 client with an empty id must ask for a clean session.
         if assigned && !c.clean_start && !v5 {
@@ -190,7 +191,11 @@ impl Conn {
         );
         session.borrow_mut().attach(link.clone(), c.protocol);
         let client_id = session.borrow().client_id.clone();
-        let conn = Conn {
+        if let Some(timeout) = super::keep_alive_timeout(keep_alive_s) {
+            link.watch_keep_alive(timeout, crate::clock::now_ms());
+            shard.borrow_mut().watch_keep_alive(uid, timeout);
+        }
+        let conn = Engine {
             ctx: ctx.clone(),
             protocol: c.protocol,
             client_id,
@@ -202,8 +207,7 @@ impl Conn {
             aliases_in: Vec::new(),
             auth_method: c.properties.authentication_method.clone(),
             reauth: None,
-            withheld_ack: None,
-            fair_turns: 0,
+            acks: Default::default(),
         };
         if session_present {
             conn.set_group_presence(true);
@@ -259,7 +263,7 @@ fn session_expiry(c: &Connect, cfg: &crate::config::Config) -> u32 {
     cap_expiry(asked, cfg)
 }
 
-pub(super) fn cap_expiry(asked: u32, cfg: &crate::config::Config) -> u32 {
+pub(crate) fn cap_expiry(asked: u32, cfg: &crate::config::Config) -> u32 {
     if cfg.session_expiry_max_s > 0 {
         asked.min(cfg.session_expiry_max_s)
     } else {

@@ -1,19 +1,38 @@
 //! SUBSCRIBE and UNSUBSCRIBE on the home shard: grant or refuse each filter, record it in the
-//! session and this shard's automaton, wait (bounded) until every peer shard routes the new
-//! interest here, answer, then send the retained messages Retain Handling asks for.
+//! session and this shard's automaton, and, once every peer shard routes the new interest here,
+//! answer and send the retained messages Retain Handling asks for.
 //!
-//! Never: holds a borrow across the wait for peers, or keeps a filter that aliases the read
+//! Two steps, because the peers answer through the mesh: [`Engine::on_subscribe`] does the
+//! work and returns the mesh tokens to wait for ([`super::Step::AwaitMesh`]) unless they are
+//! already confirmed; [`Engine::finish_subscribe`] sends SUBACK and the retained messages.
+//!
+//! Never: waits (the connection task does, bounded), or keeps a filter that aliases the read
 //! buffer (filters are copied before they are stored).
 
-use super::handler::{topic_within_limits, Close, Conn};
+use super::{topic_within_limits, Close, Engine, Step};
 use crate::codec::{self, Packet, Properties, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe};
 use crate::session::{Delivery, Subscription};
-use crate::shard::ctx::{spawn_ack_after, wait_acks_bounded};
 use crate::shard::shared::MemberOp;
+use crate::shard::AckToken;
 use bytestring::ByteString;
 
-impl Conn {
-    pub async fn on_subscribe(&mut self, s: Subscribe) -> Result<(), Close> {
+/// A SUBSCRIBE whose SUBACK waits for peer shards.
+pub struct PendingSubscribe {
+    pub packet_id: u16,
+    codes: Vec<u8>,
+    identifier: Option<u32>,
+    /// (filter, granted options, subscription existed before): retained candidates.
+    granted: Vec<(ByteString, codec::SubOptions, bool)>,
+    /// Mesh acknowledgements to wait for: new interest at every peer, shared-group joins at
+    /// their owners.
+    pub tokens: Vec<u64>,
+    /// Joins this shard owns whose answer waits for the peers' acknowledgement of `own`: the
+    /// connection task acknowledges `reply` once `own` is (see `shard::ctx::spawn_ack_after`).
+    pub forwards: Vec<(u64, AckToken)>,
+}
+
+impl Engine {
+    pub(super) fn on_subscribe(&mut self, s: Subscribe) -> Result<Step, Close> {
         let cfg = self.ctx.cfg.clone();
         let v5 = self.protocol.is_v5();
         let identifier = s.properties.subscription_identifiers.first().copied();
@@ -21,6 +40,7 @@ impl Conn {
         let mut announce: Vec<ByteString> = Vec::new();
         // Acks to wait for before SUBACK: shared-group joins at their owners.
         let mut joins: Vec<u64> = Vec::new();
+        let mut forwards = Vec::new();
         // (filter, granted options, subscription existed before): retained candidates.
         let mut granted: Vec<(ByteString, codec::SubOptions, bool)> = Vec::new();
         for (filter, mut opts) in s.filters {
@@ -62,7 +82,7 @@ impl Conn {
             if let Some(Ok((_, inner))) = shared {
                 // A shared subscription: join the group at its owner; no retained messages
                 // [MQTT-4.8.2-?: shared subscriptions get no retained messages on subscribe].
-                joins.push(self.join_group(&filter, inner, opts.qos, identifier));
+                joins.push(self.join_group(&filter, inner, opts.qos, identifier, &mut forwards));
                 continue;
             }
             let (existed, tell) = self.ctx.shard.borrow_mut().subscribe(
@@ -91,18 +111,45 @@ impl Conn {
             };
             joins.push(token.token);
         }
-        for token in joins {
-            if !wait_acks_bounded(&self.ctx.shard, token).await {
-                log::warn!(
-                    "client {}: a peer shard did not confirm a new subscription within {:?}; \
-                     sending SUBACK anyway",
-                    self.client_id,
-                    crate::limits::MESH_ACK_WAIT
-                );
-            }
-        }
-        self.write(Packet::SubAck(SubAck {
+        let pending = Box::new(PendingSubscribe {
             packet_id: s.packet_id,
+            codes,
+            identifier,
+            granted,
+            tokens: joins,
+            forwards,
+        });
+        let confirmed = {
+            let mut shard = self.ctx.shard.borrow_mut();
+            pending.tokens.iter().all(|t| shard.take_ack_done(*t))
+        };
+        if confirmed && pending.forwards.is_empty() {
+            self.finish_subscribe(*pending, true);
+            return Ok(Step::Done);
+        }
+        Ok(Step::AwaitMesh(pending))
+    }
+
+    /// The peers confirmed (or `confirmed` is false: the bounded wait ran out): SUBACK, then
+    /// the retained messages.
+    pub fn finish_subscribe(&mut self, p: PendingSubscribe, confirmed: bool) {
+        if !confirmed {
+            log::warn!(
+                "client {}: a peer shard did not confirm a new subscription within {:?}; \
+                 sending SUBACK anyway",
+                self.client_id,
+                crate::limits::MESH_ACK_WAIT
+            );
+        }
+        let PendingSubscribe {
+            packet_id,
+            codes,
+            identifier,
+            granted,
+            ..
+        } = p;
+        self.write(Packet::SubAck(SubAck {
+            packet_id,
             properties: Properties::default(),
             codes,
         }));
@@ -137,7 +184,6 @@ impl Conn {
                     .after_admit(&self.session, admit, 0);
             }
         }
-        Ok(())
     }
 
     /// Join (or update membership of) the shared group `key`; returns the ack token to wait
@@ -148,6 +194,7 @@ impl Conn {
         inner: &str,
         qos: QoS,
         identifier: Option<u32>,
+        forwards: &mut Vec<(u64, AckToken)>,
     ) -> u64 {
         let mut shard = self.ctx.shard.borrow_mut();
         let member = shard.member_of(&self.session, qos, identifier);
@@ -160,9 +207,7 @@ impl Conn {
             Some(reply),
         );
         drop(shard);
-        if let Some((own, reply)) = pending {
-            spawn_ack_after(&self.ctx.shard, own, reply);
-        }
+        forwards.extend(pending);
         reply.token
     }
 

@@ -1,0 +1,141 @@
+//! PUBLISH from the client: topic alias resolution, the checks the CONNACK promised (maximum
+//! QoS, retain available, topic limits), QoS 2 duplicate detection, routing, and the
+//! acknowledgement, sent now or queued behind a hold ([`super::acks`]). Also DISCONNECT, whose
+//! expiry rule lives beside the session state it changes.
+//!
+//! Never: keeps a slice of the read buffer past the call (topics and aliases are copied), or
+//! routes while the publisher's session is borrowed.
+
+use super::acks::{Gate, PendingAck};
+use super::{topic_within_limits, Close, Engine};
+use crate::codec::{Disconnect, Publish, QoS};
+use crate::session::Message;
+use bytestring::ByteString;
+use std::sync::Arc;
+
+impl Engine {
+    /// Resolve or define a client topic alias [MQTT-3.3.2-8..12].
+    fn resolve_alias(&mut self, p: &mut Publish) -> Result<(), Close> {
+        let Some(alias) = p.properties.topic_alias.take() else {
+            return Ok(());
+        };
+        let max = self.ctx.cfg.topic_alias_maximum;
+        if alias == 0 || alias > max {
+            return Err(Close::Protocol(0x94)); // [MQTT-3.3.2-9], [MQTT-3.3.2-10]
+        }
+        let slot = usize::from(alias - 1);
+        if p.topic.is_empty() {
+            match self.aliases_in.get(slot).and_then(|t| t.clone()) {
+                Some(topic) => p.topic = topic,
+                // An alias never defined on this connection is a Protocol Error.
+                None => return Err(Close::Protocol(0x82)),
+            }
+        } else {
+            if self.aliases_in.len() <= slot {
+                self.aliases_in.resize(slot + 1, None);
+            }
+            // A copy: the alias outlives the read buffer the topic was decoded from.
+            self.aliases_in[slot] = Some(ByteString::from(&*p.topic));
+        }
+        Ok(())
+    }
+
+    /// A PUBLISH: checked, routed, and acknowledged. QoS 2's PUBREC is written before the
+    /// message is forwarded, so even a publisher subscribed to its own topic sees PUBREC first;
+    /// QoS 1's PUBACK after routing, or queued if routing got this session held back.
+    pub(super) fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+        let cfg = self.ctx.cfg.clone();
+        self.resolve_alias(&mut p)?;
+        if !topic_within_limits(&p.topic, &cfg) {
+            return Err(Close::Protocol(0x90));
+        }
+        if !p.properties.subscription_identifiers.is_empty() {
+            // Only the server sends Subscription Identifiers [MQTT-3.3.4-6].
+            return Err(Close::Protocol(0x82));
+        }
+        if p.qos as u8 > cfg.maximum_qos {
+            return Err(Close::Protocol(0x9B)); // [MQTT-3.2.2-11]
+        }
+        if p.retain && !cfg.retain_available {
+            return Err(Close::Protocol(0x9A)); // [MQTT-3.2.2-14]
+        }
+        let v5 = self.protocol.is_v5();
+        if p.qos == QoS::ExactlyOnce {
+            let mut s = self.session.borrow_mut();
+            if s.incoming_qos2.contains(&p.packet_id) {
+                // A retransmission of a message we already own: acknowledge, don't route twice.
+                drop(s);
+                self.ack_in_order(QoS::ExactlyOnce, p.packet_id, 0);
+                return Ok(());
+            }
+            if s.incoming_qos2.len() >= cfg.receive_maximum as usize {
+                return Err(Close::Protocol(0x93)); // [MQTT-3.3.4-9]
+            }
+            s.incoming_qos2.insert(p.packet_id);
+            drop(s);
+            let matched = !v5 || self.ctx.shard.borrow().matches_any(&p.topic);
+            self.ack_in_order(p.qos, p.packet_id, if matched { 0 } else { 0x10 });
+        }
+        let (qos, packet_id, retain) = (p.qos, p.packet_id, p.retain);
+        let msg = Arc::new(Message::owned(
+            &p.topic,
+            &p.payload,
+            p.qos,
+            p.retain,
+            p.properties,
+            self.uid,
+        ));
+        let matched = {
+            let mut shard = self.ctx.shard.borrow_mut();
+            if retain {
+                shard.set_retained(&msg, None);
+            }
+            shard.route(msg, false)
+        };
+        if qos == QoS::AtLeastOnce {
+            // v5: 0x10 "No matching subscribers" is still a success [MQTT-3.4.2.1].
+            let reason = if matched || !v5 { 0x00 } else { 0x10 };
+            self.ack_in_order(qos, packet_id, reason);
+        }
+        Ok(())
+    }
+
+    /// Acknowledge now, or behind the hold (or earlier acknowledgements still waiting).
+    fn ack_in_order(&mut self, qos: QoS, packet_id: u16, reason: u8) {
+        let ack = PendingAck {
+            packet_id,
+            reason,
+            qos,
+            // QoS 2's PUBREC does not wait for a hold: the PUBLISH after it is what waits.
+            gate: if qos == QoS::AtLeastOnce {
+                Gate::Hold
+            } else {
+                Gate::Commit(0)
+            },
+        };
+        if self.acks.is_empty() && (qos == QoS::ExactlyOnce || !self.is_held()) {
+            self.write(ack.packet());
+        } else {
+            self.acks.push(ack);
+            self.resume();
+        }
+    }
+
+    pub(super) fn on_disconnect(&mut self, d: Disconnect) -> Close {
+        if self.protocol.is_v5() {
+            if let Some(e) = d.properties.session_expiry_interval_s {
+                if self.connect_expiry_zero && e != 0 {
+                    return Close::Protocol(0x82); // [MQTT-3.14.2-2]
+                }
+                let capped = super::connect::cap_expiry(e, &self.ctx.cfg);
+                self.session.borrow_mut().expiry_s = capped;
+            }
+            // 0x04 asks for the will; so does any error reason: only a normal disconnect
+            // discards it [MQTT-3.1.2-8], [MQTT-3.14.4-3].
+            if d.reason == 0x04 || d.reason >= 0x80 {
+                return Close::NormalWithWill;
+            }
+        }
+        Close::Normal
+    }
+}
