@@ -233,15 +233,33 @@ impl Shard {
         }
     }
 
+    /// A group message nobody can take: counted, and logged (a QoS 1/2 message was
+    /// acknowledged to its publisher, so losing it is worth a warning).
+    fn shared_drop(&mut self, key: &str, msg: &Message, why: &str) {
+        self.stats.shared_dropped += 1;
+        if msg.qos == QoS::AtMostOnce {
+            log::debug!(
+                "shared group {key}: dropped a QoS 0 message on {}: {why}",
+                msg.topic()
+            );
+        } else {
+            log::warn!(
+                "shared group {key}: dropped a QoS {} message on {}: {why}",
+                msg.qos as u8,
+                msg.topic()
+            );
+        }
+    }
+
     /// Owner side: pick one member and deliver (locally or on the member's shard).
     pub(super) fn share_dispatch(&mut self, key: &ByteString, msg: Arc<Message>, exclude_uid: u64) {
         let policy = self.cfg.shared_subscription_policy;
         let Some(g) = self.groups.get_mut(key) else {
-            self.stats.shared_dropped += 1;
+            self.shared_drop(key, &msg, "the group has no members left");
             return;
         };
         let Some(m) = pick(g, policy, &msg, exclude_uid).cloned() else {
-            self.stats.shared_dropped += 1;
+            self.shared_drop(key, &msg, "no other member to take it");
             return;
         };
         let qos = m.qos.min(msg.qos);
@@ -298,7 +316,7 @@ impl Shard {
                 let owner = self.share_owner(key);
                 self.share_publish(key, owner, msg, uid);
             }
-            None => self.stats.shared_dropped += 1,
+            None => self.shared_drop(key, &msg, "its member is gone"),
         }
     }
 }

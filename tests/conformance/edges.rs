@@ -451,9 +451,9 @@ enum WrongAck {
 /// message the broker sent, PUBACK for a QoS 2 one, PUBCOMP before PUBREC — is a Protocol
 /// Error: v5 DISCONNECT 0x82, v3 a close; a bystander loses nothing.
 ///
-/// Fix (src/session/ on_puback / on_pubrec / on_pubcomp, called from `Conn::handle`): return
-/// whether the id is in flight in the matching state, and `Err(Close::Protocol(0x82))` when it
-/// is in flight in another one.
+/// Where: src/session/ `on_puback` / `on_pubrec` / `on_pubcomp` say whether the id is in flight
+/// in the matching state; `Engine::handle` (src/engine/mod.rs) closes with 0x82 when it is in
+/// flight in another one.
 #[tokio::test]
 async fn sec_4_3_acknowledgement_of_the_wrong_kind_is_a_protocol_error() {
     let b = Broker::start().await;
@@ -492,7 +492,7 @@ async fn sec_4_3_acknowledgement_of_the_wrong_kind_is_a_protocol_error() {
 /// forwarded — including to the publisher itself, when it is subscribed: on its connection the
 /// PUBREC comes before the PUBLISH.
 ///
-/// Fix (`Conn::on_publish`, src/net/handler.rs): for QoS 2 write the PUBREC before
+/// Where: `Engine::on_publish` (src/engine/publish.rs) writes a QoS 2 PUBREC before
 /// `shard.route(...)` (its reason then cannot depend on the route's result: 0x00, or 0x10 from
 /// a match-only check made first).
 #[tokio::test]
@@ -531,8 +531,8 @@ async fn mqtt_4_3_3_8_pubrec_is_written_before_the_message_is_forwarded() {
 /// asking for more than the cap or 0 is refused with return code 2, as Mosquitto does; less is
 /// accepted.
 ///
-/// Fix (`Conn::open`, src/net/handler.rs): replace the `server_keep_alive_s` assignment with a
-/// cap — see the report for the lines.
+/// Where: `Engine::open` (src/engine/connect.rs) caps the keep alive with
+/// `server_keep_alive_s`.
 #[tokio::test]
 async fn sec_3_2_2_3_14_server_keep_alive_caps_the_client_keep_alive() {
     let b = Broker::with(&["--server-keep-alive-s", "10"]).await;
