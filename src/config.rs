@@ -16,7 +16,8 @@ pub struct Cli {
     /// TOML configuration file; flags given on the command line override its keys.
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
-    /// Address to serve MQTT on [default: 0.0.0.0:1883].
+    /// One plain MQTT listener on this address, added to any `[[listener]]` tables
+    /// [default, with no listener configured: 127.0.0.1:1883 and [::1]:1883, loopback only].
     #[arg(long)]
     pub bind: Option<String>,
     /// Number of shards (pinned executor threads) [default: 0 = one per CPU].
@@ -113,13 +114,23 @@ pub struct Cli {
     /// Log level: error, warn, info, debug, trace [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Admit clients without credentials on every listener (true) or none (false) [default:
+    /// unset = only on loopback listeners].
+    #[arg(long)]
+    pub allow_anonymous: Option<bool>,
 }
 
 /// The merged configuration a broker runs with.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub bind: String,
+    /// The `--bind` shorthand: one plain listener (see [`crate::listeners`]).
+    pub bind: Option<String>,
+    /// `[[listener]]` tables.
+    pub listener: Vec<crate::listeners::ListenerConfig>,
+    /// Admit clients without credentials; unset: only on loopback listeners. A listener's own
+    /// `allow_anonymous` overrides it.
+    pub allow_anonymous: Option<bool>,
     pub shards: usize,
     pub pin: bool,
     pub connect_timeout_ms: u64,
@@ -162,7 +173,9 @@ pub struct User {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            bind: "0.0.0.0:1883".into(),
+            bind: None,
+            listener: Vec::new(),
+            allow_anonymous: None,
             shards: 0,
             pin: true,
             connect_timeout_ms: limits::CONNECT_TIMEOUT_MS_DEFAULT,
@@ -225,10 +238,15 @@ impl Config {
             }
             None => Config::default(),
         };
+        if let Some(b) = &cli.bind {
+            cfg.bind = Some(b.clone());
+        }
+        if let Some(a) = cli.allow_anonymous {
+            cfg.allow_anonymous = Some(a);
+        }
         overlay!(
             cfg,
             cli,
-            bind,
             shards,
             pin,
             connect_timeout_ms,
@@ -302,10 +320,20 @@ impl Config {
         if self.mesh_channel_capacity == 0 {
             return bad("mesh_channel_capacity", "must be positive");
         }
-        if self.bind.parse::<std::net::SocketAddr>().is_err() {
-            return bad("bind", "must be an address:port such as 0.0.0.0:1883");
+        if let Some(b) = &self.bind {
+            if b.parse::<std::net::SocketAddr>().is_err() {
+                return bad("bind", "must be an address:port such as 0.0.0.0:1883");
+            }
+        }
+        for l in &self.listener {
+            l.validate().map_err(ConfigError)?;
         }
         Ok(())
+    }
+
+    /// The listeners to open, and whether they are the loopback default.
+    pub fn listeners(&self) -> (Vec<crate::listeners::ListenerConfig>, bool) {
+        crate::listeners::effective(&self.listener, self.bind.as_deref())
     }
 
     /// Shards to start: the configured count, or one per CPU available to this process.
@@ -335,8 +363,34 @@ mod tests {
     fn flags_override_file() {
         let cli = Cli::parse_from(["ringmq", "--bind", "127.0.0.1:1999", "--shards", "2"]);
         let cfg = Config::load(&cli).expect("loads");
-        assert_eq!(cfg.bind, "127.0.0.1:1999");
+        assert_eq!(cfg.bind.as_deref(), Some("127.0.0.1:1999"));
         assert_eq!(cfg.shards, 2);
+    }
+
+    #[test]
+    fn listener_tables_parse_with_mosquittos_names() {
+        let cfg = Config::from_toml(
+            r#"
+            [[listener]]
+            bind = "0.0.0.0:8883"
+            protocol = "mqtts"
+            certfile = "/etc/ringmq/server.pem"
+            keyfile = "/etc/ringmq/server.key"
+            cafile = "/etc/ringmq/ca.pem"
+            require_certificate = true
+            use_identity_as_username = true
+
+            [[listener]]
+            bind = "127.0.0.1:1883"
+            "#,
+        )
+        .expect("parses");
+        assert!(cfg.validate().is_ok());
+        let (l, default) = cfg.listeners();
+        assert!(!default);
+        assert_eq!(l.len(), 2);
+        assert!(l[0].protocol.is_tls() && l[0].require_certificate);
+        assert!(Config::from_toml("[[listener]]\nbind = \"x\"\nport = 1").is_err());
     }
 
     #[test]

@@ -33,9 +33,8 @@ pub fn raise_nofile() -> Option<u64> {
 pub fn report(cfg: &Config) {
     let shards = cfg.shard_count();
     log::info!(
-        "ringmq {} listening on mqtt://{} (MQTT 3.1, 3.1.1, 5.0) with {} shard(s){}",
+        "ringmq {} (MQTT 3.1, 3.1.1, 5.0) with {} shard(s){}",
         env!("CARGO_PKG_VERSION"),
-        cfg.bind,
         shards,
         if cfg.pin { ", pinned" } else { "" }
     );
@@ -86,17 +85,19 @@ pub fn report(cfg: &Config) {
 }
 
 /// SIGTERM and SIGINT, as a channel: the first one asks the control thread for a graceful
-/// shutdown, a second one exits at once. The signals are blocked before the shard threads start
+/// shutdown, a second one exits at once. SIGHUP goes the same way and asks for a reload of the
+/// configuration files (certificates, passwords, ACLs); any number of them. The signals are blocked before the shard threads start
 /// (they inherit the mask), and one plain thread waits for them: an executor thread parked in
 /// io_uring never has to handle a signal.
 pub fn stop_signals() -> crossbeam_channel::Receiver<i32> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
+    let (tx, rx) = crossbeam_channel::bounded(8);
     // SAFETY: sigset operations on a local set; pthread_sigmask on the calling thread.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
@@ -109,6 +110,10 @@ pub fn stop_signals() -> crossbeam_channel::Receiver<i32> {
                 // SAFETY: waits on the set built above; writes the signal number into `sig`.
                 if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                     return;
+                }
+                if sig == libc::SIGHUP {
+                    let _ = tx.try_send(sig);
+                    continue;
                 }
                 if !first {
                     log::warn!("signal {sig} again: exiting now");

@@ -15,6 +15,8 @@
 //!   never on the data path.
 //! - [`auth`]: MQTT 5 enhanced authentication methods (SCRAM-SHA-256); sans-IO.
 //! - [`config`], [`limits`]: configuration and every bound the broker enforces.
+//! - [`listeners`]: the listeners to open (`[[listener]]`, `--bind`, the loopback default).
+//! - [`tls`]: rustls server configurations of `mqtts` listeners; never on the data path.
 //! - [`host`]: start-up checks of host limits (open files, memlock, somaxconn).
 
 pub use ringmq_codec as codec;
@@ -26,8 +28,10 @@ pub mod control;
 pub mod engine;
 pub mod host;
 pub mod limits;
+pub mod listeners;
 pub mod net;
 pub mod session;
 pub mod shard;
+pub mod tls;
 pub mod topic;
 pub mod transport;

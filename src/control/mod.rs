@@ -9,14 +9,28 @@
 
 use crate::shard::Stats;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the control thread tells a shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Command {
     /// Stop accepting, tell v5 clients DISCONNECT 0x8B, flush every connection and stop.
     Shutdown,
+    /// SIGHUP: configuration re-read from its files, ready to use.
+    Reload(Arc<Reload>),
 }
+
+/// What SIGHUP re-reads, built on the control thread so shards never read a file.
+#[derive(Debug, Default)]
+pub struct Reload {
+    /// Per listener (in the order they were opened): the new TLS configuration, `None` for
+    /// plain listeners.
+    pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+}
+
+/// Builds a [`Reload`] from the files, or says why it cannot (the old configuration stays).
+pub type Reloader = Box<dyn Fn() -> Result<Reload, String> + Send>;
 
 /// What a shard tells the control thread.
 #[derive(Debug, Clone)]
@@ -51,6 +65,7 @@ pub struct Control {
     reports: Receiver<Report>,
     /// Latest snapshot per shard.
     pub stats: Vec<Stats>,
+    reloader: Option<Reloader>,
 }
 
 /// Reports in flight from all shards before a shard's snapshot is dropped: a few seconds of
@@ -74,11 +89,31 @@ pub fn plane(shards: usize) -> (Control, Vec<ShardPort>) {
         commands,
         reports: rrx,
         stats: vec![Stats::default(); shards],
+        reloader: None,
     };
     (control, ports)
 }
 
 impl Control {
+    /// What SIGHUP does.
+    pub fn on_reload(&mut self, f: Reloader) {
+        self.reloader = Some(f);
+    }
+
+    fn reload(&self) {
+        let Some(f) = &self.reloader else {
+            log::info!("SIGHUP: nothing to reload");
+            return;
+        };
+        match f() {
+            Ok(r) => {
+                log::info!("SIGHUP: configuration files reloaded");
+                self.broadcast(Command::Reload(Arc::new(r)));
+            }
+            Err(e) => log::error!("SIGHUP: reload failed, keeping the current files: {e}"),
+        }
+    }
+
     fn broadcast(&self, c: Command) {
         for tx in &self.commands {
             let _ = tx.try_send(c.clone());
@@ -93,6 +128,10 @@ impl Control {
             crossbeam_channel::select! {
                 recv(stop) -> sig => {
                     match sig {
+                        Ok(libc::SIGHUP) => {
+                            self.reload();
+                            continue;
+                        }
                         Ok(sig) => log::info!("signal {sig} received: shutting down"),
                         Err(_) => log::info!("shutting down"),
                     }
@@ -158,7 +197,7 @@ mod tests {
                         ..Stats::default()
                     };
                     p.report(Report::Stats { shard: i, stats: s });
-                    assert_eq!(p.commands.recv(), Ok(Command::Shutdown));
+                    assert!(matches!(p.commands.recv(), Ok(Command::Shutdown)));
                     p.report(Report::Stopped { shard: i });
                 })
             })
@@ -173,6 +212,23 @@ mod tests {
         for s in shards {
             s.join().expect("shard thread");
         }
+    }
+
+    #[test]
+    fn sighup_reloads_without_stopping() {
+        let (mut control, ports) = plane(1);
+        control.on_reload(Box::new(|| Ok(Reload::default())));
+        let (sig_tx, sig_rx) = crossbeam_channel::bounded(4);
+        sig_tx.send(libc::SIGHUP).expect("queued");
+        sig_tx.send(libc::SIGTERM).expect("queued");
+        let port = ports.into_iter().next().expect("one port");
+        let shard = std::thread::spawn(move || {
+            assert!(matches!(port.commands.recv(), Ok(Command::Reload(_))));
+            assert!(matches!(port.commands.recv(), Ok(Command::Shutdown)));
+            port.report(Report::Stopped { shard: 0 });
+        });
+        assert_eq!(control.run(sig_rx, Duration::from_secs(5)), 0);
+        shard.join().expect("shard thread");
     }
 
     #[test]

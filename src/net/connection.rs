@@ -6,20 +6,24 @@
 //! connection's buffers large (they shrink back when drained).
 
 use super::handshake::{
-    assign_client_id, authenticate, packet_name, read_first, refuse_bad_connect, FirstError,
+    assign_client_id, authenticate, packet_name, read_first, refuse_bad_connect, refuse_connect,
+    FirstError,
 };
+use super::listener::Listener;
 use crate::codec::{self, Packet, Protocol};
 use crate::engine::{Close, Engine, PendingSubscribe, Refused, Step};
 use crate::limits;
+use crate::listeners::ListenerConfig;
 use crate::session::ConnLink;
 use crate::shard::ctx::{spawn_ack_after, wait_acks_bounded, ShardCtx};
 use crate::shard::{home_shard, HandOver, MeshMsg};
-use crate::transport::Transport;
+use crate::transport::tls::TlsStream;
+use crate::transport::{Accepted, Transport};
 use bytes::{Buf, BytesMut};
 use glommio::net::TcpStream;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -39,9 +43,43 @@ enum Io {
     CloseRequested(u8),
 }
 
-/// A freshly accepted connection: read its CONNECT, then serve it here or on its home shard.
-pub async fn serve_new(ctx: ShardCtx, mut stream: TcpStream) {
+/// A connection just accepted on `listener`: the TLS handshake first on a TLS listener (within
+/// the connect timeout), then its CONNECT.
+pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    let Some(tls) = listener.tls() else {
+        serve_new(ctx, stream, &listener.cfg).await;
+        return;
+    };
+    let conn = match rustls::ServerConnection::new(tls) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("TLS on {}: {e}", listener.cfg.bind);
+            return;
+        }
+    };
+    let mut stream = TlsStream::new(stream, conn);
+    let deadline = Duration::from_millis(ctx.cfg.connect_timeout_ms);
+    let shaken = futures_lite::future::or(stream.handshake(), async {
+        glommio::timer::sleep(deadline).await;
+        Err(io::ErrorKind::TimedOut.into())
+    })
+    .await;
+    if let Err(e) = shaken {
+        // rustls queued an alert saying why; the socket gets it if it takes it now.
+        log::debug!("TLS handshake on {} failed: {e}", listener.cfg.bind);
+        let _ = futures_lite::future::or(futures_lite::AsyncWriteExt::flush(&mut stream), async {
+            glommio::timer::sleep(CLOSE_DRAIN).await;
+            Ok(())
+        })
+        .await;
+        return;
+    }
+    Box::pin(serve_new(ctx, stream, &listener.cfg)).await;
+}
+
+/// Read the CONNECT, then serve it here or on its home shard.
+async fn serve_new<S: Accepted + 'static>(ctx: ShardCtx, mut stream: S, listener: &ListenerConfig) {
     let max = ctx.cfg.packet_bytes_max;
     let mut rbuf = BytesMut::new();
     let deadline = Duration::from_millis(ctx.cfg.connect_timeout_ms);
@@ -67,6 +105,37 @@ pub async fn serve_new(ctx: ShardCtx, mut stream: TcpStream) {
         }
         Err(FirstError::Io) => return,
     };
+    let mut credentials = false;
+    if listener.use_identity_as_username {
+        // The certificate speaks for the client, as Mosquitto's use_identity_as_username: no
+        // certificate, no user name, not authorized.
+        match stream.identity() {
+            Some(cn) => {
+                connect.username = Some(cn.into());
+                credentials = true;
+            }
+            None => {
+                log::info!(
+                    "client {}: no client certificate on {} (use_identity_as_username); refused",
+                    connect.client_id,
+                    listener.bind
+                );
+                refuse_connect(&mut stream, connect.protocol, 0x87, 0x05).await;
+                return;
+            }
+        }
+    }
+    // Enhanced authentication proves itself on the home shard (and refuses there).
+    credentials |= connect.properties.authentication_method.is_some();
+    if !credentials && !listener.anonymous_allowed(ctx.cfg.allow_anonymous) {
+        log::info!(
+            "client {}: anonymous clients are not allowed on {} (allow_anonymous); refused",
+            connect.client_id,
+            listener.bind
+        );
+        refuse_connect(&mut stream, connect.protocol, 0x87, 0x05).await;
+        return;
+    }
     let mut assigned = false;
     if connect.client_id.is_empty() {
         // Assigned here so the home shard can be chosen; refused later if the version and
@@ -85,20 +154,22 @@ pub async fn serve_new(ctx: ShardCtx, mut stream: TcpStream) {
         glommio::spawn_local(serve_connected(ctx, stream, connect, rbuf, assigned)).detach();
         return;
     }
-    // Hand the socket to the home shard with what we read past the CONNECT. dup() so that
-    // dropping glommio's stream here does not close the socket.
-    // SAFETY: dup of an fd we own; the new fd is owned by the HandOver.
-    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
-    drop(stream);
-    if fd < 0 {
-        log::warn!(
-            "dup failed during hand-over: {}",
-            io::Error::last_os_error()
-        );
-        return;
-    }
-    // SAFETY: `fd` is a fresh descriptor we own.
-    let h = unsafe { HandOver::new(fd, connect, rbuf.freeze(), assigned) };
+    // Hand the socket to the home shard with what we read past the CONNECT, and the TLS state
+    // (rustls' connection holds any ciphertext and plaintext not read yet).
+    let (fd, tls) = match stream.into_hand_over() {
+        Ok(x) => x,
+        Err(e) => {
+            log::warn!("dup failed during hand-over: {e}");
+            return;
+        }
+    };
+    let h = HandOver {
+        fd,
+        connect,
+        rest: rbuf.freeze(),
+        assigned_id: assigned,
+        tls,
+    };
     ctx.shard
         .borrow_mut()
         .send_to(home, MeshMsg::HandOver(Box::new(h)));
@@ -111,7 +182,13 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
         // SAFETY: the HandOver owned this socket; glommio's stream owns it now.
         let stream = unsafe { TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
         let rbuf = BytesMut::from(&h.rest[..]);
-        serve_connected(ctx, stream, h.connect, rbuf, h.assigned_id).await;
+        match h.tls {
+            Some(state) => {
+                let stream = TlsStream::from_parts(stream, state);
+                Box::pin(serve_connected(ctx, stream, h.connect, rbuf, h.assigned_id)).await;
+            }
+            None => serve_connected(ctx, stream, h.connect, rbuf, h.assigned_id).await,
+        }
     })
     .detach();
 }
@@ -387,7 +464,12 @@ fn poll_flush<S: Transport>(
         if out.capacity() > IDLE_BUFFER_KEEP_BYTES {
             *out = BytesMut::new();
         }
-        Ok(())
+        // A layer that encrypts (TLS) may still hold bytes the socket did not take: a flush
+        // sends them or registers for the socket's writability. TCP's is a no-op.
+        match Pin::new(&mut *stream).poll_flush(cx) {
+            Poll::Ready(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
     })
 }
 

@@ -77,6 +77,22 @@ pub(super) async fn refuse_bad_connect<S: Transport>(
     }
 }
 
+/// Refuse a CONNECT that decoded fine: CONNACK with `v5_code` (or the v3 return code) in the
+/// form the client's version reads, then the graceful close.
+pub(super) async fn refuse_connect<S: Transport>(
+    stream: &mut S,
+    protocol: Protocol,
+    v5_code: u8,
+    v3_code: u8,
+) {
+    let bytes = if protocol.is_v5() {
+        vec![0x20, 3, 0, v5_code, 0]
+    } else {
+        vec![0x20, 2, 0, v3_code]
+    };
+    close_gracefully(stream, &bytes).await;
+}
+
 pub(super) fn assign_client_id(shard: usize) -> String {
     use rand::Rng;
     let n: u64 = rand::thread_rng().gen();

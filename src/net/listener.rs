@@ -1,15 +1,52 @@
-//! Listening sockets. Every shard binds its own socket on the same address with SO_REUSEPORT,
-//! so the kernel spreads accepted connections across shards and accept needs no shared lock.
+//! Listening sockets. Every shard binds its own socket on each listener's address with
+//! SO_REUSEPORT, so the kernel spreads accepted connections across shards and accept needs no
+//! shared lock.
+//!
+//! Owns: a shard's view of each listener: its configuration and, for TLS, the current rustls
+//! configuration (replaced when the control thread reloads certificates on SIGHUP).
+//! Never: reads a certificate file (the control thread does), or blocks in accept.
 
 use super::connection;
+use crate::listeners::ListenerConfig;
 use crate::shard::ctx::ShardCtx;
 use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Bind one SO_REUSEPORT listener (called once per shard, before the executors start).
+/// One configured listener, as one shard sees it.
+pub struct Listener {
+    pub cfg: ListenerConfig,
+    tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
+}
+
+impl Listener {
+    pub fn new(cfg: ListenerConfig, tls: Option<Arc<rustls::ServerConfig>>) -> Listener {
+        Listener {
+            cfg,
+            tls: RefCell::new(tls),
+        }
+    }
+
+    /// The TLS configuration new connections get (`None` for a plain listener).
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.borrow().clone()
+    }
+
+    /// Certificates reloaded: connections accepted from now on use them; open ones keep theirs.
+    pub fn set_tls(&self, tls: Option<Arc<rustls::ServerConfig>>) {
+        if self.cfg.protocol.is_tls() && tls.is_some() {
+            *self.tls.borrow_mut() = tls;
+        }
+    }
+}
+
+/// Bind one SO_REUSEPORT listener (called once per shard and listener, before the executors
+/// start).
 pub fn bind(addr: &str, backlog: u32) -> std::io::Result<std::net::TcpListener> {
     let addr: SocketAddr = addr.parse().map_err(|e| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
@@ -17,6 +54,10 @@ pub fn bind(addr: &str, backlog: u32) -> std::io::Result<std::net::TcpListener> 
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        // [::]:1883 serves IPv6 only; IPv4 gets its own listener, as Mosquitto's do.
+        socket.set_only_v6(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket
         .bind(&addr.into())
@@ -25,15 +66,16 @@ pub fn bind(addr: &str, backlog: u32) -> std::io::Result<std::net::TcpListener> 
     Ok(socket.into())
 }
 
-/// Accept forever on this shard's listener, one task per connection.
-pub async fn accept_loop(ctx: ShardCtx, listener: std::net::TcpListener) {
+/// Accept forever on this shard's socket of `listener`, one task per connection.
+pub async fn accept_loop(ctx: ShardCtx, listener: Rc<Listener>, socket: std::net::TcpListener) {
     // SAFETY: the fd comes from a listening socket we own and give to glommio.
-    let listener = unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) };
+    let socket = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
     loop {
-        match listener.accept().await {
+        match socket.accept().await {
             Ok(stream) => {
                 ctx.shard.borrow_mut().stats.connections += 1;
-                glommio::spawn_local(connection::serve_new(ctx.clone(), stream)).detach();
+                glommio::spawn_local(connection::accept(ctx.clone(), listener.clone(), stream))
+                    .detach();
             }
             Err(e) => {
                 // EMFILE/ENFILE: out of descriptors. Back off instead of spinning; existing

@@ -8,7 +8,7 @@ use crate::codec::{Connect, QoS};
 use crate::session::Message;
 use bytes::Bytes;
 use bytestring::ByteString;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 /// A token the origin shard waits on until every peer has applied a change (so a SUBACK is sent
@@ -105,19 +105,8 @@ pub struct HandOver {
     pub rest: Bytes,
     /// A client id the accepting shard assigned (empty CONNECT client id).
     pub assigned_id: bool,
-}
-
-impl HandOver {
-    /// # Safety
-    /// `fd` must be an open socket the caller owns and gives up.
-    pub unsafe fn new(fd: i32, connect: Box<Connect>, rest: Bytes, assigned_id: bool) -> Self {
-        HandOver {
-            fd: OwnedFd::from_raw_fd(fd),
-            connect,
-            rest,
-            assigned_id,
-        }
-    }
+    /// A TLS connection's state (rustls' `ServerConnection` is `Send`).
+    pub tls: Option<crate::transport::tls::TlsState>,
 }
 
 /// The home shard of a client id: FNV-1a, stable across runs and shards (every shard must agree

@@ -40,12 +40,40 @@ pub fn run(cfg: Config, stop: crossbeam_channel::Receiver<i32>) -> std::io::Resu
         );
     }
     // Bind every listener before starting executors so a busy port fails fast and clearly.
-    let mut listeners = Vec::with_capacity(shards);
-    for _ in 0..shards {
-        listeners.push(net::listener::bind(&cfg.bind, cfg.listen_backlog)?);
+    let (configured, default) = cfg.listeners();
+    let mut opened = Vec::new();
+    let mut sockets: Vec<Vec<std::net::TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
+    for l in configured {
+        match net::listener::bind(&l.bind, cfg.listen_backlog) {
+            Ok(first) => {
+                sockets[0].push(first);
+                for per_shard in sockets.iter_mut().skip(1) {
+                    per_shard.push(net::listener::bind(&l.bind, cfg.listen_backlog)?);
+                }
+                opened.push(l);
+            }
+            // The loopback default tries IPv6 too; a host without ::1 just serves IPv4.
+            Err(e) if default && l.addr().is_some_and(|a| a.is_ipv6()) => {
+                log::warn!("not listening on {}: {e}", l.bind);
+            }
+            Err(e) => return Err(e),
+        }
     }
-    let (control, ports) = crate::control::plane(shards);
-    for ((id, listener), port) in listeners.into_iter().enumerate().zip(ports) {
+    let tls = crate::tls::load_all(&opened)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    log_listeners(&opened, default, &cfg);
+    let (mut control, ports) = crate::control::plane(shards);
+    let reload_from = opened.clone();
+    control.on_reload(Box::new(move || {
+        Ok(crate::control::Reload {
+            tls: crate::tls::load_all(&reload_from)?,
+        })
+    }));
+    for ((id, listener), port) in sockets.into_iter().enumerate().zip(ports) {
+        let listener: Vec<_> = listener
+            .into_iter()
+            .zip(opened.iter().cloned().zip(tls.iter().cloned()))
+            .collect();
         let cfg = cfg.clone();
         let meshes = (data.clone(), control_lane.clone());
         let auth = auth.clone();
@@ -68,12 +96,41 @@ pub fn run(cfg: Config, stop: crossbeam_channel::Receiver<i32>) -> std::io::Resu
     Ok(control.run(stop, limits::SHUTDOWN_GRACE + Duration::from_secs(1)))
 }
 
+/// Say what is served where, and who may connect: the start-up line an operator reads first.
+fn log_listeners(listeners: &[crate::listeners::ListenerConfig], default: bool, cfg: &Config) {
+    for l in listeners {
+        let anonymous = if l.anonymous_allowed(cfg.allow_anonymous) {
+            "anonymous clients allowed"
+        } else {
+            "anonymous clients refused (set allow_anonymous = true to admit them)"
+        };
+        log::info!(
+            "listening on {}://{}{}: {anonymous}",
+            l.protocol.name(),
+            l.bind,
+            if default {
+                " (default: loopback only; add a [[listener]] or --bind to serve the network)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+type Sockets = Vec<(
+    std::net::TcpListener,
+    (
+        crate::listeners::ListenerConfig,
+        Option<Arc<rustls::ServerConfig>>,
+    ),
+)>;
+
 async fn shard_main(
     id: usize,
     shards: usize,
     cfg: Config,
     meshes: (Mesh, Mesh),
-    listener: std::net::TcpListener,
+    listener: Sockets,
     auth: Arc<Registry>,
     port: ShardPort,
 ) {
@@ -126,10 +183,30 @@ async fn shard_main(
         }
     }
     let shutdown = Rc::new(super::event::Event::default());
-    glommio::spawn_local(control_task(shard.clone(), port.clone(), shutdown.clone())).detach();
-    log::info!("shard {id} serving on {}", cfg.bind);
-    let stopping = shutdown.wait();
-    futures_lite::future::or(net::listener::accept_loop(ctx.clone(), listener), stopping).await;
+    let mut views = Vec::new();
+    let mut accepting = Vec::new();
+    for (socket, (lcfg, tls)) in listener {
+        let view = Rc::new(net::listener::Listener::new(lcfg, tls));
+        views.push(view.clone());
+        accepting.push(glommio::spawn_local(net::listener::accept_loop(
+            ctx.clone(),
+            view,
+            socket,
+        )));
+    }
+    glommio::spawn_local(control_task(
+        shard.clone(),
+        port.clone(),
+        shutdown.clone(),
+        views,
+    ))
+    .detach();
+    log::debug!("shard {id} serving");
+    shutdown.wait().await;
+    for task in accepting {
+        // Stop accepting: cancelled at its next await.
+        drop(task);
+    }
     drain_connections(&shard).await;
     port.report(Report::Stopped { shard: id });
 }
@@ -157,15 +234,28 @@ async fn drain_connections(shard: &ShardRef) {
 /// The shard's side of the control plane, in the background: commands and due timers (session
 /// expiry, delayed wills) every tick, a statistics snapshot and the slow-subscriber watchdog
 /// about once a second.
-async fn control_task(shard: ShardRef, port: Rc<ShardPort>, shutdown: Rc<super::event::Event>) {
+async fn control_task(
+    shard: ShardRef,
+    port: Rc<ShardPort>,
+    shutdown: Rc<super::event::Event>,
+    listeners: Vec<Rc<net::listener::Listener>>,
+) {
     let timeout = Duration::from_secs(shard.borrow().cfg.slow_subscriber_timeout_s);
     let mut ticks: u64 = 0;
     loop {
         glommio::timer::sleep(limits::CONTROL_TICK).await;
         ticks += 1;
-        if let Ok(Command::Shutdown) = port.commands.try_recv() {
-            shutdown.notify();
-            return;
+        match port.commands.try_recv() {
+            Ok(Command::Shutdown) => {
+                shutdown.notify();
+                return;
+            }
+            Ok(Command::Reload(r)) => {
+                for (l, tls) in listeners.iter().zip(r.tls.iter()) {
+                    l.set_tls(tls.clone());
+                }
+            }
+            Err(_) => {}
         }
         shard.borrow_mut().fire_timers(Instant::now());
         if ticks.is_multiple_of(limits::CONTROL_TICKS_PER_SECOND) {

@@ -70,4 +70,6 @@ mod t07_limits;
 mod t08_shards;
 mod t09_overload;
 mod t10_shutdown;
+mod t11_tls;
+mod t12_access;
 mod t13_malformed;

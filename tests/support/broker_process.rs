@@ -158,6 +158,13 @@ impl Broker {
         false
     }
 
+    /// The broker's process id, to signal it (SIGHUP in the broker tests; the conformance
+    /// suite shares this file and never signals).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Memory per idle connection, plain TCP and TLS: the RSS the broker adds per connected MQTT
+3.1.1 client that then sends nothing (keep alive 600 s), measured on the same broker with both
+listeners. TLS clients are Python's ssl module (OpenSSL), TLS 1.3.
+
+Usage: perf/idle-memory.py [--connections 2000] [--shards 1] [--binary PATH]
+Needs: openssl (for the test certificate), a release build (cargo build --release).
+Starts its own broker on free loopback ports and stops it (by PID) when done.
+"""
+import argparse
+import os
+import resource
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def connect_packet(cid):
+    cid = cid.encode()
+    var = b"\x00\x04MQTT\x04\x02\x02\x58"  # 3.1.1, clean session, keep alive 600 s
+    payload = len(cid).to_bytes(2, "big") + cid
+    body = var + payload
+    return bytes([0x10, len(body)]) + body
+
+
+def open_clients(n, port, tls_ctx, prefix):
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        if tls_ctx is not None:
+            s = tls_ctx.wrap_socket(s, server_hostname="localhost")
+        s.sendall(connect_packet(f"{prefix}-{i}"))
+        ack = s.recv(4)
+        if ack != b"\x20\x02\x00\x00":
+            raise RuntimeError(f"CONNACK {ack!r}")
+        socks.append(s)
+    return socks
+
+
+def settle(pid):
+    time.sleep(1.5)
+    return rss_bytes(pid)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--connections", type=int, default=2000)
+    ap.add_argument("--shards", type=int, default=1)
+    ap.add_argument("--binary", default="target/release/ringmq")
+    a = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * a.connections + 100), hard))
+    d = tempfile.mkdtemp(prefix="ringmq-idle-")
+    key, cert = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    plain, tls = free_port(), free_port()
+    cfg = os.path.join(d, "ringmq.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[[listener]]\nbind = "127.0.0.1:{plain}"\n'
+                f'[[listener]]\nbind = "127.0.0.1:{tls}"\nprotocol = "mqtts"\n'
+                f'certfile = "{cert}"\nkeyfile = "{key}"\n')
+    broker = subprocess.Popen([a.binary, "--config", cfg, "--shards", str(a.shards),
+                               "--log-level", "warn"])
+    ctx = ssl.create_default_context(cafile=cert)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    try:
+        time.sleep(0.5)
+        # Warm up both paths so one-time allocations are not counted per connection.
+        warm = open_clients(50, plain, None, "warm-p") + open_clients(50, tls, ctx, "warm-t")
+        for s in warm:
+            s.close()
+        base = settle(broker.pid)
+        p = open_clients(a.connections, plain, None, "plain")
+        after_plain = settle(broker.pid)
+        t = open_clients(a.connections, tls, ctx, "tls")
+        after_tls = settle(broker.pid)
+        per_plain = (after_plain - base) / a.connections
+        per_tls = (after_tls - after_plain) / a.connections
+        print(f"connections per kind: {a.connections}, shards: {a.shards}")
+        print(f"plain TCP: {per_plain:,.0f} B per idle connection")
+        print(f"TLS 1.3:   {per_tls:,.0f} B per idle connection")
+        for s in p + t:
+            s.close()
+    finally:
+        broker.terminate()
+        broker.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
