@@ -118,6 +118,37 @@ pub struct Cli {
     /// unset = only on loopback listeners].
     #[arg(long)]
     pub allow_anonymous: Option<bool>,
+    /// Connections open at once, broker-wide; 0 = only the open-files limit [default: 0].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one source address; 0 = no cap [default: 0].
+    #[arg(long)]
+    pub max_connections_per_address: Option<u32>,
+    /// New connections per second from one source address (bursts of as many); 0 = no cap
+    /// [default: 0].
+    #[arg(long)]
+    pub max_connection_rate_per_address: Option<u32>,
+    /// Refuse connections from this address or CIDR network; repeatable [default: none].
+    #[arg(long = "ban", value_name = "ADDR_OR_CIDR")]
+    pub banned: Vec<String>,
+    /// PUBLISH packets per second one client may send (bursts of as many); over it a v5 client
+    /// gets DISCONNECT 0x96; 0 = no cap [default: 0].
+    #[arg(long)]
+    pub max_publish_rate_per_client: Option<u32>,
+    /// PUBLISH payload bytes per second one client may send; 0 = no cap [default: 0].
+    #[arg(long)]
+    pub max_publish_bytes_per_client: Option<u64>,
+    /// Sessions (connected and offline) the broker keeps; a CONNECT that would create one more
+    /// is refused (v5 0x97, v3 3) [default: 1000000].
+    #[arg(long)]
+    pub sessions_max: Option<usize>,
+    /// Retained messages kept; a retained PUBLISH for a new topic past it is refused (v5
+    /// PUBACK 0x97) [default: 1000000].
+    #[arg(long)]
+    pub retained_messages_max: Option<usize>,
+    /// Bytes (topic + payload) of retained messages kept [default: 1073741824].
+    #[arg(long)]
+    pub retained_bytes_max: Option<usize>,
 }
 
 /// The merged configuration a broker runs with.
@@ -131,6 +162,15 @@ pub struct Config {
     /// Admit clients without credentials; unset: only on loopback listeners. A listener's own
     /// `allow_anonymous` overrides it.
     pub allow_anonymous: Option<bool>,
+    pub max_connections: usize,
+    pub max_connections_per_address: u32,
+    pub max_connection_rate_per_address: u32,
+    pub banned: Vec<String>,
+    pub max_publish_rate_per_client: u32,
+    pub max_publish_bytes_per_client: u64,
+    pub sessions_max: usize,
+    pub retained_messages_max: usize,
+    pub retained_bytes_max: usize,
     pub shards: usize,
     pub pin: bool,
     pub connect_timeout_ms: u64,
@@ -176,6 +216,15 @@ impl Default for Config {
             bind: None,
             listener: Vec::new(),
             allow_anonymous: None,
+            max_connections: 0,
+            max_connections_per_address: 0,
+            max_connection_rate_per_address: 0,
+            banned: Vec::new(),
+            max_publish_rate_per_client: 0,
+            max_publish_bytes_per_client: 0,
+            sessions_max: limits::SESSIONS_MAX_DEFAULT,
+            retained_messages_max: limits::RETAINED_MESSAGES_MAX_DEFAULT,
+            retained_bytes_max: limits::RETAINED_BYTES_MAX_DEFAULT,
             shards: 0,
             pin: true,
             connect_timeout_ms: limits::CONNECT_TIMEOUT_MS_DEFAULT,
@@ -274,8 +323,17 @@ impl Config {
             redirect_server_reference,
             redirect_permanent,
             shared_subscription_policy,
-            log_level
+            log_level,
+            max_connections,
+            max_connections_per_address,
+            max_connection_rate_per_address,
+            max_publish_rate_per_client,
+            max_publish_bytes_per_client,
+            sessions_max,
+            retained_messages_max,
+            retained_bytes_max
         );
+        cfg.banned.extend(cli.banned.iter().cloned());
         for u in &cli.users {
             let Some((username, password)) = u.split_once(':') else {
                 return Err(ConfigError(format!("--user {u}: expected NAME:PASSWORD")));

@@ -93,3 +93,15 @@ pub const QUEUED_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
 /// publishers back forever. Below the 60 s keep alive most clients use, so a held publisher's
 /// own pings still get through long before it would give up.
 pub const SLOW_SUBSCRIBER_TIMEOUT_S_DEFAULT: u64 = 30;
+
+/// Sessions kept (connected and offline). A v3 persistent session never expires, so without a
+/// cap a client that reconnects under new ids grows memory forever; at ~3.5 kB per idle
+/// session, a million is ~3.5 GB, within a server's means and far past the 20k connections a
+/// default open-files limit allows.
+pub const SESSIONS_MAX_DEFAULT: usize = 1_000_000;
+
+/// Retained messages kept, and their bytes (topic + payload): every shard holds the retained
+/// index, so the bytes bound is per shard too. A publisher that retains under endless new
+/// topics is refused past them instead of filling memory.
+pub const RETAINED_MESSAGES_MAX_DEFAULT: usize = 1_000_000;
+pub const RETAINED_BYTES_MAX_DEFAULT: usize = 1 << 30;

@@ -86,6 +86,26 @@ impl Engine {
         }
 
         let shard = ctx.shard.clone();
+        if cfg.sessions_max > 0 {
+            let s = shard.borrow();
+            let total = s.sessions_total.load(std::sync::atomic::Ordering::Relaxed);
+            if total >= cfg.sessions_max && !s.sessions.contains_key(&c.client_id) {
+                drop(s);
+                let n = {
+                    let mut s = shard.borrow_mut();
+                    s.stats.sessions_refused += 1;
+                    s.stats.sessions_refused
+                };
+                if crate::shard::worth_logging(n) {
+                    log::warn!(
+                        "client {}: refused, {total} sessions kept (sessions_max); {n} refused \
+                         so far",
+                        c.client_id
+                    );
+                }
+                return refuse(0x03, 0x97); // server unavailable / quota exceeded
+            }
+        }
         let (session, session_present) = {
             let mut s = shard.borrow_mut();
             let existing = s.sessions.get(&c.client_id).cloned();
@@ -208,6 +228,11 @@ impl Engine {
             auth_method: c.properties.authentication_method.clone(),
             reauth: None,
             acks: Default::default(),
+            budget: super::publish::PublishBudget::new(
+                cfg.max_publish_rate_per_client,
+                cfg.max_publish_bytes_per_client,
+                crate::clock::now_ms(),
+            ),
         };
         if session_present {
             conn.set_group_presence(true);

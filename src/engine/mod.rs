@@ -101,6 +101,8 @@ pub struct Engine {
     reauth: Option<Box<dyn crate::auth::AuthExchange>>,
     /// PUBACKs and PUBRECs not sent yet: behind a hold, or (with a store) a commit.
     acks: acks::AckQueue,
+    /// `max_publish_rate_per_client` / `max_publish_bytes_per_client`, when set.
+    budget: Option<Box<publish::PublishBudget>>,
 }
 
 impl Engine {

@@ -45,6 +45,23 @@ impl Engine {
     /// QoS 1's PUBACK after routing, or queued if routing got this session held back.
     pub(super) fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
         let cfg = self.ctx.cfg.clone();
+        if let Some(budget) = self.budget.as_mut() {
+            if !budget.take(crate::clock::now_ms(), p.payload.len()) {
+                let n = {
+                    let mut shard = self.ctx.shard.borrow_mut();
+                    shard.stats.rate_disconnects += 1;
+                    shard.stats.rate_disconnects
+                };
+                if crate::shard::worth_logging(n) {
+                    log::warn!(
+                        "client {}: over max_publish_rate_per_client / max_publish_bytes_per_client; \
+                         disconnecting ({n} such disconnects so far)",
+                        self.client_id
+                    );
+                }
+                return Err(Close::Server(0x96)); // Message rate too high
+            }
+        }
         self.resolve_alias(&mut p)?;
         if !topic_within_limits(&p.topic, &cfg) {
             return Err(Close::Protocol(0x90));
@@ -60,6 +77,25 @@ impl Engine {
             return Err(Close::Protocol(0x9A)); // [MQTT-3.2.2-14]
         }
         let v5 = self.protocol.is_v5();
+        if p.retain
+            && self
+                .ctx
+                .shard
+                .borrow()
+                .retained_over_bounds(&p.topic, p.payload.len())
+        {
+            // Not accepted at all (neither retained nor forwarded), as an ACL denial is: v5
+            // learns why from 0x97 Quota exceeded (which ends a QoS 2 flow at PUBREC), v3
+            // cannot be told and gets the usual acknowledgement.
+            self.refuse_retained(&p.topic);
+            if p.qos != QoS::AtMostOnce {
+                if p.qos == QoS::ExactlyOnce && !v5 {
+                    self.session.borrow_mut().incoming_qos2.insert(p.packet_id);
+                }
+                self.ack_in_order(p.qos, p.packet_id, if v5 { 0x97 } else { 0 });
+            }
+            return Ok(());
+        }
         if p.qos == QoS::ExactlyOnce {
             let mut s = self.session.borrow_mut();
             if s.incoming_qos2.contains(&p.packet_id) {
@@ -100,6 +136,22 @@ impl Engine {
         Ok(())
     }
 
+    fn refuse_retained(&mut self, topic: &str) {
+        let n = {
+            let mut shard = self.ctx.shard.borrow_mut();
+            shard.stats.retained_refused += 1;
+            shard.stats.retained_refused
+        };
+        if crate::shard::worth_logging(n) {
+            log::warn!(
+                "client {}: retained message on {} refused at retained_messages_max / \
+                 retained_bytes_max ({n} refused so far)",
+                self.client_id,
+                topic
+            );
+        }
+    }
+
     /// Acknowledge now, or behind the hold (or earlier acknowledgements still waiting).
     fn ack_in_order(&mut self, qos: QoS, packet_id: u16, reason: u8) {
         let ack = PendingAck {
@@ -137,5 +189,52 @@ impl Engine {
             }
         }
         Close::Normal
+    }
+}
+
+/// A client's publish allowance: token buckets of messages and payload bytes per second, each
+/// holding up to one second's worth (the burst). Only clients of a broker with a rate limit
+/// have one.
+#[derive(Debug)]
+pub(super) struct PublishBudget {
+    msgs: f64,
+    bytes: f64,
+    at_ms: u32,
+    msg_rate: f64,
+    byte_rate: f64,
+}
+
+impl PublishBudget {
+    pub(super) fn new(msg_rate: u32, byte_rate: u64, now_ms: u32) -> Option<Box<PublishBudget>> {
+        (msg_rate > 0 || byte_rate > 0).then(|| {
+            Box::new(PublishBudget {
+                msgs: f64::from(msg_rate),
+                bytes: byte_rate as f64,
+                at_ms: now_ms,
+                msg_rate: f64::from(msg_rate),
+                byte_rate: byte_rate as f64,
+            })
+        })
+    }
+
+    /// Spend one message of `bytes` payload at `now_ms`; false when over either rate.
+    pub(super) fn take(&mut self, now_ms: u32, bytes: usize) -> bool {
+        let dt = f64::from(now_ms.wrapping_sub(self.at_ms)) / 1000.0;
+        self.at_ms = now_ms;
+        if self.msg_rate > 0.0 {
+            self.msgs = (self.msgs + dt * self.msg_rate).min(self.msg_rate);
+            if self.msgs < 1.0 {
+                return false;
+            }
+            self.msgs -= 1.0;
+        }
+        if self.byte_rate > 0.0 {
+            self.bytes = (self.bytes + dt * self.byte_rate).min(self.byte_rate);
+            if self.bytes < bytes as f64 {
+                return false;
+            }
+            self.bytes -= bytes as f64;
+        }
+        true
     }
 }

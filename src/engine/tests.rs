@@ -19,6 +19,7 @@ fn ctx_with(shards: usize, tune: impl FnOnce(&mut Config)) -> ShardCtx {
         shard: Rc::new(RefCell::new(Shard::new(0, shards, cfg.clone()))),
         cfg,
         auth: Arc::new(crate::auth::Registry::default()),
+        admission: Arc::new(crate::net::admission::Admission::open_door()),
     }
 }
 

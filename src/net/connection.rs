@@ -14,6 +14,7 @@ use crate::codec::{self, Packet, Protocol};
 use crate::engine::{Close, Engine, PendingSubscribe, Refused, Step};
 use crate::limits;
 use crate::listeners::ListenerConfig;
+use crate::net::admission::Ticket;
 use crate::session::ConnLink;
 use crate::shard::ctx::{spawn_ack_after, wait_acks_bounded, ShardCtx};
 use crate::shard::{home_shard, HandOver, MeshMsg};
@@ -45,10 +46,10 @@ enum Io {
 
 /// A connection just accepted on `listener`: the TLS handshake first on a TLS listener (within
 /// the connect timeout), then its CONNECT.
-pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream) {
+pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream, ticket: Ticket) {
     let _ = stream.set_nodelay(true);
     let Some(tls) = listener.tls() else {
-        serve_new(ctx, stream, &listener.cfg).await;
+        serve_new(ctx, stream, &listener.cfg, ticket).await;
         return;
     };
     let conn = match rustls::ServerConnection::new(tls) {
@@ -75,11 +76,16 @@ pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream) {
         .await;
         return;
     }
-    Box::pin(serve_new(ctx, stream, &listener.cfg)).await;
+    Box::pin(serve_new(ctx, stream, &listener.cfg, ticket)).await;
 }
 
 /// Read the CONNECT, then serve it here or on its home shard.
-async fn serve_new<S: Accepted + 'static>(ctx: ShardCtx, mut stream: S, listener: &ListenerConfig) {
+async fn serve_new<S: Accepted + 'static>(
+    ctx: ShardCtx,
+    mut stream: S,
+    listener: &ListenerConfig,
+    ticket: Ticket,
+) {
     let max = ctx.cfg.packet_bytes_max;
     let mut rbuf = BytesMut::new();
     let deadline = Duration::from_millis(ctx.cfg.connect_timeout_ms);
@@ -151,7 +157,8 @@ async fn serve_new<S: Accepted + 'static>(ctx: ShardCtx, mut stream: S, listener
     if home == me {
         // A task of its own, so this one (and the CONNECT-reading state it carries) ends and
         // frees its memory: an idle connection keeps only the serving task.
-        glommio::spawn_local(serve_connected(ctx, stream, connect, rbuf, assigned)).detach();
+        let task = serve_connected(ctx, stream, connect, rbuf, assigned, ticket);
+        glommio::spawn_local(task).detach();
         return;
     }
     // Hand the socket to the home shard with what we read past the CONNECT, and the TLS state
@@ -169,6 +176,7 @@ async fn serve_new<S: Accepted + 'static>(ctx: ShardCtx, mut stream: S, listener
         rest: rbuf.freeze(),
         assigned_id: assigned,
         tls,
+        ticket,
     };
     ctx.shard
         .borrow_mut()
@@ -185,9 +193,10 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
         match h.tls {
             Some(state) => {
                 let stream = TlsStream::from_parts(stream, state);
-                Box::pin(serve_connected(ctx, stream, h.connect, rbuf, h.assigned_id)).await;
+                let task = serve_connected(ctx, stream, h.connect, rbuf, h.assigned_id, h.ticket);
+                Box::pin(task).await;
             }
-            None => serve_connected(ctx, stream, h.connect, rbuf, h.assigned_id).await,
+            None => serve_connected(ctx, stream, h.connect, rbuf, h.assigned_id, h.ticket).await,
         }
     })
     .detach();
@@ -217,6 +226,7 @@ async fn serve_connected<S: Transport>(
     connect: Box<codec::Connect>,
     mut rbuf: BytesMut,
     assigned: bool,
+    _ticket: Ticket,
 ) {
     // TCP_NODELAY was set at accept; a handed-over descriptor is the same socket.
     if ctx.shard.borrow().stopping {

@@ -73,9 +73,15 @@ pub async fn accept_loop(ctx: ShardCtx, listener: Rc<Listener>, socket: std::net
     loop {
         match socket.accept().await {
             Ok(stream) => {
+                let peer = stream.peer_addr().ok().map(|a| a.ip());
+                // Refused here, before the connection costs a task, a buffer or a handshake:
+                // dropping the stream closes it.
+                let Ok(ticket) = ctx.admission.admit(peer, std::time::Instant::now()) else {
+                    continue;
+                };
                 ctx.shard.borrow_mut().stats.connections += 1;
-                glommio::spawn_local(connection::accept(ctx.clone(), listener.clone(), stream))
-                    .detach();
+                let task = connection::accept(ctx.clone(), listener.clone(), stream, ticket);
+                glommio::spawn_local(task).detach();
             }
             Err(e) => {
                 // EMFILE/ENFILE: out of descriptors. Back off instead of spinning; existing

@@ -23,6 +23,8 @@ pub struct ShardCtx {
     pub cfg: Rc<Config>,
     /// Authentication methods; built once, read-only, shared by every shard.
     pub auth: Arc<Registry>,
+    /// Connection admission (ban list, connection caps and rates), shared by every shard.
+    pub admission: Arc<crate::net::admission::Admission>,
 }
 
 /// Acknowledge `reply` once every peer acknowledged `own` (or the wait timed out).

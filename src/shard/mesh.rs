@@ -107,6 +107,8 @@ pub struct HandOver {
     pub assigned_id: bool,
     /// A TLS connection's state (rustls' `ServerConnection` is `Send`).
     pub tls: Option<crate::transport::tls::TlsState>,
+    /// Its place in the connection counts, given back when it ends on the home shard.
+    pub ticket: crate::net::admission::Ticket,
 }
 
 /// The home shard of a client id: FNV-1a, stable across runs and shards (every shard must agree

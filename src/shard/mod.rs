@@ -84,6 +84,17 @@ pub struct Stats {
     /// Holds put on publishers, and slow subscribers disconnected by the watchdog.
     pub holds: u64,
     pub slow_disconnects: u64,
+    /// Hostile-client limits: CONNECTs refused at `sessions_max`, retained PUBLISHes refused at
+    /// the retained bounds, clients disconnected over their publish rate.
+    pub sessions_refused: u64,
+    pub retained_refused: u64,
+    pub rate_disconnects: u64,
+}
+
+/// Log the 1st, 2nd, 4th, 8th... occurrence of something a flood could repeat: a line for the
+/// operator without a line per packet, and no clock read.
+pub fn worth_logging(count: u64) -> bool {
+    count.is_power_of_two()
 }
 
 impl Stats {
@@ -146,6 +157,11 @@ pub struct Shard {
     /// Session expiries and delayed wills of sessions homed here, by session uid.
     timers: timers::Timers<(u64, TimerKind)>,
     delayed_wills: HashMap<u64, Box<crate::codec::Will>>,
+    /// Sessions on every shard (one counter the runtime shares between them; touched when a
+    /// session is created or ends, never per message), for `sessions_max`.
+    pub sessions_total: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes (topic + payload) of this shard's copy of the retained messages.
+    pub retained_bytes: usize,
 }
 
 /// What a shard timer is for.
@@ -196,6 +212,8 @@ impl Shard {
             stopping: false,
             timers: timers::Timers::default(),
             delayed_wills: HashMap::new(),
+            sessions_total: Default::default(),
+            retained_bytes: 0,
         }
     }
 
@@ -338,7 +356,10 @@ impl Shard {
             (s.client_id.clone(), s.uid)
         };
         self.by_uid.insert(uid, session.clone());
-        self.sessions.insert(id, session);
+        if self.sessions.insert(id, session).is_none() {
+            self.sessions_total
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Start waiting for `count` peers to acknowledge; returns the token to put in messages.
@@ -423,14 +444,8 @@ impl Shard {
                 self.reply_ack(ack);
             }
             MeshMsg::Retain { topic, msg, ack } => {
-                match msg {
-                    Some(m) => {
-                        self.retained.set(&topic, m);
-                    }
-                    None => {
-                        self.retained.remove(&topic);
-                    }
-                }
+                // The publishing shard checked the retained bounds; every copy follows it.
+                self.retain_local(&topic, msg);
                 self.reply_ack(ack);
             }
             MeshMsg::Ack(token) => self.on_ack(token),

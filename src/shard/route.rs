@@ -136,14 +136,9 @@ impl Shard {
     /// the caller can wait for their acks when it asked for a token.
     pub fn set_retained(&mut self, msg: &Arc<Message>, ack: Option<super::AckToken>) {
         let topic = msg.topic_shared();
-        let stored = if msg.payload().is_empty() {
-            // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
-            self.retained.remove(&topic);
-            None
-        } else {
-            self.retained.set(&topic, msg.clone());
-            Some(msg.clone())
-        };
+        // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
+        let stored = (!msg.payload().is_empty()).then(|| msg.clone());
+        self.retain_local(&topic, stored.clone());
         let peers: Vec<usize> = self.peers().collect();
         for peer in peers {
             self.send_to(
@@ -155,6 +150,37 @@ impl Shard {
                 },
             );
         }
+    }
+
+    /// Set or clear `topic` in this shard's retained copy, keeping its byte count.
+    pub(super) fn retain_local(&mut self, topic: &str, msg: Option<Arc<Message>>) {
+        let old = match msg {
+            Some(m) => {
+                self.retained_bytes += m.size_bytes();
+                self.retained.set(topic, m)
+            }
+            None => self.retained.remove(topic),
+        };
+        if let Some(o) = old {
+            self.retained_bytes = self.retained_bytes.saturating_sub(o.size_bytes());
+        }
+    }
+
+    /// Whether retaining `msg` would go past `retained_messages_max` or `retained_bytes_max`.
+    /// Replacing or clearing a topic already retained never does (it does not grow the count,
+    /// and a client must always be able to clear what it retained).
+    pub fn retained_over_bounds(&self, topic: &str, payload_len: usize) -> bool {
+        if payload_len == 0 {
+            return false;
+        }
+        let size = topic.len() + payload_len;
+        let old = self.retained.get(topic).map(|m| m.size_bytes());
+        let count_max = self.cfg.retained_messages_max;
+        if old.is_none() && count_max > 0 && self.retained.len() >= count_max {
+            return true;
+        }
+        let bytes_max = self.cfg.retained_bytes_max;
+        bytes_max > 0 && self.retained_bytes.saturating_sub(old.unwrap_or(0)) + size > bytes_max
     }
 
     /// Retained messages matching `filter`, from this shard's own copy.
@@ -303,6 +329,8 @@ impl Shard {
         if let Some(current) = self.sessions.get(&client_id) {
             if Rc::ptr_eq(current, session) {
                 self.sessions.remove(&client_id);
+                self.sessions_total
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         let uid = session.borrow().uid;

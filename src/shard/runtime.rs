@@ -33,6 +33,11 @@ pub fn run(cfg: Config, stop: crossbeam_channel::Receiver<i32>) -> std::io::Resu
     let data: Mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
     let control_lane: Mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
     let auth = Arc::new(Registry::from_config(&cfg));
+    let admission = Arc::new(
+        crate::net::admission::Admission::from_config(&cfg)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+    );
+    let sessions_total: Arc<std::sync::atomic::AtomicUsize> = Default::default();
     if !auth.names().is_empty() {
         log::info!(
             "enhanced authentication methods: {}",
@@ -77,6 +82,7 @@ pub fn run(cfg: Config, stop: crossbeam_channel::Receiver<i32>) -> std::io::Resu
         let cfg = cfg.clone();
         let meshes = (data.clone(), control_lane.clone());
         let auth = auth.clone();
+        let shared = (admission.clone(), sessions_total.clone());
         let placement = if cfg.pin && shards <= cpus {
             Placement::Fixed(id)
         } else {
@@ -89,7 +95,13 @@ pub fn run(cfg: Config, stop: crossbeam_channel::Receiver<i32>) -> std::io::Resu
             .io_memory(limits::IO_MEMORY_BYTES)
             .ring_depth(limits::RING_DEPTH)
             .spawn(move || async move {
-                shard_main(id, shards, cfg, meshes, listener, auth, port).await
+                let (admission, sessions_total) = shared;
+                let shared = Shared {
+                    auth,
+                    admission,
+                    sessions_total,
+                };
+                shard_main(id, shards, cfg, meshes, listener, shared, port).await
             })
             .map_err(|e| std::io::Error::other(format!("starting shard {id}: {e}")))?;
     }
@@ -125,21 +137,32 @@ type Sockets = Vec<(
     ),
 )>;
 
+/// What every shard shares with the others (read-only, or counted with atomics off the data
+/// path).
+struct Shared {
+    auth: Arc<Registry>,
+    admission: Arc<crate::net::admission::Admission>,
+    sessions_total: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 async fn shard_main(
     id: usize,
     shards: usize,
     cfg: Config,
     meshes: (Mesh, Mesh),
     listener: Sockets,
-    auth: Arc<Registry>,
+    shared: Shared,
     port: ShardPort,
 ) {
     let cfg = Rc::new(cfg);
-    let shard = Rc::new(RefCell::new(Shard::new(id, shards, cfg.clone())));
+    let mut s = Shard::new(id, shards, cfg.clone());
+    s.sessions_total = shared.sessions_total;
+    let shard = Rc::new(RefCell::new(s));
     let ctx = ShardCtx {
         shard: shard.clone(),
         cfg: cfg.clone(),
-        auth,
+        auth: shared.auth,
+        admission: shared.admission,
     };
     let port = Rc::new(port);
     let lanes = [(Lane::Data, meshes.0), (Lane::Control, meshes.1)];

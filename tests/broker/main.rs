@@ -73,3 +73,4 @@ mod t10_shutdown;
 mod t11_tls;
 mod t12_access;
 mod t13_malformed;
+mod t14_hostile;
