@@ -4,6 +4,7 @@
 //! Owns: the methods the broker offers and their credentials. Never: blocks or does I/O (a
 //! method that needs a remote call would run it off the shard and answer by message).
 
+pub mod password;
 mod scram;
 
 pub use scram::{ScramCredentials, ScramSha256};
