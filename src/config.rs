@@ -113,6 +113,16 @@ pub struct Cli {
     /// Log level: error, warn, info, debug, trace [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
+    /// A tool to run instead of the broker; none runs the broker.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `ringmq SUBCOMMAND`: tools that run instead of the broker.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Add, update or delete a user in a Mosquitto-format password file (like mosquitto_passwd).
+    Passwd(crate::auth::passwd_cmd::PasswdArgs),
 }
 
 /// The merged configuration a broker runs with.

@@ -1,13 +1,23 @@
-//! `ringmq`: parse flags and the config file, report, start the shards. Nothing else.
+//! `ringmq`: parse flags and the config file, report, start the shards; or run a tool subcommand
+//! (`ringmq passwd`). Nothing else.
 
 use clap::Parser;
-use ringmq::config::{Cli, Config};
+use ringmq::config::{Cli, Command, Config};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(Command::Passwd(args)) = &cli.command {
+        match ringmq::auth::passwd_cmd::run(args) {
+            Ok(()) => std::process::exit(0),
+            Err(e) => {
+                eprintln!("ringmq passwd: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     let cfg = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {

@@ -4,6 +4,9 @@
 //! Owns: the methods the broker offers and their credentials. Never: blocks or does I/O (a
 //! method that needs a remote call would run it off the shard and answer by message).
 
+pub mod acl;
+mod acl_trie;
+pub mod passwd_cmd;
 pub mod password;
 mod scram;
 
