@@ -6,6 +6,8 @@
 
 pub mod acl;
 mod acl_trie;
+pub mod jwt;
+pub mod jwt_acl;
 pub mod passwd_cmd;
 pub mod password;
 mod scram;
