@@ -10,7 +10,8 @@
 //! - [`net`]: listeners and connection tasks; the only place sockets are read and written.
 //! - [`control`]: the control thread and its channels to the shards (statistics, shutdown);
 //!   never on the data path.
-//! - [`auth`]: MQTT 5 enhanced authentication methods (SCRAM-SHA-256); sans-IO.
+//! - [`auth`]: who may connect and what they may touch: Mosquitto password and ACL files, JWT,
+//!   MQTT 5 enhanced authentication (SCRAM-SHA-256); sans-IO, immutable state swapped on reload.
 //! - [`config`], [`limits`]: configuration and every bound the broker enforces.
 //! - [`host`]: start-up checks of host limits (open files, memlock, somaxconn).
 

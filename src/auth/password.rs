@@ -92,11 +92,11 @@ pub struct PasswordError {
 
 impl std::fmt::Display for PasswordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(p) = &self.path {
-            write!(f, "{}:", p.display())?;
-        }
-        if self.line > 0 {
-            write!(f, "line {}: ", self.line)?;
+        match (&self.path, self.line) {
+            (Some(p), 0) => write!(f, "{}: ", p.display())?,
+            (Some(p), n) => write!(f, "{}:line {n}: ", p.display())?,
+            (None, 0) => {}
+            (None, n) => write!(f, "line {n}: ")?,
         }
         f.write_str(&self.reason)
     }
