@@ -85,6 +85,8 @@ pub(crate) struct Verdict {
 #[derive(Debug)]
 pub(crate) struct Trie {
     nodes: Vec<Node>,
+    /// Any deny rule in the set? Without one, the first allow found settles a check.
+    any_deny: bool,
 }
 
 fn split(rest: &str) -> (&str, Option<&str>) {
@@ -98,6 +100,7 @@ impl Default for Trie {
     fn default() -> Self {
         Trie {
             nodes: vec![Node::default()],
+            any_deny: false,
         }
     }
 }
@@ -105,6 +108,7 @@ impl Default for Trie {
 impl Trie {
     /// Add a rule: `allow` is READ|WRITE bits, 0 for `deny`.
     pub fn add(&mut self, levels: &[Level], allow: u8) {
+        self.any_deny |= allow == 0;
         let mut n = 0usize;
         for level in levels {
             let next = match level {
@@ -181,6 +185,12 @@ impl Trie {
         v
     }
 
+    /// Nothing further can change the verdict: a deny was found, or an allow in a set
+    /// without denies.
+    fn settled(&self, v: &Verdict) -> bool {
+        v.deny || (v.allow && !self.any_deny)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn walk(
         &self,
@@ -203,6 +213,9 @@ impl Trie {
             }
             v.allow |= node.hash_allow & need != 0;
         }
+        if self.settled(v) {
+            return;
+        }
         let Some(rest) = rest else {
             v.deny |= node.end_deny;
             v.allow |= node.end_allow & need != 0;
@@ -211,7 +224,7 @@ impl Trie {
         let (level, next) = split(rest);
         if let Some(&c) = node.exact.get(level) {
             self.walk(c, next, false, dollar, who, need, v);
-            if v.deny {
+            if self.settled(v) {
                 return;
             }
         }
@@ -219,7 +232,7 @@ impl Trie {
             self.walk(c, next, false, dollar, who, need, v);
         }
         for (t, c) in &node.templates {
-            if v.deny {
+            if self.settled(v) {
                 return;
             }
             if template_eq(t, level, who) == Some(true) {

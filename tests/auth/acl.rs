@@ -1,6 +1,7 @@
 //! Differential test: the same acl_file in the real Mosquitto and in `ringmq::auth::acl::Acl`
 //! must allow and refuse the same publishes (write) and deliveries (read), for anonymous
-//! clients, users with their own rules, users with only patterns, and a user name with `+`.
+//! clients, users with their own rules, users with only patterns, and a user name and a client id
+//! with `+`.
 //! (Client ids with `/` are left out on purpose: ringmq refuses them pattern access, Mosquitto
 //! 2.0 does not; see the module doc of `auth::acl`.)
 
@@ -56,6 +57,8 @@ const WHO: &[(Option<&str>, &str)] = &[
     (Some("bob"), "dev7"),
     (Some("carol"), "dev9"),
     (Some("evil+"), "dev8"),
+    // Own rules decide first; the '+' in the client id then refuses every pattern.
+    (Some("alice"), "a+1"),
 ];
 
 fn creds(user: Option<&str>, cid: &str) -> Vec<String> {
