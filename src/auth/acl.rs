@@ -33,6 +33,7 @@
 //! never receive on is refused honestly instead of granted and silent.
 
 use super::acl_trie::{Level, Piece, Trie, Verdict, Who, READ, WRITE};
+use super::jwt_acl::ClaimAcl;
 use ahash::AHashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -269,6 +270,43 @@ impl Acl {
             return false;
         }
         !p.covered_by_deny(filter, who) && p.intersects_allow(filter, who, READ)
+    }
+}
+
+impl Acl {
+    /// [`Acl::check`] for a client that may carry token rules (JWT ACL claim): Mosquitto's `$`
+    /// rules first (a token cannot grant `$SYS` writes), then the token's rules (first match),
+    /// then this file ACL when no token rule matched.
+    pub fn check_with_claims(
+        &self,
+        claims: Option<&ClaimAcl>,
+        user: Option<&str>,
+        client_id: &str,
+        topic: &str,
+        access: Access,
+    ) -> bool {
+        if dollar_refused(topic, access) {
+            return false;
+        }
+        match claims.and_then(|c| c.check(topic, access)) {
+            Some(verdict) => verdict,
+            None => self.check(user, client_id, topic, access),
+        }
+    }
+
+    /// [`Acl::check_subscribe`] for a client that may carry token rules: the token's rules on
+    /// the filter (the inner one for `$share`/`$queue`) first, then this file ACL.
+    pub fn check_subscribe_with_claims(
+        &self,
+        claims: Option<&ClaimAcl>,
+        user: Option<&str>,
+        client_id: &str,
+        filter: &str,
+    ) -> bool {
+        match claims.and_then(|c| c.check_subscribe(inner_filter(filter))) {
+            Some(verdict) => verdict,
+            None => self.check_subscribe(user, client_id, filter),
+        }
     }
 }
 

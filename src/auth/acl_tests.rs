@@ -198,6 +198,38 @@ fn subscribe_refused_only_when_nothing_could_be_delivered() {
 }
 
 #[test]
+fn token_rules_come_first_but_never_grant_sys_writes() {
+    use crate::auth::jwt_acl::ClaimAcl;
+    let claim = serde_json::json!([
+        {"permission": "allow", "action": "all", "topic": "#"},
+        {"permission": "allow", "action": "publish", "topic": "$SYS/#"},
+    ]);
+    let c = ClaimAcl::from_claim(&claim, Some("t"), "c").expect("claim");
+    let file = acl("user t\ntopic read only/this\n");
+    let cl = Some(&c);
+    assert!(
+        file.check_with_claims(cl, Some("t"), "c", "any/topic", W),
+        "token allows"
+    );
+    assert!(
+        !file.check(Some("t"), "c", "any/topic", W),
+        "the file alone would not"
+    );
+    assert!(
+        !file.check_with_claims(cl, Some("t"), "c", "$SYS/x", W),
+        "no $SYS writes"
+    );
+    assert!(!file.check_with_claims(cl, Some("t"), "c", "$share/g/x", W));
+    assert!(file.check_subscribe_with_claims(cl, Some("t"), "c", "$share/g/any/#"));
+    // No token rule matches: the file decides.
+    let narrow =
+        ClaimAcl::from_claim(&serde_json::json!({"pub": ["a"]}), None, "c").expect("claim");
+    assert!(file.check_with_claims(Some(&narrow), Some("t"), "c", "only/this", R));
+    assert!(!file.check_with_claims(Some(&narrow), Some("t"), "c", "b", W));
+    assert!(file.check_with_claims(None, Some("t"), "c", "only/this", R));
+}
+
+#[test]
 fn parse_errors_name_the_line() {
     for (text, line, want) in [
         ("topic read a\nbogus line\n", 2, "unknown keyword"),
