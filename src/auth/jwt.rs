@@ -228,6 +228,11 @@ impl JwtVerifier {
         &self.cfg
     }
 
+    /// Keys loaded (1 for a secret or PEM file).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Has the key file's modification time changed since it was loaded? One `stat`; for the
     /// control thread to poll (every few seconds), never per CONNECT.
     pub fn changed_on_disk(&self) -> bool {

@@ -244,6 +244,48 @@ impl Security {
         }
     }
 
+    /// Lines for the start-up log: what is enforced, and how to add a user.
+    pub fn describe(&self, cfg: &Config) -> Vec<String> {
+        let mut out = Vec::new();
+        match (&self.passwords, &cfg.password_file) {
+            (Some(f), Some(p)) => out.push(format!(
+                "passwords: {} ({} users; add one with `ringmq passwd {} USER`)",
+                p.display(),
+                f.len(),
+                p.display()
+            )),
+            _ => out.push(
+                "passwords: none (create a file with `ringmq passwd -c FILE USER` and set \
+                 password_file)"
+                    .into(),
+            ),
+        }
+        match &cfg.acl_file {
+            Some(p) if self.acl.is_enforcing() => out.push(format!(
+                "acl: {} ({} rules)",
+                p.display(),
+                self.acl.rule_count()
+            )),
+            _ => out.push("acl: none (everything allowed except publishing under $SYS)".into()),
+        }
+        if let Some(j) = &self.jwt {
+            out.push(format!(
+                "jwt: tokens verified with {} ({} keys)",
+                j.config().source.path().display(),
+                j.key_count()
+            ));
+        }
+        out.push(
+            match self.allow_anonymous {
+                None => "anonymous clients: allowed on loopback listeners only",
+                Some(true) => "anonymous clients: allowed on every listener",
+                Some(false) => "anonymous clients: refused",
+            }
+            .into(),
+        );
+        out
+    }
+
     /// Are clients without credentials allowed on this listener?
     pub fn anonymous_allowed(&self, loopback_listener: bool) -> bool {
         self.allow_anonymous.unwrap_or(loopback_listener)

@@ -129,6 +129,16 @@ fn password_file_with_cache_and_reload_keeping_old_on_error() {
         Some(Refusal::NotAuthorized)
     );
     assert!(s.acl.check(Some("alice"), "c1", "a/b", Access::Write));
+    let lines = s.describe(&cfg).join("\n");
+    assert!(
+        lines.contains("1 users") && lines.contains("1 rules") && lines.contains("refused"),
+        "{lines}"
+    );
+    assert!(Security::load(&Config::default())
+        .expect("defaults")
+        .describe(&Config::default())
+        .join("\n")
+        .contains("loopback listeners only"));
 
     // Reload with a new password and a broken ACL: passwords change, the ACL stays.
     std::fs::write(&pw, format!("alice:{}\n", hash_pbkdf2(b"two", 1000))).expect("write");
