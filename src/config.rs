@@ -111,13 +111,19 @@ pub struct Cli {
     /// Config file: `[[users]]` tables with `username` and `password` [default: none].
     #[arg(long = "user", value_name = "NAME:PASSWORD")]
     pub users: Vec<String>,
+    /// Mosquitto-format password file (`user:$7$...`, `$6$`, `$argon2id$`; see `ringmq passwd`)
+    /// [default: none].
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Mosquitto-format ACL file (`user`, `topic`, `pattern` lines) [default: none: no ACL].
+    #[arg(long)]
+    pub acl_file: Option<PathBuf>,
+    /// Allow clients without a user name; unset = only on loopback listeners [default: unset].
+    #[arg(long)]
+    pub allow_anonymous: Option<bool>,
     /// Log level: error, warn, info, debug, trace [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
-    /// Admit clients without credentials on every listener (true) or none (false) [default:
-    /// unset = only on loopback listeners].
-    #[arg(long)]
-    pub allow_anonymous: Option<bool>,
     /// Connections open at once, broker-wide; 0 = only the open-files limit [default: 0].
     #[arg(long)]
     pub max_connections: Option<usize>,
@@ -149,6 +155,16 @@ pub struct Cli {
     /// Bytes (topic + payload) of retained messages kept [default: 1073741824].
     #[arg(long)]
     pub retained_bytes_max: Option<usize>,
+    /// A tool to run instead of the broker; none runs the broker.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `ringmq SUBCOMMAND`: tools that run instead of the broker.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Add, update or delete a user in a Mosquitto-format password file (like mosquitto_passwd).
+    Passwd(crate::auth::passwd_cmd::PasswdArgs),
 }
 
 /// The merged configuration a broker runs with.
@@ -159,9 +175,6 @@ pub struct Config {
     pub bind: Option<String>,
     /// `[[listener]]` tables.
     pub listener: Vec<crate::listeners::ListenerConfig>,
-    /// Admit clients without credentials; unset: only on loopback listeners. A listener's own
-    /// `allow_anonymous` overrides it.
-    pub allow_anonymous: Option<bool>,
     pub max_connections: usize,
     pub max_connections_per_address: u32,
     pub max_connection_rate_per_address: u32,
@@ -200,6 +213,35 @@ pub struct Config {
     pub shared_subscription_policy: SharePolicy,
     /// Users for SCRAM-SHA-256 enhanced authentication (MQTT 5 AUTH).
     pub users: Vec<User>,
+    /// Mosquitto-format password file; `None` = no password check (see `auth::security`).
+    pub password_file: Option<PathBuf>,
+    /// Mosquitto-format ACL file; `None` = everything allowed but `$SYS` writes.
+    pub acl_file: Option<PathBuf>,
+    /// Clients without a user name: `Some(true)` allowed, `Some(false)` refused, `None` allowed
+    /// only on loopback listeners (Mosquitto 2's local-only default).
+    pub allow_anonymous: Option<bool>,
+    /// Successful password verifications cached per shard (users), so reconnects skip the
+    /// key derivation.
+    pub password_cache_users_max: usize,
+    /// JWT on CONNECT (token as the password): exactly one key source.
+    /// HMAC secret file (HS256/384/512), at least 32 bytes.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// PEM public key file (RSA: RS*/PS*; EC: ES256/ES384).
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// JSON Web Key Set file (RSA and EC keys, picked by `kid`).
+    pub jwt_jwks_file: Option<PathBuf>,
+    /// Accepted `alg` values, e.g. ["RS256"]; empty = every algorithm of the key's family.
+    pub jwt_algorithms: Vec<String>,
+    /// Claim naming the user (e.g. "username" or "sub"); must equal a CONNECT user name if sent.
+    pub jwt_username_claim: Option<String>,
+    /// Claim carrying EMQX-form ACL rules (e.g. "acl").
+    pub jwt_acl_claim: Option<String>,
+    /// Required `aud` claim value, if any.
+    pub jwt_audience: Option<String>,
+    /// Refuse tokens without `exp`.
+    pub jwt_require_exp: bool,
+    /// Clock skew tolerated on `exp` and `nbf`, seconds.
+    pub jwt_leeway_s: u64,
     pub log_level: String,
 }
 
@@ -215,7 +257,6 @@ impl Default for Config {
         Config {
             bind: None,
             listener: Vec::new(),
-            allow_anonymous: None,
             max_connections: 0,
             max_connections_per_address: 0,
             max_connection_rate_per_address: 0,
@@ -253,6 +294,19 @@ impl Default for Config {
             redirect_permanent: false,
             shared_subscription_policy: SharePolicy::RoundRobin,
             users: Vec::new(),
+            password_file: None,
+            acl_file: None,
+            allow_anonymous: None,
+            password_cache_users_max: crate::auth::password::VERIFY_CACHE_USERS_DEFAULT,
+            jwt_secret_file: None,
+            jwt_public_key_file: None,
+            jwt_jwks_file: None,
+            jwt_algorithms: Vec::new(),
+            jwt_username_claim: None,
+            jwt_acl_claim: None,
+            jwt_audience: None,
+            jwt_require_exp: true,
+            jwt_leeway_s: 0,
             log_level: "info".into(),
         }
     }
@@ -289,9 +343,6 @@ impl Config {
         };
         if let Some(b) = &cli.bind {
             cfg.bind = Some(b.clone());
-        }
-        if let Some(a) = cli.allow_anonymous {
-            cfg.allow_anonymous = Some(a);
         }
         overlay!(
             cfg,
@@ -334,6 +385,15 @@ impl Config {
             retained_bytes_max
         );
         cfg.banned.extend(cli.banned.iter().cloned());
+        if let Some(p) = &cli.password_file {
+            cfg.password_file = Some(p.clone());
+        }
+        if let Some(p) = &cli.acl_file {
+            cfg.acl_file = Some(p.clone());
+        }
+        if let Some(a) = cli.allow_anonymous {
+            cfg.allow_anonymous = Some(a);
+        }
         for u in &cli.users {
             let Some((username, password)) = u.split_once(':') else {
                 return Err(ConfigError(format!("--user {u}: expected NAME:PASSWORD")));
@@ -377,6 +437,28 @@ impl Config {
         }
         if self.mesh_channel_capacity == 0 {
             return bad("mesh_channel_capacity", "must be positive");
+        }
+        let jwt_sources = [
+            &self.jwt_secret_file,
+            &self.jwt_public_key_file,
+            &self.jwt_jwks_file,
+        ];
+        if jwt_sources.iter().filter(|s| s.is_some()).count() > 1 {
+            return bad(
+                "jwt_secret_file/jwt_public_key_file/jwt_jwks_file",
+                "set at most one",
+            );
+        }
+        for a in &self.jwt_algorithms {
+            if a.parse::<jsonwebtoken::Algorithm>().is_err() {
+                return bad(
+                    "jwt_algorithms",
+                    "use HS256/384/512, RS256/384/512, PS256/384/512, ES256 or ES384",
+                );
+            }
+        }
+        if self.password_cache_users_max == 0 {
+            return bad("password_cache_users_max", "must be at least 1");
         }
         if let Some(b) = &self.bind {
             if b.parse::<std::net::SocketAddr>().is_err() {
@@ -449,6 +531,47 @@ mod tests {
         assert_eq!(l.len(), 2);
         assert!(l[0].protocol.is_tls() && l[0].require_certificate);
         assert!(Config::from_toml("[[listener]]\nbind = \"x\"\nport = 1").is_err());
+    }
+
+    #[test]
+    fn auth_keys_parse_and_validate() {
+        let cfg = Config::from_toml(
+            "password_file = \"/etc/ringmq/pw\"\nacl_file = \"/etc/ringmq/acl\"\n\
+             allow_anonymous = false\njwt_jwks_file = \"/etc/ringmq/jwks.json\"\n\
+             jwt_algorithms = [\"RS256\"]\njwt_acl_claim = \"acl\"\n",
+        )
+        .expect("parses");
+        assert_eq!(cfg.allow_anonymous, Some(false));
+        assert_eq!(
+            cfg.acl_file.as_deref(),
+            Some(std::path::Path::new("/etc/ringmq/acl"))
+        );
+        assert!(cfg.validate().is_ok());
+        let two = Config {
+            jwt_secret_file: Some("/a".into()),
+            jwt_jwks_file: Some("/b".into()),
+            ..Config::default()
+        };
+        assert!(two.validate().is_err());
+        let bad_alg = Config {
+            jwt_algorithms: vec!["none".into()],
+            ..Config::default()
+        };
+        assert!(bad_alg.validate().is_err());
+        let cli = Cli::parse_from([
+            "ringmq",
+            "--password-file",
+            "/p",
+            "--allow-anonymous",
+            "true",
+        ]);
+        let cfg = Config::load(&cli).expect("loads");
+        assert_eq!(
+            cfg.password_file.as_deref(),
+            Some(std::path::Path::new("/p"))
+        );
+        assert_eq!(cfg.allow_anonymous, Some(true));
+        assert_eq!(Config::default().allow_anonymous, None);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! - [`clock`]: the compact monotonic millisecond clock connections keep their last read in.
 //! - [`control`]: the control thread and its channels to the shards (statistics, shutdown);
 //!   never on the data path.
-//! - [`auth`]: MQTT 5 enhanced authentication methods (SCRAM-SHA-256); sans-IO.
+//! - [`auth`]: who may connect and what they may touch: Mosquitto password and ACL files, JWT,
+//!   MQTT 5 enhanced authentication (SCRAM-SHA-256); sans-IO, immutable state swapped on reload.
 //! - [`config`], [`limits`]: configuration and every bound the broker enforces.
 //! - [`listeners`]: the listeners to open (`[[listener]]`, `--bind`, the loopback default).
 //! - [`tls`]: rustls server configurations of `mqtts` listeners; never on the data path.

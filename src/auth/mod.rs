@@ -1,10 +1,29 @@
-//! MQTT 5 enhanced authentication (AUTH packets, [MQTT-4.12]): a pluggable [`Authenticator`]
-//! per method name, and the exchanges it runs. Sans-IO: the connection task moves the bytes.
+//! Authentication and authorization, sans-IO.
 //!
-//! Owns: the methods the broker offers and their credentials. Never: blocks or does I/O (a
-//! method that needs a remote call would run it off the shard and answer by message).
+//! - [`security`]: the whole security state ([`security::Security`]: password file, ACL, JWT keys,
+//!   anonymous policy) as one immutable value shared by every shard, the CONNECT decision over
+//!   it, and reload (SIGHUP, JWT key files changed on disk).
+//! - [`password`]: Mosquitto `password_file` (`$7$`, `$6$`, `$argon2id$`) and the per-shard
+//!   verification cache; [`passwd_cmd`]: the `ringmq passwd` tool.
+//! - [`acl`]: Mosquitto `acl_file`, compiled into per-user tries (`acl_trie`) so the PUBLISH and
+//!   delivery checks are one walk over the topic.
+//! - [`jwt`], [`jwt_acl`]: JWT on CONNECT (token as the password) and EMQX-form ACL claims.
+//! - Below: MQTT 5 enhanced authentication (AUTH packets, [MQTT-4.12]), a pluggable
+//!   [`Authenticator`] per method name; SCRAM-SHA-256 is built in.
+//!
+//! Owns: credentials, rules, and the decisions over them. Never: blocks or does I/O on a
+//! shard's data path (files are read at load and reload only; a slow key derivation is handed
+//! back to run off the reactor), takes a lock during a check, or panics on file, token or
+//! packet contents.
 
+pub mod acl;
+mod acl_trie;
+pub mod jwt;
+pub mod jwt_acl;
+pub mod passwd_cmd;
+pub mod password;
 mod scram;
+pub mod security;
 
 pub use scram::{ScramCredentials, ScramSha256};
 
