@@ -25,30 +25,24 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // Issue 9 (in progress): the auth files are loaded and checked here, but CONNECT, PUBLISH
-    // and SUBSCRIBE do not enforce them yet. Refuse to run rather than look protected; the
-    // wiring replaces this block with the real use of `Security`.
-    match ringmq::auth::security::Security::load(&cfg) {
+    // Passwords, ACL and JWT keys: a file that does not load stops the start with its error.
+    let security = match ringmq::auth::security::Security::load(&cfg) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("ringmq: configuration error: {e}");
             std::process::exit(2);
         }
-        Ok(s) if s.passwords.is_some() || s.acl.is_enforcing() || s.jwt.is_some() => {
-            eprintln!(
-                "ringmq: password_file, acl_file and jwt_* are read but not enforced by this \
-                 build yet; refusing to start with them set"
-            );
-            std::process::exit(2);
-        }
-        Ok(_) => {}
-    }
+    };
     env_logger::Builder::new()
         .parse_filters(&cfg.log_level)
         .format_timestamp_millis()
         .init();
     ringmq::host::report(&cfg);
+    for line in security.describe(&cfg) {
+        log::info!("{line}");
+    }
     let stop = ringmq::host::stop_signals();
-    match ringmq::shard::runtime::run(cfg, stop) {
+    match ringmq::shard::runtime::run(cfg, security, stop) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             log::error!("{e}");

@@ -111,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
                 username: None,
                 password: None,
             });
-            match Engine::open(&ctx, link.clone(), connect, false, None) {
+            match Engine::open(&ctx, link.clone(), connect, false, None, Default::default()) {
                 Ok(engine) => {
                     *slot = Some(Client {
                         engine,

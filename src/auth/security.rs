@@ -64,6 +64,8 @@ pub struct ConnectAuth<'a> {
     pub client_id: &'a str,
     /// The listener the client came in on is bound to a loopback address.
     pub loopback_listener: bool,
+    /// That listener's own `allow_anonymous`, which wins over the global one.
+    pub listener_allow_anonymous: Option<bool>,
 }
 
 /// The answer to a CONNECT.
@@ -108,6 +110,19 @@ pub struct Security {
     pub acl: Arc<Acl>,
     pub jwt: Option<Arc<JwtVerifier>>,
     pub allow_anonymous: Option<bool>,
+}
+
+impl Security {
+    /// No passwords, no token keys, the ACL that allows everything but writes under `$SYS`:
+    /// what a broker without security files runs with.
+    pub fn open() -> Security {
+        Security {
+            passwords: None,
+            acl: Arc::new(Acl::allow_all()),
+            jwt: None,
+            allow_anonymous: None,
+        }
+    }
 }
 
 /// A reload's result: the new state (old pieces kept where loading failed) and what failed.
@@ -291,6 +306,12 @@ impl Security {
         self.allow_anonymous.unwrap_or(loopback_listener)
     }
 
+    /// The same, with the listener's own setting first (see `listeners::ListenerConfig`).
+    fn anonymous_allowed_on(&self, c: &ConnectAuth<'_>) -> bool {
+        c.listener_allow_anonymous
+            .unwrap_or_else(|| self.anonymous_allowed(c.loopback_listener))
+    }
+
     /// Decide a CONNECT (after any enhanced authentication, which has its own path). Cheap
     /// unless it returns [`ConnectCheck::Derive`] (token verification is a signature check,
     /// tens of microseconds for RSA; it runs inline).
@@ -313,7 +334,7 @@ impl Security {
             }
         }
         let Some(user) = c.username else {
-            return Done(if self.anonymous_allowed(c.loopback_listener) {
+            return Done(if self.anonymous_allowed_on(&c) {
                 Ok(Authenticated::default())
             } else {
                 Err(Refusal::NotAuthorized)
@@ -342,7 +363,7 @@ impl Security {
             (None, _) if self.jwt.is_some() => Done(Err(Refusal::BadCredentials)),
             // No password mechanism: Mosquitto takes the name on trust when anonymous access
             // is allowed, and refuses the client otherwise.
-            (None, _) => Done(if self.anonymous_allowed(c.loopback_listener) {
+            (None, _) => Done(if self.anonymous_allowed_on(&c) {
                 Ok(Authenticated {
                     username: Some(user.into()),
                     verified: false,

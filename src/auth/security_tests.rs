@@ -17,6 +17,7 @@ fn connect<'a>(user: Option<&'a str>, pw: Option<&'a [u8]>, loopback: bool) -> C
         password: pw,
         client_id: "c1",
         loopback_listener: loopback,
+        listener_allow_anonymous: None,
     }
 }
 

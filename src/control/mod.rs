@@ -27,6 +27,8 @@ pub struct Reload {
     /// Per listener (in the order they were opened): the new TLS configuration, `None` for
     /// plain listeners.
     pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// Passwords, ACL and JWT keys, when they changed.
+    pub security: Option<Arc<crate::auth::security::Security>>,
 }
 
 /// Builds a [`Reload`] from the files, or says why it cannot (the old configuration stays).
@@ -66,7 +68,12 @@ pub struct Control {
     /// Latest snapshot per shard.
     pub stats: Vec<Stats>,
     reloader: Option<Reloader>,
+    /// Run every [`POLL_EVERY`]: picks up changed JWT key files (one `stat` each).
+    poller: Option<Box<dyn Fn() -> Option<Reload> + Send>>,
 }
+
+/// How often the control thread looks for changed key files.
+const POLL_EVERY: Duration = Duration::from_secs(2);
 
 /// Reports in flight from all shards before a shard's snapshot is dropped: a few seconds of
 /// snapshots, far more than lifecycle events ever need.
@@ -90,6 +97,7 @@ pub fn plane(shards: usize) -> (Control, Vec<ShardPort>) {
         reports: rrx,
         stats: vec![Stats::default(); shards],
         reloader: None,
+        poller: None,
     };
     (control, ports)
 }
@@ -98,6 +106,11 @@ impl Control {
     /// What SIGHUP does.
     pub fn on_reload(&mut self, f: Reloader) {
         self.reloader = Some(f);
+    }
+
+    /// What to look at every few seconds.
+    pub fn on_poll(&mut self, f: Box<dyn Fn() -> Option<Reload> + Send>) {
+        self.poller = Some(f);
     }
 
     fn reload(&self) {
@@ -136,6 +149,13 @@ impl Control {
                         Err(_) => log::info!("shutting down"),
                     }
                     break 0;
+                }
+                default(POLL_EVERY) => {
+                    if let Some(r) = self.poller.as_ref().and_then(|f| f()) {
+                        log::info!("key files changed: reloaded");
+                        self.broadcast(Command::Reload(Arc::new(r)));
+                    }
+                    continue;
                 }
                 recv(self.reports) -> r => match r {
                     Ok(Report::Stats { shard, stats }) => {

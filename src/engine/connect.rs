@@ -22,6 +22,7 @@ impl Engine {
         c: Box<Connect>,
         assigned: bool,
         authenticated: Option<Option<bytes::Bytes>>,
+        identity: crate::auth::security::Authenticated,
     ) -> Result<Engine, Refused> {
         let cfg = ctx.cfg.clone();
         let v5 = c.protocol.is_v5();
@@ -70,6 +71,23 @@ impl Engine {
             }
             if !topic_within_limits(&w.topic, &cfg) {
                 return refuse(0x05, 0x90);
+            }
+            // A will the client could not publish itself is refused with the CONNECT, as
+            // Mosquitto does (and never under $SYS).
+            let writable = ctx.shard.borrow().security.acl.check_with_claims(
+                identity.claim_acl.as_ref(),
+                identity.username.as_deref(),
+                &c.client_id,
+                &w.topic,
+                crate::auth::acl::Access::Write,
+            );
+            if !writable {
+                log::info!(
+                    "client {}: will topic {} not allowed by the ACL; refused",
+                    c.client_id,
+                    w.topic
+                );
+                return refuse(0x05, 0x87);
             }
         }
         let expiry_s = session_expiry(&c, &cfg);
@@ -156,8 +174,20 @@ impl Engine {
             };
             (session, present)
         };
+        if let Some(exp_s) = identity.expires_at_s {
+            let now_s = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let left = std::time::Duration::from_secs(exp_s.saturating_sub(now_s));
+            let uid = session.borrow().uid;
+            shard
+                .borrow_mut()
+                .watch_token_expiry(uid, std::time::Instant::now() + left);
+        }
         let uid = {
             let mut se = session.borrow_mut();
+            se.identity = (identity.username.is_some() || identity.claim_acl.is_some())
+                .then(|| Box::new(identity));
             se.expiry_s = expiry_s;
             se.will = c.will.as_ref().map(|w| Box::new(owned_will(w)));
             se.set_client_limits(

@@ -58,6 +58,17 @@ impl Engine {
                     se.subscriptions.contains_key(&filter),
                 )
             };
+            if !self.may_subscribe(&filter) {
+                // [MQTT-3.9.3]: 0x87 Not authorized (v5), 0x80 Failure (v3).
+                log::info!(
+                    "client {}: SUBSCRIBE {} denied by the ACL",
+                    self.client_id,
+                    filter
+                );
+                self.ctx.shard.borrow_mut().stats.acl_denied += 1;
+                codes.push(if v5 { 0x87 } else { 0x80 });
+                continue;
+            }
             if !known && count >= cfg.subscriptions_per_session_max {
                 codes.push(if v5 { 0x97 } else { 0x80 });
                 continue;
@@ -165,6 +176,9 @@ impl Engine {
             }
             let retained = self.ctx.shard.borrow().retained_matching(&filter);
             for m in retained {
+                if !self.may(m.topic(), crate::auth::acl::Access::Read) {
+                    continue; // the ACL does not let this client read it
+                }
                 let qos = opts.qos.min(m.qos);
                 // Origin 0: a retained message holds back no publisher; past the bounds it
                 // still queues (at most the retained index's size) and is watched as usual.

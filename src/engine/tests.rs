@@ -42,7 +42,7 @@ fn connect_packet(id: &str, protocol: Protocol, keep_alive_s: u16) -> Box<Connec
 
 fn open(ctx: &ShardCtx, c: Box<Connect>) -> (Engine, Rc<ConnLink>) {
     let link = Rc::new(ConnLink::new());
-    let e = match Engine::open(ctx, link.clone(), c, false, None) {
+    let e = match Engine::open(ctx, link.clone(), c, false, None, Default::default()) {
         Ok(e) => e,
         Err(Refused) => panic!("CONNECT refused: {:?}", drain(&link, Protocol::V5)),
     };

@@ -10,6 +10,7 @@ use super::handshake::{
     FirstError,
 };
 use super::listener::Listener;
+use crate::auth::security::{Authenticated, Refusal};
 use crate::codec::{self, Packet, Protocol};
 use crate::engine::{Close, Engine, PendingSubscribe, Refused, Step};
 use crate::limits;
@@ -111,14 +112,18 @@ async fn serve_new<S: Accepted + 'static>(
         }
         Err(FirstError::Io) => return,
     };
-    let mut credentials = false;
+    let mut identity = None;
     if listener.use_identity_as_username {
         // The certificate speaks for the client, as Mosquitto's use_identity_as_username: no
         // certificate, no user name, not authorized.
         match stream.identity() {
             Some(cn) => {
-                connect.username = Some(cn.into());
-                credentials = true;
+                connect.username = Some(cn.as_str().into());
+                identity = Some(Authenticated {
+                    username: Some(cn),
+                    verified: true,
+                    ..Authenticated::default()
+                });
             }
             None => {
                 log::info!(
@@ -131,17 +136,44 @@ async fn serve_new<S: Accepted + 'static>(
             }
         }
     }
-    // Enhanced authentication proves itself on the home shard (and refuses there).
-    credentials |= connect.properties.authentication_method.is_some();
-    if !credentials && !listener.anonymous_allowed(ctx.cfg.allow_anonymous) {
-        log::info!(
-            "client {}: anonymous clients are not allowed on {} (allow_anonymous); refused",
-            connect.client_id,
-            listener.bind
-        );
-        refuse_connect(&mut stream, connect.protocol, 0x87, 0x05).await;
-        return;
+    if identity.is_none() && connect.properties.authentication_method.is_some() {
+        // Enhanced authentication proves itself on the home shard (and refuses there).
+        identity = Some(Authenticated {
+            username: connect.username.as_deref().map(str::to_owned),
+            verified: true,
+            ..Authenticated::default()
+        });
     }
+    let identity = match identity {
+        Some(i) => i,
+        None => match Box::pin(super::handshake::check_credentials(
+            &ctx, listener, &connect,
+        ))
+        .await
+        {
+            Ok(i) => i,
+            Err(r) => {
+                log::info!(
+                    "client {}: {} on {}; refused",
+                    connect.client_id,
+                    match r {
+                        Refusal::BadCredentials => "bad user name or password",
+                        Refusal::NotAuthorized =>
+                            "not authorized (anonymous clients need allow_anonymous here)",
+                    },
+                    listener.bind
+                );
+                refuse_connect(
+                    &mut stream,
+                    connect.protocol,
+                    r.v5_reason(),
+                    r.v3_return_code(),
+                )
+                .await;
+                return;
+            }
+        },
+    };
     let mut assigned = false;
     if connect.client_id.is_empty() {
         // Assigned here so the home shard can be chosen; refused later if the version and
@@ -157,7 +189,7 @@ async fn serve_new<S: Accepted + 'static>(
     if home == me {
         // A task of its own, so this one (and the CONNECT-reading state it carries) ends and
         // frees its memory: an idle connection keeps only the serving task.
-        let task = serve_connected(ctx, stream, connect, rbuf, assigned, ticket);
+        let task = serve_connected(ctx, stream, connect, rbuf, assigned, identity, ticket);
         glommio::spawn_local(task).detach();
         return;
     }
@@ -177,6 +209,7 @@ async fn serve_new<S: Accepted + 'static>(
         assigned_id: assigned,
         tls,
         ticket,
+        identity: Box::new(identity),
     };
     ctx.shard
         .borrow_mut()
@@ -193,10 +226,29 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
         match h.tls {
             Some(state) => {
                 let stream = TlsStream::from_parts(stream, state);
-                let task = serve_connected(ctx, stream, h.connect, rbuf, h.assigned_id, h.ticket);
+                let task = serve_connected(
+                    ctx,
+                    stream,
+                    h.connect,
+                    rbuf,
+                    h.assigned_id,
+                    *h.identity,
+                    h.ticket,
+                );
                 Box::pin(task).await;
             }
-            None => serve_connected(ctx, stream, h.connect, rbuf, h.assigned_id, h.ticket).await,
+            None => {
+                let task = serve_connected(
+                    ctx,
+                    stream,
+                    h.connect,
+                    rbuf,
+                    h.assigned_id,
+                    *h.identity,
+                    h.ticket,
+                );
+                task.await
+            }
         }
     })
     .detach();
@@ -226,6 +278,7 @@ async fn serve_connected<S: Transport>(
     connect: Box<codec::Connect>,
     mut rbuf: BytesMut,
     assigned: bool,
+    identity: Authenticated,
     _ticket: Ticket,
 ) {
     // TCP_NODELAY was set at accept; a handed-over descriptor is the same socket.
@@ -253,7 +306,14 @@ async fn serve_connected<S: Transport>(
             }
         }
     }
-    let mut conn = match Engine::open(&ctx, link.clone(), connect, assigned, authenticated) {
+    let mut conn = match Engine::open(
+        &ctx,
+        link.clone(),
+        connect,
+        assigned,
+        authenticated,
+        identity,
+    ) {
         Ok(c) => c,
         Err(Refused) => {
             // CONNACK with a failure code is in the link's buffer: flush it and close.

@@ -180,3 +180,35 @@ pub(super) async fn authenticate<S: Transport>(
         };
     }
 }
+
+/// Passwords, tokens and anonymous access for a CONNECT, decided on the accepting shard before
+/// any hand-over. A password that is not in the cache is derived on glommio's blocking thread,
+/// never on the reactor (PBKDF2 and argon2 take milliseconds by design).
+pub(super) async fn check_credentials(
+    ctx: &ShardCtx,
+    listener: &crate::listeners::ListenerConfig,
+    c: &codec::Connect,
+) -> Result<crate::auth::security::Authenticated, crate::auth::security::Refusal> {
+    use crate::auth::security::{ConnectAuth, ConnectCheck};
+    let security = ctx.shard.borrow().security.clone();
+    let auth = ConnectAuth {
+        username: c.username.as_deref(),
+        password: c.password.as_deref(),
+        client_id: &c.client_id,
+        loopback_listener: listener.is_loopback(),
+        listener_allow_anonymous: listener.allow_anonymous,
+    };
+    let check = security.check_connect(&mut ctx.shard.borrow_mut().verify_cache, auth);
+    match check {
+        ConnectCheck::Done(r) => r,
+        ConnectCheck::Derive(job) => {
+            let (job, ok) = glommio::executor()
+                .spawn_blocking(move || {
+                    let ok = job.run();
+                    (job, ok)
+                })
+                .await;
+            job.finish(ok, &mut ctx.shard.borrow_mut().verify_cache)
+        }
+    }
+}

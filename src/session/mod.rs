@@ -159,6 +159,9 @@ pub struct Session {
     /// these ids is a retransmission and is not routed again [MQTT-4.3.3-10].
     pub incoming_qos2: HashSet<u16>,
     pub conn: Option<Rc<ConnLink>>,
+    /// Who the client authenticated as (user name, token ACL rules), for the ACL's checks;
+    /// `None` for an anonymous client.
+    pub identity: Option<Box<crate::auth::security::Authenticated>>,
 }
 
 impl Session {
@@ -187,6 +190,7 @@ impl Session {
             holds: 0,
             incoming_qos2: HashSet::new(),
             conn: None,
+            identity: None,
         }
     }
 

@@ -109,6 +109,8 @@ pub struct HandOver {
     pub tls: Option<crate::transport::tls::TlsState>,
     /// Its place in the connection counts, given back when it ends on the home shard.
     pub ticket: crate::net::admission::Ticket,
+    /// Who it authenticated as on the accepting shard.
+    pub identity: Box<crate::auth::security::Authenticated>,
 }
 
 /// The home shard of a client id: FNV-1a, stable across runs and shards (every shard must agree

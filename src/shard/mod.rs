@@ -89,6 +89,8 @@ pub struct Stats {
     pub sessions_refused: u64,
     pub retained_refused: u64,
     pub rate_disconnects: u64,
+    /// PUBLISHes and SUBSCRIBE filters the ACL refused.
+    pub acl_denied: u64,
 }
 
 /// Log the 1st, 2nd, 4th, 8th... occurrence of something a flood could repeat: a line for the
@@ -162,6 +164,10 @@ pub struct Shard {
     pub sessions_total: Arc<std::sync::atomic::AtomicUsize>,
     /// Bytes (topic + payload) of this shard's copy of the retained messages.
     pub retained_bytes: usize,
+    /// Passwords, ACL and JWT keys: immutable, replaced whole on reload.
+    pub security: Arc<crate::auth::security::Security>,
+    /// Successful password verifications, so a reconnect storm skips key derivation.
+    pub verify_cache: crate::auth::password::VerifyCache,
 }
 
 /// What a shard timer is for.
@@ -172,6 +178,12 @@ pub enum TimerKind {
     /// The connected session's keep alive: on firing, the link's last receive time decides
     /// between closing (0x8D) and firing again later. A read never touches the timers.
     KeepAlive,
+    /// The JWT the client connected with expires: disconnect it (v5 0xA0).
+    TokenExpiry,
+}
+
+fn cfg_cache_users(cfg: &Config) -> usize {
+    cfg.password_cache_users_max.max(1)
 }
 
 /// Messages waiting for one peer before a publisher on this shard waits for the flusher
@@ -180,6 +192,7 @@ pub const OUTBOX_MAX: usize = 64 * crate::limits::MESH_BATCH_MAX;
 
 impl Shard {
     pub fn new(id: usize, shards: usize, cfg: Rc<Config>) -> Shard {
+        let cfg_for_cache = cfg.clone();
         let session_limits = SessionLimits {
             inflight_max: cfg.inflight_max,
             queued_messages_max: cfg.queued_messages_max,
@@ -214,6 +227,8 @@ impl Shard {
             delayed_wills: HashMap::new(),
             sessions_total: Default::default(),
             retained_bytes: 0,
+            security: Arc::new(crate::auth::security::Security::open()),
+            verify_cache: crate::auth::password::VerifyCache::new(cfg_cache_users(&cfg_for_cache)),
         }
     }
 
@@ -282,6 +297,31 @@ impl Shard {
 
     pub fn unwatch_keep_alive(&mut self, uid: u64) {
         self.timers.cancel(&(uid, TimerKind::KeepAlive));
+        self.timers.cancel(&(uid, TimerKind::TokenExpiry));
+    }
+
+    /// Disconnect `uid`'s connection when its token expires.
+    pub fn watch_token_expiry(&mut self, uid: u64, at: std::time::Instant) {
+        self.timers.arm((uid, TimerKind::TokenExpiry), at);
+    }
+
+    /// The ACL lets `session` read `topic` (checked per delivery; free without an ACL file
+    /// or token rules).
+    pub fn may_read(&self, session: &Session, topic: &str) -> bool {
+        let acl = &self.security.acl;
+        let id = session.identity.as_deref();
+        let claims = id.and_then(|a| a.claim_acl.as_ref());
+        if !acl.is_enforcing() && claims.is_none() && !topic.starts_with('$') {
+            return true;
+        }
+        let user = id.and_then(|a| a.username.as_deref());
+        acl.check_with_claims(
+            claims,
+            user,
+            &session.client_id,
+            topic,
+            crate::auth::acl::Access::Read,
+        )
     }
 
     /// Timer heap entries, live or stale: bounded by the sessions, not by reconnects.
@@ -314,6 +354,13 @@ impl Shard {
                     }
                 }
                 TimerKind::KeepAlive => self.check_keep_alive(uid, now),
+                TimerKind::TokenExpiry => {
+                    let link = self.by_uid.get(&uid).and_then(|s| s.borrow().conn.clone());
+                    if let Some(link) = link {
+                        // 0xA0 Maximum connect time: the credentials' lifetime is over.
+                        link.request_close(0xA0);
+                    }
+                }
             }
         }
     }

@@ -85,6 +85,9 @@ impl Shard {
                 debug_assert!(false, "session borrowed during routing");
                 continue;
             };
+            if !self.may_read(&session, msg.topic()) {
+                continue; // the ACL does not let this subscriber read it
+            }
             let admit = session.deliver(
                 Delivery {
                     msg: msg.clone(),

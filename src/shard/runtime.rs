@@ -25,7 +25,11 @@ type Mesh = MeshBuilder<Vec<MeshMsg>, Full>;
 
 /// Start `cfg.shard_count()` executors and serve until SIGTERM/SIGINT (or a shard fails), then
 /// shut down gracefully. Returns the process exit code.
-pub fn run(cfg: Config, stop: crossbeam_channel::Receiver<i32>) -> std::io::Result<i32> {
+pub fn run(
+    cfg: Config,
+    security: crate::auth::security::Security,
+    stop: crossbeam_channel::Receiver<i32>,
+) -> std::io::Result<i32> {
     let shards = cfg.shard_count();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -68,10 +72,34 @@ pub fn run(cfg: Config, stop: crossbeam_channel::Receiver<i32>) -> std::io::Resu
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     log_listeners(&opened, default, &cfg);
     let (mut control, ports) = crate::control::plane(shards);
-    let reload_from = opened.clone();
+    let security = Arc::new(security);
+    // The control thread's own copy of what shards run with, to reload from (a mutex the data
+    // path never sees).
+    let current = Arc::new(std::sync::Mutex::new(security.clone()));
+    let (reload_from, reload_cfg, reload_current) = (opened.clone(), cfg.clone(), current.clone());
     control.on_reload(Box::new(move || {
+        let tls = crate::tls::load_all(&reload_from)?;
+        let mut cur = reload_current
+            .lock()
+            .map_err(|_| "security state poisoned".to_string())?;
+        let r = cur.reload(&reload_cfg);
+        for e in &r.errors {
+            log::error!("reload: {e} (keeping the previous file)");
+        }
+        *cur = Arc::new(r.security);
         Ok(crate::control::Reload {
-            tls: crate::tls::load_all(&reload_from)?,
+            tls,
+            security: Some(cur.clone()),
+        })
+    }));
+    let poll_current = current;
+    control.on_poll(Box::new(move || {
+        let mut cur = poll_current.lock().ok()?;
+        let fresh = Arc::new(cur.poll()?);
+        *cur = fresh.clone();
+        Some(crate::control::Reload {
+            tls: Vec::new(),
+            security: Some(fresh),
         })
     }));
     for ((id, listener), port) in sockets.into_iter().enumerate().zip(ports) {
@@ -82,7 +110,7 @@ pub fn run(cfg: Config, stop: crossbeam_channel::Receiver<i32>) -> std::io::Resu
         let cfg = cfg.clone();
         let meshes = (data.clone(), control_lane.clone());
         let auth = auth.clone();
-        let shared = (admission.clone(), sessions_total.clone());
+        let shared = (admission.clone(), sessions_total.clone(), security.clone());
         let placement = if cfg.pin && shards <= cpus {
             Placement::Fixed(id)
         } else {
@@ -95,11 +123,12 @@ pub fn run(cfg: Config, stop: crossbeam_channel::Receiver<i32>) -> std::io::Resu
             .io_memory(limits::IO_MEMORY_BYTES)
             .ring_depth(limits::RING_DEPTH)
             .spawn(move || async move {
-                let (admission, sessions_total) = shared;
+                let (admission, sessions_total, security) = shared;
                 let shared = Shared {
                     auth,
                     admission,
                     sessions_total,
+                    security,
                 };
                 shard_main(id, shards, cfg, meshes, listener, shared, port).await
             })
@@ -143,6 +172,7 @@ struct Shared {
     auth: Arc<Registry>,
     admission: Arc<crate::net::admission::Admission>,
     sessions_total: Arc<std::sync::atomic::AtomicUsize>,
+    security: Arc<crate::auth::security::Security>,
 }
 
 async fn shard_main(
@@ -157,6 +187,7 @@ async fn shard_main(
     let cfg = Rc::new(cfg);
     let mut s = Shard::new(id, shards, cfg.clone());
     s.sessions_total = shared.sessions_total;
+    s.security = shared.security;
     let shard = Rc::new(RefCell::new(s));
     let ctx = ShardCtx {
         shard: shard.clone(),
@@ -276,6 +307,9 @@ async fn control_task(
             Ok(Command::Reload(r)) => {
                 for (l, tls) in listeners.iter().zip(r.tls.iter()) {
                     l.set_tls(tls.clone());
+                }
+                if let Some(sec) = &r.security {
+                    shard.borrow_mut().security = sec.clone();
                 }
             }
             Err(_) => {}

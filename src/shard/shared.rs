@@ -297,6 +297,11 @@ impl Shard {
             .filter(|s| s.borrow().uid == uid)
             .cloned();
         match session {
+            Some(s) if !self.may_read(&s.borrow(), msg.topic()) => {
+                // The ACL keeps this member from reading it: the group's message stops here,
+                // as a plain subscription's would.
+                self.stats.acl_denied += 1;
+            }
             Some(s) => {
                 let origin = msg.origin_uid;
                 let admit = s.borrow_mut().deliver(

@@ -146,6 +146,8 @@ pub struct Opts {
     /// v5 Session Expiry Interval (ignored by v3).
     pub expiry_s: Option<u32>,
     pub will: Option<WillSpec>,
+    /// User name and password.
+    pub credentials: Option<(String, String)>,
 }
 
 impl Opts {
@@ -155,7 +157,12 @@ impl Opts {
             clean: true,
             expiry_s: None,
             will: None,
+            credentials: None,
         }
+    }
+    pub fn credentials(mut self, user: &str, password: &str) -> Opts {
+        self.credentials = Some((user.into(), password.into()));
+        self
     }
     /// v3 clean_session=0; v5 clean_start=0 with a 300 s session expiry.
     pub fn persistent() -> Opts {
@@ -363,6 +370,9 @@ macro_rules! pump_events {
 
 fn v3_options(b: &Broker, id: &str, o: &Opts) -> rumqttc::MqttOptions {
     let mut m = rumqttc::MqttOptions::new(id, "127.0.0.1", b.port);
+    if let Some((u, p)) = &o.credentials {
+        m.set_credentials(u, p);
+    }
     m.set_clean_session(o.clean)
         .set_max_packet_size(1 << 20, 1 << 20);
     if let Some(w) = &o.will {
@@ -379,6 +389,9 @@ fn v3_options(b: &Broker, id: &str, o: &Opts) -> rumqttc::MqttOptions {
 fn v5_options(b: &Broker, id: &str, o: &Opts) -> rumqttc::v5::MqttOptions {
     use rumqttc::v5::mqttbytes::v5::{ConnectProperties, LastWill, LastWillProperties};
     let mut m = rumqttc::v5::MqttOptions::new(id, "127.0.0.1", b.port);
+    if let Some((u, p)) = &o.credentials {
+        m.set_credentials(u, p);
+    }
     let mut props = ConnectProperties::new();
     props.session_expiry_interval = o.expiry_s;
     props.max_packet_size = Some(1 << 20);
@@ -860,9 +873,20 @@ pub struct Witness {
 
 impl Witness {
     pub async fn start(b: &Broker) -> Witness {
-        let mut sub = Client::connect(b, Version::V3, &b.id("witness-sub", 0)).await;
+        Witness::start_with(b, Opts::clean()).await
+    }
+
+    /// A witness pair that logs in as `user`.
+    #[allow(dead_code)] // the auth tests' witness
+    pub async fn start_as(b: &Broker, user: &str, password: &str) -> Witness {
+        Witness::start_with(b, Opts::clean().credentials(user, password)).await
+    }
+
+    async fn start_with(b: &Broker, o: Opts) -> Witness {
+        let mut sub =
+            Client::connect_with(b, Version::V3, &b.id("witness-sub", 0), o.clone()).await;
         assert_eq!(sub.subscribe(WITNESS_TOPIC, 1).await, 1);
-        let mut publisher = Client::connect(b, Version::V5, &b.id("witness-pub", 1)).await;
+        let mut publisher = Client::connect_with(b, Version::V5, &b.id("witness-pub", 1), o).await;
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let publisher = tokio::spawn(async move {
             let mut n = 0usize;

@@ -74,3 +74,4 @@ mod t11_tls;
 mod t12_access;
 mod t13_malformed;
 mod t14_hostile;
+mod t15_auth;
