@@ -5,6 +5,7 @@
 use crate::limits;
 use crate::session::QueueFull;
 use crate::shard::shared::SharePolicy;
+use crate::store::{self, Durability};
 use clap::Parser;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -113,6 +114,29 @@ pub struct Cli {
     /// Log level: error, warn, info, debug, trace [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Directory for the durable store (one `shard-N` subdirectory per shard); created if
+    /// missing [default: ./ringmq-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// What an acknowledgement waits for: none (memory only), process (the write completed:
+    /// survives kill -9) or power (also fdatasync: survives power loss) [default: process].
+    #[arg(long, value_enum)]
+    pub durability: Option<Durability>,
+    /// With durability = power, the least time between two commits (fdatasyncs) of a shard,
+    /// microseconds [default: 1000].
+    #[arg(long)]
+    pub commit_interval_us: Option<u64>,
+    /// Size of one log segment file, bytes (pre-allocated) [default: 67108864].
+    #[arg(long)]
+    pub store_segment_bytes: Option<u64>,
+    /// Disk the store may use across all shards, bytes; past it new work that needs storage is
+    /// refused; 0 = no cap [default: 8589934592].
+    #[arg(long)]
+    pub store_max_bytes: Option<u64>,
+    /// Compact a shard's log once its oldest segment is this old, seconds; 0 = only on size
+    /// [default: 86400].
+    #[arg(long)]
+    pub store_max_age_s: Option<u64>,
 }
 
 /// The merged configuration a broker runs with.
@@ -150,6 +174,13 @@ pub struct Config {
     /// Users for SCRAM-SHA-256 enhanced authentication (MQTT 5 AUTH).
     pub users: Vec<User>,
     pub log_level: String,
+    /// The durable store (see `store`): where, how durable, and its disk bounds.
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub commit_interval_us: u64,
+    pub store_segment_bytes: u64,
+    pub store_max_bytes: u64,
+    pub store_max_age_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -192,6 +223,12 @@ impl Default for Config {
             shared_subscription_policy: SharePolicy::RoundRobin,
             users: Vec::new(),
             log_level: "info".into(),
+            data_dir: PathBuf::from(store::DATA_DIR_DEFAULT),
+            durability: Durability::Process,
+            commit_interval_us: store::COMMIT_INTERVAL_US_DEFAULT,
+            store_segment_bytes: store::SEGMENT_BYTES_DEFAULT,
+            store_max_bytes: store::MAX_BYTES_DEFAULT,
+            store_max_age_s: store::MAX_AGE_S_DEFAULT,
         }
     }
 }
@@ -256,7 +293,13 @@ impl Config {
             redirect_server_reference,
             redirect_permanent,
             shared_subscription_policy,
-            log_level
+            log_level,
+            data_dir,
+            durability,
+            commit_interval_us,
+            store_segment_bytes,
+            store_max_bytes,
+            store_max_age_s
         );
         for u in &cli.users {
             let Some((username, password)) = u.split_once(':') else {
@@ -301,6 +344,20 @@ impl Config {
         }
         if self.mesh_channel_capacity == 0 {
             return bad("mesh_channel_capacity", "must be positive");
+        }
+        if self.store_segment_bytes < store::SEGMENT_BYTES_MIN
+            || !self.store_segment_bytes.is_multiple_of(4096)
+        {
+            return bad(
+                "store_segment_bytes",
+                "must be a multiple of 4096, at least 1 MiB",
+            );
+        }
+        if self.store_max_bytes != 0 && self.store_max_bytes < 2 * self.store_segment_bytes {
+            return bad("store_max_bytes", "must be 0 or at least two segments");
+        }
+        if self.commit_interval_us > 1_000_000 {
+            return bad("commit_interval_us", "at most 1000000 (one second)");
         }
         if self.bind.parse::<std::net::SocketAddr>().is_err() {
             return bad("bind", "must be an address:port such as 0.0.0.0:1883");

@@ -11,6 +11,8 @@
 //! - [`control`]: the control thread and its channels to the shards (statistics, shutdown);
 //!   never on the data path.
 //! - [`auth`]: MQTT 5 enhanced authentication methods (SCRAM-SHA-256); sans-IO.
+//! - [`store`]: the per-shard durable log (group commit, segments, recovery); never interprets
+//!   what it stores or blocks the message loop on the disk.
 //! - [`config`], [`limits`]: configuration and every bound the broker enforces.
 //! - [`host`]: start-up checks of host limits (open files, memlock, somaxconn).
 
@@ -24,5 +26,6 @@ pub mod limits;
 pub mod net;
 pub mod session;
 pub mod shard;
+pub mod store;
 pub mod topic;
 pub mod transport;
