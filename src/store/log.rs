@@ -584,4 +584,4 @@ impl Drop for WaitCommitted<'_> {
 
 #[cfg(test)]
 #[path = "log_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -6,14 +6,19 @@
 //! - [`log`]: the writer: `append` (memory only), `commit` (one write for everything appended
 //!   since the last), waiting for a commit, segment rotation and release.
 //! - [`recover`]: reading a shard's segments back at start-up, cutting a torn tail.
+//! - [`entry`]: the typed records the broker logs (retained, sessions, subscriptions,
+//!   messages stored once and referenced, QoS 2 state, wills) and their encoding.
+//! - [`image`]: the state rebuilt from entries, and its snapshot for compaction.
 //!
-//! Owns: the files under `DATA_DIR/shard-N/`. Never: interprets record payloads (the layer
-//! above gives them meaning), shares a log between shards, or reports an LSN as committed
+//! Owns: the files under `DATA_DIR/shard-N/`. Never: lets the log interpret record payloads
+//! (only `entry`/`image` give them meaning), shares a log between shards, or reports an LSN as committed
 //! before the write holding it has completed (and, with [`Durability::Power`], been synced).
 //!
 //! Measured on the development VM (2 cores, ext4 on virtio, `cargo test --release`):
 //! see the figures in `docs/ARCHITECTURE.md` ("Durable store") and `benches/store.rs`.
 
+pub mod entry;
+pub mod image;
 pub mod log;
 pub mod record;
 pub mod recover;
@@ -21,6 +26,8 @@ mod segment;
 mod waiters;
 
 pub use self::log::{Log, LogOptions, LogStats, SegmentInfo, WaitCommitted};
+pub use entry::{Entry, EntryError, MsgId, StoredMessage};
+pub use image::{Image, MsgRef, MsgStore, SessionImage, StoredWill};
 pub use record::{Kind, Lsn, RecordRef};
 pub use recover::{recover, recover_each, Record, Recovered, Skipped, Tail};
 
