@@ -17,13 +17,11 @@
 use super::record::{self, Kind, Lsn, PAYLOAD_BYTES_MAX};
 use super::recover::Recovered;
 use super::segment::{self, SegFile, SEGMENT_HEADER_BYTES};
-use super::waiters::Waiters;
-use super::{segment_name, shard_dir, Durability, StoreError};
-use std::cell::RefCell;
+use super::waiters::{AppendedOrClosed, WaitCommitted, Waiters};
+use super::{shard_dir, Durability, StoreError};
+use std::cell::{RefCell, RefMut};
 use std::collections::VecDeque;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
@@ -106,6 +104,10 @@ struct State {
     seg_end: u64,
     /// Committed bytes of its last partial block, for the next chunk to start with.
     tail_block: Vec<u8>,
+    /// A segment made ready ahead of rotation (pre-allocated and zero-filled), and whether
+    /// one is being made.
+    spare: Option<SegFile>,
+    preparing: bool,
     /// The commit loop, parked until something is appended.
     appended: Option<Waker>,
     stats: LogStats,
@@ -148,6 +150,8 @@ impl Log {
             seg_first: None,
             seg_end: 0,
             tail_block: Vec::new(),
+            spare: None,
+            preparing: false,
             appended: None,
             stats: LogStats::default(),
         };
@@ -161,6 +165,9 @@ impl Log {
                 st.tail_block = t.last_block.clone();
             }
         }
+        // No spare is made here: writing a segment of zeros would delay start-up. The commit
+        // task prepares one in the background; a segment needed before it is ready is created
+        // with fallocate only (correct, slower to write into: see `SegFile::zero_fill`).
         Ok(Log {
             opts,
             dir,
@@ -262,9 +269,15 @@ impl Log {
         self.st.borrow().segments.iter().cloned().collect()
     }
 
-    /// Bytes the shard's segments occupy on disk.
+    /// Bytes the shard's segments (and a ready spare) occupy on disk.
     pub fn disk_bytes(&self) -> u64 {
-        self.st.borrow().segments.iter().map(|s| s.bytes).sum()
+        let st = self.st.borrow();
+        let spare = if st.spare.is_some() {
+            self.opts.segment_bytes
+        } else {
+            0
+        };
+        self.segment_bytes_used() + spare
     }
 
     /// Age of the oldest segment: past `store_max_age_s` the layer above compacts (writes a
@@ -277,6 +290,11 @@ impl Log {
                 .duration_since(s.created)
                 .unwrap_or_default(),
         )
+    }
+
+    /// Whether a spare segment is ready for the next rotation.
+    pub fn spare_ready(&self) -> bool {
+        self.st.borrow().spare.is_some()
     }
 
     /// Whether the open segment writes with O_DIRECT (false: buffered fallback, or none yet).
@@ -396,107 +414,13 @@ impl Log {
         Ok(target)
     }
 
-    /// Create (and pre-allocate) the files of pending chunks that start a new segment,
-    /// refusing one past `max_bytes`.
-    async fn create_segments(&self) -> Result<(), StoreError> {
-        loop {
-            let next = {
-                let st = self.st.borrow();
-                st.pending
-                    .iter()
-                    .find(|c| c.file.is_none())
-                    .map(|c| c.seg_first)
-            };
-            let Some(first) = next else { return Ok(()) };
-            let used = self.disk_bytes();
-            let max = self.opts.max_bytes;
-            if max > 0 && used + self.opts.segment_bytes > max {
-                return Err(StoreError::Full {
-                    used_bytes: used,
-                    max_bytes: max,
-                });
-            }
-            let path = self.dir.join(segment_name(first));
-            let f = SegFile::open(&path, true, self.opts.direct_io).await?;
-            if let Err(e) = f.pre_allocate(self.opts.segment_bytes).await {
-                // Leave no half-made segment behind; the next commit tries again.
-                f.close().await;
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-            if self.opts.durability == Durability::Power {
-                self.sync_dir().await?;
-            }
-            let f = Rc::new(f);
-            let mut st = self.st.borrow_mut();
-            st.stats.segments_created += 1;
-            if let Some(c) = st.pending.iter_mut().find(|c| c.seg_first == first) {
-                c.file = Some(f.clone());
-            }
-            st.segments.push_back(SegmentInfo {
-                first_lsn: first,
-                path,
-                bytes: self.opts.segment_bytes,
-                created: SystemTime::now(),
-            });
-            if let Some(old) = st.current.replace(f) {
-                // Sealed: its chunk (if still pending) holds its own reference.
-                drop(old);
-            }
-        }
-    }
-
-    /// Make a new or removed directory entry durable (power mode).
-    async fn sync_dir(&self) -> Result<(), StoreError> {
-        let d = glommio::io::Directory::open(&self.dir)
-            .await
-            .map_err(|e| StoreError::io("opening", &self.dir, e))?;
-        d.sync()
-            .await
-            .map_err(|e| StoreError::io("syncing", &self.dir, e))?;
-        let _ = d.close().await;
-        Ok(())
-    }
-
-    /// Delete every segment that holds only records below `lsn` (the caller no longer needs
-    /// them: a snapshot committed at or after `lsn` replaced them). The open segment and any
-    /// segment with uncommitted bytes are kept. Returns how many files were removed.
-    pub async fn release_before(&self, lsn: Lsn) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        loop {
-            let victim = {
-                let st = self.st.borrow();
-                let limit = lsn.min(st.committed + 1);
-                match (st.segments.front(), st.segments.get(1)) {
-                    (Some(s), Some(next))
-                        if next.first_lsn <= limit
-                            && !st.pending.iter().any(|c| c.seg_first == s.first_lsn) =>
-                    {
-                        Some(s.path.clone())
-                    }
-                    _ => None,
-                }
-            };
-            let Some(path) = victim else { break };
-            // Unlink is a quick metadata operation; done inline on the control path.
-            std::fs::remove_file(&path).map_err(|e| StoreError::io("removing", &path, e))?;
-            let mut st = self.st.borrow_mut();
-            st.segments.pop_front();
-            st.stats.segments_released += 1;
-            removed += 1;
-        }
-        if removed > 0 && self.opts.durability == Durability::Power {
-            self.sync_dir().await?;
-        }
-        Ok(removed)
-    }
-
     /// The shard's commit task: whenever something was appended, yield once (so every task
     /// already runnable adds to the batch), then commit it all in one write. With
     /// [`Durability::Power`] commits are at least `interval` apart (each pays an fdatasync).
     /// Returns after [`Log::close`] once everything appended is committed.
     pub async fn run_committer(self: Rc<Self>, interval: Duration) {
         loop {
+            self.spawn_prepare();
             AppendedOrClosed { log: &self }.await;
             let closed = self.st.borrow().closed;
             if closed && self.committed() + 1 >= self.next_lsn() {
@@ -520,6 +444,25 @@ impl Log {
         }
     }
 
+    pub(crate) fn poll_appended(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.st.borrow_mut();
+        if st.closed || st.committed + 1 < st.next_lsn {
+            return Poll::Ready(());
+        }
+        st.appended = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// (committed LSN, failed commits so far), for [`WaitCommitted`].
+    pub(crate) fn commit_state(&self) -> (Lsn, u64) {
+        let st = self.st.borrow();
+        (st.committed, st.failures)
+    }
+
+    pub(crate) fn waiters_mut(&self) -> RefMut<'_, Waiters> {
+        self.waiters.borrow_mut()
+    }
+
     /// Ask the commit task to finish: it commits what is pending and returns.
     pub fn close(&self) {
         let mut st = self.st.borrow_mut();
@@ -530,57 +473,8 @@ impl Log {
     }
 }
 
-/// Resolves when there is something to commit or the log is closed.
-struct AppendedOrClosed<'a> {
-    log: &'a Log,
-}
-
-impl Future for AppendedOrClosed<'_> {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut st = self.log.st.borrow_mut();
-        if st.closed || st.committed + 1 < st.next_lsn {
-            return Poll::Ready(());
-        }
-        st.appended = Some(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-/// See [`Log::wait_committed`].
-pub struct WaitCommitted<'a> {
-    log: &'a Log,
-    lsn: Lsn,
-    key: Option<(Lsn, u64)>,
-    failures: u64,
-}
-
-impl Future for WaitCommitted<'_> {
-    type Output = Result<Lsn, StoreError>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (committed, failures) = {
-            let st = self.log.st.borrow();
-            (st.committed, st.failures)
-        };
-        if committed >= self.lsn {
-            return Poll::Ready(Ok(committed));
-        }
-        if failures != self.failures {
-            return Poll::Ready(Err(StoreError::CommitFailed));
-        }
-        let (lsn, key) = (self.lsn, self.key);
-        self.key = Some(self.log.waiters.borrow_mut().park(key, lsn, cx.waker()));
-        Poll::Pending
-    }
-}
-
-impl Drop for WaitCommitted<'_> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key {
-            self.log.waiters.borrow_mut().remove(key);
-        }
-    }
-}
+#[path = "log_segments.rs"]
+mod segments;
 
 #[cfg(test)]
 #[path = "log_tests.rs"]

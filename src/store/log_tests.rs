@@ -4,6 +4,7 @@
 use super::*;
 use crate::store::{recover, Record};
 use glommio::{LocalExecutorBuilder, Placement};
+use std::future::Future;
 use std::path::Path;
 
 /// Run `f` on a glommio executor sized like a shard's (small registered-buffer pool).
@@ -353,4 +354,46 @@ fn oversized_payloads_are_refused() {
         ));
         assert_eq!(log.next_lsn(), 1, "a refused append takes no LSN");
     });
+}
+
+#[test]
+fn segments_come_ready_from_a_spare_made_in_the_background() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let o = opts(tmp.path(), 64 * 1024);
+    let spare = crate::store::shard_dir(tmp.path(), 3).join(segment::SPARE_NAME);
+    let spare2 = spare.clone();
+    on_executor(move || async move {
+        let log = Rc::new(Log::open(o, &Recovered::default()).await.expect("open"));
+        log.prepare_segment().await.expect("prepare");
+        assert!(spare2.exists() && log.spare_ready());
+        assert_eq!(log.disk_bytes(), 64 * 1024, "the spare counts as used disk");
+        let committer = glommio::spawn_local(log.clone().run_committer(Duration::ZERO));
+        for lsn in 1..=3000u64 {
+            let got = log
+                .append(Kind(16 + (lsn % 5) as u8), &payload(lsn))
+                .expect("append");
+            if lsn % 100 == 0 {
+                log.wait_committed(got).await.expect("committed");
+            }
+        }
+        log.wait_committed(3000).await.expect("committed");
+        let s = log.stats();
+        assert!(s.segments_created >= 4, "{s:?}");
+        // Let the background preparation after the last rotation finish.
+        for _ in 0..100 {
+            if spare2.exists() && log.disk_bytes() > 64 * 1024 * log.segments().len() as u64 {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(spare2.exists());
+        log.close();
+        committer.await;
+    });
+    let rec = recover(tmp.path(), 3).expect("recover");
+    check(&rec.records, 1, 3000);
+    assert!(
+        !spare.exists(),
+        "recovery removes a spare (it may be half made)"
+    );
 }

@@ -25,11 +25,12 @@ pub mod recover;
 mod segment;
 mod waiters;
 
-pub use self::log::{Log, LogOptions, LogStats, SegmentInfo, WaitCommitted};
+pub use self::log::{Log, LogOptions, LogStats, SegmentInfo};
 pub use entry::{Entry, EntryError, MsgId, StoredMessage};
 pub use image::{Image, MsgRef, MsgStore, SessionImage, StoredWill};
 pub use record::{Kind, Lsn, RecordRef};
 pub use recover::{recover, recover_each, Record, Recovered, Skipped, Tail};
+pub use waiters::WaitCommitted;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -24,6 +24,14 @@ pub(crate) const WRITE_BYTES_MAX: usize = 256 * 1024;
 const _: () = assert!(WRITE_BYTES_MAX.is_multiple_of(BLOCK));
 const _: () = assert!(WRITE_BYTES_MAX <= crate::limits::IO_MEMORY_BYTES / 2);
 
+/// The spare segment being made ready ahead of the next rotation; renamed to its segment name
+/// when it is used, removed by recovery (it may not be fully zeroed).
+pub(crate) const SPARE_NAME: &str = "spare.seg.tmp";
+
+/// One zero buffer, written again and again to fill a spare segment: a quarter of the
+/// registered pool, taken only while a spare is being made.
+const ZERO_FILL_BYTES: usize = 128 * 1024;
+
 /// Magic and format version in every segment's header record.
 const MAGIC: &[u8; 8] = b"RINGMQLG";
 const VERSION: u16 = 1;
@@ -137,6 +145,51 @@ impl SegFile {
             path: path.to_path_buf(),
             warned_prealloc: Cell::new(false),
         }
+    }
+
+    /// Write zeros over `[0, bytes)` (O_DIRECT files only), so every block of the segment is
+    /// an allocated, *written* extent. On ext4 an O_DIRECT write into fallocate's
+    /// unwritten extents converts them in the write path: measured here, an 8 KiB commit that
+    /// rewrites the partial block and starts a new one took 2.4 ms into an unwritten extent and
+    /// 0.1 ms into a written one, and its fdatasync 0.7 ms against 0.16 ms.
+    pub(crate) async fn zero_fill(&self, bytes: u64) -> Result<(), StoreError> {
+        let Handle::Dma(f) = &self.handle else {
+            return Ok(());
+        };
+        let mut zeros = f.alloc_dma_buffer(ZERO_FILL_BYTES);
+        zeros.as_bytes_mut().fill(0);
+        let zeros = std::rc::Rc::new(zeros);
+        let full = bytes / ZERO_FILL_BYTES as u64 * ZERO_FILL_BYTES as u64;
+        let mut at = 0;
+        while at < full {
+            let wrote = f
+                .write_rc_at(zeros.clone(), at)
+                .await
+                .map_err(|e| StoreError::io("zero-filling", &self.path, e))?;
+            if wrote != ZERO_FILL_BYTES {
+                return Err(short_write(&self.path, at, wrote, ZERO_FILL_BYTES));
+            }
+            at += ZERO_FILL_BYTES as u64;
+        }
+        if at < bytes {
+            let rest = align_up((bytes - at) as usize);
+            let mut b = f.alloc_dma_buffer(rest);
+            b.as_bytes_mut().fill(0);
+            f.write_at(b, at)
+                .await
+                .map_err(|e| StoreError::io("zero-filling", &self.path, e))?;
+        }
+        // No fdatasync: it would wait behind every other file's dirty data in the journal
+        // (ext4 data=ordered), and nothing needs it. If a crash loses the extent conversion,
+        // the blocks read as zeros all the same; `power` commits sync what they write.
+        Ok(())
+    }
+
+    /// Give the (not yet shared) file its segment name.
+    pub(crate) fn rename(&mut self, to: &Path) -> Result<(), StoreError> {
+        std::fs::rename(&self.path, to).map_err(|e| StoreError::io("renaming", &self.path, e))?;
+        self.path = to.to_path_buf();
+        Ok(())
     }
 
     pub(crate) fn is_direct(&self) -> bool {

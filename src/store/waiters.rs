@@ -5,9 +5,13 @@
 //!
 //! Owns: the wakers. Never: locks or atomics (one shard thread touches it).
 
+use super::log::Log;
 use super::record::Lsn;
+use super::StoreError;
 use std::collections::BTreeMap;
-use std::task::Waker;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
@@ -56,5 +60,50 @@ impl Waiters {
 
     pub(crate) fn len(&self) -> usize {
         self.by_lsn.len()
+    }
+}
+
+/// Resolves when there is something to commit or the log is closed (the commit task's wait).
+pub(crate) struct AppendedOrClosed<'a> {
+    pub(crate) log: &'a Log,
+}
+
+impl Future for AppendedOrClosed<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.log.poll_appended(cx)
+    }
+}
+
+/// The future of [`Log::wait_committed`].
+pub struct WaitCommitted<'a> {
+    pub(crate) log: &'a Log,
+    pub(crate) lsn: Lsn,
+    pub(crate) key: Option<(Lsn, u64)>,
+    /// Failed commits when the wait began: a change means a commit failed meanwhile.
+    pub(crate) failures: u64,
+}
+
+impl Future for WaitCommitted<'_> {
+    type Output = Result<Lsn, StoreError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (committed, failures) = self.log.commit_state();
+        if committed >= self.lsn {
+            return Poll::Ready(Ok(committed));
+        }
+        if failures != self.failures {
+            return Poll::Ready(Err(StoreError::CommitFailed));
+        }
+        let (lsn, key) = (self.lsn, self.key);
+        self.key = Some(self.log.waiters_mut().park(key, lsn, cx.waker()));
+        Poll::Pending
+    }
+}
+
+impl Drop for WaitCommitted<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.log.waiters_mut().remove(key);
+        }
     }
 }
