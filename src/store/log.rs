@@ -108,6 +108,8 @@ struct State {
     /// one is being made.
     spare: Option<SegFile>,
     preparing: bool,
+    /// A segment was created (power mode) and the directory not synced since.
+    dir_unsynced: bool,
     /// The commit loop, parked until something is appended.
     appended: Option<Waker>,
     stats: LogStats,
@@ -152,6 +154,7 @@ impl Log {
             tail_block: Vec::new(),
             spare: None,
             preparing: false,
+            dir_unsynced: false,
             appended: None,
             stats: LogStats::default(),
         };
@@ -360,6 +363,7 @@ impl Log {
     /// each in `power` mode before the next segment gets a byte), then trim what is on disk.
     async fn commit_once(&self) -> Result<Lsn, StoreError> {
         self.create_segments().await?;
+        self.sync_dir_if_needed().await?;
         // Snapshot what to write; appends may continue while the writes are in flight.
         let plan: Vec<Planned> = {
             let st = self.st.borrow();

@@ -119,26 +119,40 @@ impl Log {
                     f
                 }
             };
-            if self.opts.durability == Durability::Power {
-                self.sync_dir().await?;
-            }
             let f = Rc::new(f);
-            let mut st = self.st.borrow_mut();
-            st.stats.segments_created += 1;
-            if let Some(c) = st.pending.iter_mut().find(|c| c.seg_first == first) {
-                c.file = Some(f.clone());
-            }
-            st.segments.push_back(SegmentInfo {
-                first_lsn: first,
-                path,
-                bytes: self.opts.segment_bytes,
-                created: SystemTime::now(),
-            });
-            if let Some(old) = st.current.replace(f) {
-                // Sealed: its chunk (if still pending) holds its own reference.
-                drop(old);
-            }
+            self.register_segment(first, path, f);
+            self.sync_dir_if_needed().await?;
         }
+    }
+
+    /// Record a new segment as the open one. Registered before the directory sync, so a failed
+    /// sync leaves a segment the next commit writes into (and syncs the directory for), not a
+    /// file in the way.
+    fn register_segment(&self, first: Lsn, path: std::path::PathBuf, f: Rc<SegFile>) {
+        let mut st = self.st.borrow_mut();
+        st.stats.segments_created += 1;
+        st.dir_unsynced = self.opts.durability == Durability::Power;
+        if let Some(c) = st.pending.iter_mut().find(|c| c.seg_first == first) {
+            c.file = Some(f.clone());
+        }
+        st.segments.push_back(SegmentInfo {
+            first_lsn: first,
+            path,
+            bytes: self.opts.segment_bytes,
+            created: SystemTime::now(),
+        });
+        // The sealed segment's file stays open while its chunk (if still pending) holds it.
+        st.current = Some(f);
+    }
+
+    /// With `power`, make new directory entries durable before any record depends on them.
+    pub(super) async fn sync_dir_if_needed(&self) -> Result<(), StoreError> {
+        if !self.st.borrow().dir_unsynced {
+            return Ok(());
+        }
+        self.sync_dir().await?;
+        self.st.borrow_mut().dir_unsynced = false;
+        Ok(())
     }
 
     /// Make a new or removed directory entry durable (power mode).

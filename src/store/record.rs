@@ -301,7 +301,9 @@ mod tests {
                 prop_assert_eq!(*lsn, i as u64 + 1);
                 prop_assert_eq!(p, &records[i].1);
             }
-            if !cut || at > starts[damaged] {
+            // A cut that leaves only zero bytes of the damaged record is indistinguishable from
+            // padding: a clean end at the right offset is then the correct answer.
+            if !cut || bad[starts[damaged]..].iter().any(|&b| b != 0) {
                 prop_assert!(stop.damage.is_some(), "damage at {} reported as a clean end", at);
             }
         }
