@@ -397,6 +397,34 @@ mod tests {
     }
 
     #[test]
+    fn store_keys_have_defaults_flags_and_checks() {
+        let cfg = Config::default();
+        assert_eq!(cfg.data_dir, PathBuf::from("./ringmq-data"));
+        assert_eq!(cfg.durability, Durability::Process);
+        assert_eq!(cfg.commit_interval_us, 1000);
+        let cli = Cli::parse_from([
+            "ringmq",
+            "--data-dir",
+            "/var/lib/ringmq",
+            "--durability",
+            "power",
+            "--store-segment-bytes",
+            "8388608",
+        ]);
+        let cfg = Config::load(&cli).expect("loads");
+        assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/ringmq"));
+        assert_eq!(cfg.durability, Durability::Power);
+        assert_eq!(cfg.store_segment_bytes, 8 * 1024 * 1024);
+        let toml = Config::from_toml("durability = \"none\"").expect("parses");
+        assert_eq!(toml.durability, Durability::None);
+        let bad = Config {
+            store_segment_bytes: 1000,
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(Config::from_toml("no_such_key = 1").is_err());
         let cfg = Config {
