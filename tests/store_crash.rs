@@ -5,7 +5,7 @@
 //! records must be exactly 1..=n with the contents the child wrote, and nothing damaged may be
 //! returned. Several rounds on the same directory, so each child also recovers what the
 //! previous one's death left (a cut tail) and appends after it; rounds alternate O_DIRECT and
-//! the buffered fallback.
+//! the buffered fallback, and the last two use `power` durability.
 
 use glommio::{LocalExecutorBuilder, Placement};
 use rand::Rng;
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 const CHILD_ENV: &str = "RINGMQ_STORE_CRASH_CHILD";
 const DIRECT_ENV: &str = "RINGMQ_STORE_CRASH_DIRECT";
+const POWER_ENV: &str = "RINGMQ_STORE_CRASH_POWER";
 const SHARD: usize = 0;
 /// Small segments, so rotations (and spare preparation) happen under the knife too.
 const SEGMENT_BYTES: u64 = 1024 * 1024;
@@ -37,10 +38,15 @@ fn kind(lsn: u64) -> Kind {
 }
 
 fn options(dir: &Path, direct_io: bool) -> LogOptions {
+    let power = std::env::var(POWER_ENV).is_ok_and(|v| v == "1");
     LogOptions {
         data_dir: dir.to_path_buf(),
         shard: SHARD,
-        durability: Durability::Process,
+        durability: if power {
+            Durability::Power
+        } else {
+            Durability::Process
+        },
         segment_bytes: SEGMENT_BYTES,
         max_bytes: 0,
         direct_io,
@@ -97,12 +103,13 @@ fn crash_child() {
 /// Run one child until it has printed a few committed LSNs, then for `run_for` more, SIGKILL
 /// it, and return the highest LSN it printed. Waiting for progress first keeps the test honest
 /// on a busy machine (a slow disk must not turn into "killed before it started").
-fn run_and_kill(dir: &Path, direct: bool, run_for: Duration) -> u64 {
+fn run_and_kill(dir: &Path, direct: bool, power: bool, run_for: Duration) -> u64 {
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
         .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .env(DIRECT_ENV, if direct { "1" } else { "0" })
+        .env(POWER_ENV, if power { "1" } else { "0" })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -136,7 +143,7 @@ fn run_and_kill(dir: &Path, direct: bool, run_for: Duration) -> u64 {
     let (max, lines) = reader.join().expect("reader");
     assert!(progressed, "the child committed nothing within 5 s");
     eprintln!(
-        "round: direct={direct} ran {:?}, {lines} commit lines, highest committed LSN {max}",
+        "round: direct={direct} power={power} ran {:?}, {lines} commit lines, highest committed LSN {max}",
         started.elapsed()
     );
     max
@@ -173,8 +180,10 @@ fn kill_9_loses_nothing_committed() {
     let mut prev_last = 0;
     for round in 0..6 {
         let direct = round % 2 == 0;
+        // Rounds 4 and 5 sync every commit (durability = power): same promise, other path.
+        let power = round >= 4;
         let run_for = Duration::from_millis(rng.gen_range(0..600));
-        let committed = run_and_kill(tmp.path(), direct, run_for);
+        let committed = run_and_kill(tmp.path(), direct, power, run_for);
         assert!(
             committed > prev_last,
             "round {round}: the child made progress"
