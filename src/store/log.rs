@@ -110,6 +110,9 @@ struct State {
     preparing: bool,
     /// A segment was created (power mode) and the directory not synced since.
     dir_unsynced: bool,
+    /// The segment appends go to was created without a spare (unwritten extents, slow to
+    /// write into): the first append after a spare is ready moves to it.
+    seg_slow: bool,
     /// The commit loop, parked until something is appended.
     appended: Option<Waker>,
     stats: LogStats,
@@ -155,6 +158,7 @@ impl Log {
             spare: None,
             preparing: false,
             dir_unsynced: false,
+            seg_slow: false,
             appended: None,
             stats: LogStats::default(),
         };
@@ -203,7 +207,8 @@ impl Log {
             // A record bigger than a segment gets a segment of its own rather than an error.
             Some(_) => {
                 st.seg_end > SEGMENT_HEADER_BYTES as u64
-                    && st.seg_end + len > self.opts.segment_bytes
+                    && (st.seg_end + len > self.opts.segment_bytes
+                        || (st.seg_slow && st.spare.is_some()))
             }
         };
         if rotate {
@@ -219,6 +224,7 @@ impl Log {
             });
             st.seg_first = Some(lsn);
             st.seg_end = SEGMENT_HEADER_BYTES as u64;
+            st.seg_slow = false;
             st.tail_block.clear();
         } else if st.pending.is_empty() {
             st.pending.push_back(Chunk {

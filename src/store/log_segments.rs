@@ -12,6 +12,12 @@ use crate::store::{segment_name, Durability, StoreError};
 use std::rc::Rc;
 use std::time::SystemTime;
 
+/// Only O_DIRECT segments are slow to write into unwritten extents; buffered ones are not
+/// zero-filled at all, so there is nothing better to move to.
+fn f_is_direct(st: &super::State) -> bool {
+    st.current.as_ref().is_some_and(|f| f.is_direct())
+}
+
 impl Log {
     pub(super) fn segment_bytes_used(&self) -> u64 {
         self.st.borrow().segments.iter().map(|s| s.bytes).sum()
@@ -103,6 +109,7 @@ impl Log {
             self.room_for_segment()?;
             let path = self.dir.join(segment_name(first));
             let spare = self.st.borrow_mut().spare.take();
+            let slow = spare.is_none();
             let f = match spare {
                 Some(mut f) => {
                     f.rename(&path)?;
@@ -121,6 +128,13 @@ impl Log {
             };
             let f = Rc::new(f);
             self.register_segment(first, path, f);
+            {
+                // A segment made the slow way is left as soon as a spare is ready.
+                let mut st = self.st.borrow_mut();
+                if st.seg_first == Some(first) {
+                    st.seg_slow = slow && f_is_direct(&st);
+                }
+            }
             self.sync_dir_if_needed().await?;
         }
     }

@@ -461,3 +461,24 @@ fn random_damage_to_real_files_never_panics_and_keeps_a_prefix() {
         }
     }
 }
+
+#[test]
+fn a_segment_made_without_a_spare_is_left_once_one_is_ready() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let o = opts(tmp.path(), 1024 * 1024);
+    on_executor(move || async move {
+        let log = Log::open(o, &Recovered::default()).await.expect("open");
+        // No spare yet: the first segment is created with fallocate only.
+        append_range(&log, 1, 10, 1000).await;
+        assert_eq!(log.segments().len(), 1);
+        log.prepare_segment().await.expect("prepare");
+        // The next append moves to the zero-filled spare rather than filling the slow one.
+        append_range(&log, 11, 20, 1000).await;
+        assert_eq!(log.segments().len(), 2);
+        assert_eq!(log.segments()[1].first_lsn, 11);
+        assert!(!log.spare_ready(), "the spare became segment 11");
+        append_range(&log, 21, 30, 1000).await;
+        assert_eq!(log.segments().len(), 2, "and stays there");
+    });
+    check(&recover(tmp.path(), 3).expect("recover").records, 1, 30);
+}
