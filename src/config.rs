@@ -5,6 +5,7 @@
 use crate::limits;
 use crate::session::QueueFull;
 use crate::shard::shared::SharePolicy;
+use crate::store::{self, Durability};
 use clap::Parser;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -155,6 +156,29 @@ pub struct Cli {
     /// Bytes (topic + payload) of retained messages kept [default: 1073741824].
     #[arg(long)]
     pub retained_bytes_max: Option<usize>,
+    /// Directory for the durable store (one `shard-N` subdirectory per shard); created if
+    /// missing [default: ./ringmq-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// What an acknowledgement waits for: none (memory only), process (the write completed:
+    /// survives kill -9) or power (also fdatasync: survives power loss) [default: process].
+    #[arg(long, value_enum)]
+    pub durability: Option<Durability>,
+    /// With durability = power, the least time between two commits (fdatasyncs) of a shard,
+    /// microseconds [default: 1000].
+    #[arg(long)]
+    pub commit_interval_us: Option<u64>,
+    /// Size of one log segment file, bytes (pre-allocated) [default: 67108864].
+    #[arg(long)]
+    pub store_segment_bytes: Option<u64>,
+    /// Disk the store may use across all shards, bytes; past it new work that needs storage is
+    /// refused; 0 = no cap [default: 8589934592].
+    #[arg(long)]
+    pub store_max_bytes: Option<u64>,
+    /// Compact a shard's log once its oldest segment is this old, seconds; 0 = only on size
+    /// [default: 86400].
+    #[arg(long)]
+    pub store_max_age_s: Option<u64>,
     /// A tool to run instead of the broker; none runs the broker.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -243,6 +267,13 @@ pub struct Config {
     /// Clock skew tolerated on `exp` and `nbf`, seconds.
     pub jwt_leeway_s: u64,
     pub log_level: String,
+    /// The durable store (see `store`): where, how durable, and its disk bounds.
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub commit_interval_us: u64,
+    pub store_segment_bytes: u64,
+    pub store_max_bytes: u64,
+    pub store_max_age_s: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -308,6 +339,12 @@ impl Default for Config {
             jwt_require_exp: true,
             jwt_leeway_s: 0,
             log_level: "info".into(),
+            data_dir: PathBuf::from(store::DATA_DIR_DEFAULT),
+            durability: Durability::Process,
+            commit_interval_us: store::COMMIT_INTERVAL_US_DEFAULT,
+            store_segment_bytes: store::SEGMENT_BYTES_DEFAULT,
+            store_max_bytes: store::MAX_BYTES_DEFAULT,
+            store_max_age_s: store::MAX_AGE_S_DEFAULT,
         }
     }
 }
@@ -382,7 +419,13 @@ impl Config {
             max_publish_bytes_per_client,
             sessions_max,
             retained_messages_max,
-            retained_bytes_max
+            retained_bytes_max,
+            data_dir,
+            durability,
+            commit_interval_us,
+            store_segment_bytes,
+            store_max_bytes,
+            store_max_age_s
         );
         cfg.banned.extend(cli.banned.iter().cloned());
         if let Some(p) = &cli.password_file {
@@ -459,6 +502,20 @@ impl Config {
         }
         if self.password_cache_users_max == 0 {
             return bad("password_cache_users_max", "must be at least 1");
+        }
+        if self.store_segment_bytes < store::SEGMENT_BYTES_MIN
+            || !self.store_segment_bytes.is_multiple_of(4096)
+        {
+            return bad(
+                "store_segment_bytes",
+                "must be a multiple of 4096, at least 1 MiB",
+            );
+        }
+        if self.store_max_bytes != 0 && self.store_max_bytes < 2 * self.store_segment_bytes {
+            return bad("store_max_bytes", "must be 0 or at least two segments");
+        }
+        if self.commit_interval_us > 1_000_000 {
+            return bad("commit_interval_us", "at most 1000000 (one second)");
         }
         if let Some(b) = &self.bind {
             if b.parse::<std::net::SocketAddr>().is_err() {
@@ -572,6 +629,34 @@ mod tests {
         );
         assert_eq!(cfg.allow_anonymous, Some(true));
         assert_eq!(Config::default().allow_anonymous, None);
+    }
+
+    #[test]
+    fn store_keys_have_defaults_flags_and_checks() {
+        let cfg = Config::default();
+        assert_eq!(cfg.data_dir, PathBuf::from("./ringmq-data"));
+        assert_eq!(cfg.durability, Durability::Process);
+        assert_eq!(cfg.commit_interval_us, 1000);
+        let cli = Cli::parse_from([
+            "ringmq",
+            "--data-dir",
+            "/var/lib/ringmq",
+            "--durability",
+            "power",
+            "--store-segment-bytes",
+            "8388608",
+        ]);
+        let cfg = Config::load(&cli).expect("loads");
+        assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/ringmq"));
+        assert_eq!(cfg.durability, Durability::Power);
+        assert_eq!(cfg.store_segment_bytes, 8 * 1024 * 1024);
+        let toml = Config::from_toml("durability = \"none\"").expect("parses");
+        assert_eq!(toml.durability, Durability::None);
+        let bad = Config {
+            store_segment_bytes: 1000,
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

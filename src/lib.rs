@@ -15,6 +15,8 @@
 //!   never on the data path.
 //! - [`auth`]: who may connect and what they may touch: Mosquitto password and ACL files, JWT,
 //!   MQTT 5 enhanced authentication (SCRAM-SHA-256); sans-IO, immutable state swapped on reload.
+//! - [`store`]: the per-shard durable log (group commit, segments, recovery); never interprets
+//!   what it stores or blocks the message loop on the disk.
 //! - [`config`], [`limits`]: configuration and every bound the broker enforces.
 //! - [`listeners`]: the listeners to open (`[[listener]]`, `--bind`, the loopback default).
 //! - [`tls`]: rustls server configurations of `mqtts` listeners; never on the data path.
@@ -33,6 +35,7 @@ pub mod listeners;
 pub mod net;
 pub mod session;
 pub mod shard;
+pub mod store;
 pub mod tls;
 pub mod topic;
 pub mod transport;
