@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs what the tests need, checks
 # formatting and lints, then runs every test of the workspace (unit, property, integration
-# against the real broker on loopback, and the load generator against Mosquitto).
+# against the real broker on loopback, and the load generator against Mosquitto), and a short
+# smoke run of every fuzz target (tests/fuzz-smoke.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +33,5 @@ cargo test --workspace 2>&1 | tee "$log"
 # One closing line for the whole workspace (cargo prints one per test binary, the last of them
 # often a crate's empty doc-test run).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }' "$log"
+echo "== fuzz smoke (every cargo-fuzz target, a few seconds each)"
+tests/fuzz-smoke.sh
