@@ -189,8 +189,14 @@ async fn serve_new<S: Accepted + 'static>(
     if home == me {
         // A task of its own, so this one (and the CONNECT-reading state it carries) ends and
         // frees its memory: an idle connection keeps only the serving task.
-        let task = serve_connected(ctx, stream, connect, rbuf, assigned, identity, ticket);
-        glommio::spawn_local(task).detach();
+        let arrival = Arrival {
+            connect,
+            rbuf,
+            assigned,
+            identity,
+            ticket,
+        };
+        glommio::spawn_local(serve_connected(ctx, stream, arrival)).detach();
         return;
     }
     // Hand the socket to the home shard with what we read past the CONNECT, and the TLS state
@@ -222,36 +228,33 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
     glommio::spawn_local(async move {
         // SAFETY: the HandOver owned this socket; glommio's stream owns it now.
         let stream = unsafe { TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
-        let rbuf = BytesMut::from(&h.rest[..]);
+        let arrival = Arrival {
+            rbuf: BytesMut::from(&h.rest[..]),
+            connect: h.connect,
+            assigned: h.assigned_id,
+            identity: *h.identity,
+            ticket: h.ticket,
+        };
         match h.tls {
             Some(state) => {
                 let stream = TlsStream::from_parts(stream, state);
-                let task = serve_connected(
-                    ctx,
-                    stream,
-                    h.connect,
-                    rbuf,
-                    h.assigned_id,
-                    *h.identity,
-                    h.ticket,
-                );
-                Box::pin(task).await;
+                Box::pin(serve_connected(ctx, stream, arrival)).await;
             }
-            None => {
-                let task = serve_connected(
-                    ctx,
-                    stream,
-                    h.connect,
-                    rbuf,
-                    h.assigned_id,
-                    *h.identity,
-                    h.ticket,
-                );
-                task.await
-            }
+            None => serve_connected(ctx, stream, arrival).await,
         }
     })
     .detach();
+}
+
+/// What a connection brings to its home shard besides the stream: the CONNECT, the bytes read
+/// after it, whether its client id was assigned, who it authenticated as, and its place in the
+/// connection counts.
+struct Arrival {
+    connect: Box<codec::Connect>,
+    rbuf: BytesMut,
+    assigned: bool,
+    identity: Authenticated,
+    ticket: Ticket,
 }
 
 /// Counts a connection being served, for the bounded wait at shutdown.
@@ -272,15 +275,14 @@ impl Drop for Live {
 }
 
 /// Serve a connection on its home shard, from CONNECT to close.
-async fn serve_connected<S: Transport>(
-    ctx: ShardCtx,
-    mut stream: S,
-    connect: Box<codec::Connect>,
-    mut rbuf: BytesMut,
-    assigned: bool,
-    identity: Authenticated,
-    _ticket: Ticket,
-) {
+async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Arrival) {
+    let Arrival {
+        connect,
+        mut rbuf,
+        assigned,
+        identity,
+        ticket: _ticket,
+    } = arrival;
     // TCP_NODELAY was set at accept; a handed-over descriptor is the same socket.
     if ctx.shard.borrow().stopping {
         return; // shutting down: the client reconnects to the next broker
