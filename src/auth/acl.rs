@@ -35,7 +35,7 @@
 use super::acl_trie::{Level, Piece, Trie, Verdict, Who, READ, WRITE};
 use super::jwt_acl::ClaimAcl;
 use ahash::AHashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What a topic check asks for.
@@ -58,27 +58,8 @@ impl Access {
     }
 }
 
-/// A bad ACL file: which file, which line (1-based; 0 = the file as a whole), and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AclError {
-    pub path: Option<PathBuf>,
-    pub line: usize,
-    pub reason: String,
-}
-
-impl std::fmt::Display for AclError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.path, self.line) {
-            (Some(p), 0) => write!(f, "{}: ", p.display())?,
-            (Some(p), n) => write!(f, "{}:line {n}: ", p.display())?,
-            (None, 0) => {}
-            (None, n) => write!(f, "line {n}: ")?,
-        }
-        f.write_str(&self.reason)
-    }
-}
-
-impl std::error::Error for AclError {}
+/// A line of an ACL file that cannot be used (see [`super::FileError`]).
+pub type AclError = super::FileError;
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 

@@ -50,22 +50,10 @@ pub struct ClaimAcl {
     rules: Vec<Rule>,
 }
 
-/// Topic name `topic` matched by filter `filter` (MQTT rules, `$` topics only by `$` filters).
+/// Topic name `topic` matched by filter `filter` (MQTT rules, `$` topics only by `$` filters):
+/// the codec's reference matcher.
 pub(crate) fn topic_matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && !filter.starts_with('$') {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
+    crate::codec::topic::matches(filter, topic)
 }
 
 /// Every topic matching filter `sub` is matched by filter `rule`.

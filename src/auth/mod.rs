@@ -31,6 +31,29 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A problem in a security file (password file, ACL file): which file, which line (0 = the
+/// whole file), and why. Never a panic: every bad line of a file a user wrote is one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    pub path: Option<std::path::PathBuf>,
+    pub line: usize,
+    pub reason: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.path, self.line) {
+            (Some(p), 0) => write!(f, "{}: ", p.display())?,
+            (Some(p), n) => write!(f, "{}:line {n}: ", p.display())?,
+            (None, 0) => {}
+            (None, n) => write!(f, "line {n}: ")?,
+        }
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for FileError {}
+
 /// What the broker answers after one step of an exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthStep {

@@ -25,7 +25,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use subtle::ConstantTimeEq;
 
@@ -82,27 +82,8 @@ impl std::fmt::Debug for Hash {
     }
 }
 
-/// A bad password file: which file, which line (1-based; 0 = the file as a whole), and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswordError {
-    pub path: Option<PathBuf>,
-    pub line: usize,
-    pub reason: String,
-}
-
-impl std::fmt::Display for PasswordError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.path, self.line) {
-            (Some(p), 0) => write!(f, "{}: ", p.display())?,
-            (Some(p), n) => write!(f, "{}:line {n}: ", p.display())?,
-            (None, 0) => {}
-            (None, n) => write!(f, "line {n}: ")?,
-        }
-        f.write_str(&self.reason)
-    }
-}
-
-impl std::error::Error for PasswordError {}
+/// A line of a password file that cannot be used (see [`super::FileError`]).
+pub type PasswordError = super::FileError;
 
 /// Every loaded file gets a fresh generation, so a [`VerifyCache`] can tell it was reloaded.
 static GENERATION: AtomicU64 = AtomicU64::new(1);
