@@ -45,6 +45,31 @@ impl Listener {
     }
 }
 
+/// Fail if something already listens on `addr`. The shards' sockets use SO_REUSEPORT, which
+/// would also let them join another process's listening group on the same port (a second
+/// ringmq started by mistake): the kernel would then split clients between two brokers that
+/// do not know each other. A plain bind (SO_REUSEADDR, so a restart's TIME_WAIT does not
+/// count) is refused by any live listener, as Mosquitto's own bind would be.
+pub fn ensure_unused(addr: &str) -> std::io::Result<()> {
+    let addr: SocketAddr = addr.parse().map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
+    })?;
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    probe.bind(&addr.into()).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("binding {addr}: {e} (is another broker listening there?)"),
+        )
+    })
+}
+
 /// Bind one SO_REUSEPORT listener (called once per shard and listener, before the executors
 /// start).
 pub fn bind(addr: &str, backlog: u32) -> std::io::Result<std::net::TcpListener> {

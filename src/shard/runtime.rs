@@ -53,7 +53,9 @@ pub fn run(
     let mut opened = Vec::new();
     let mut sockets: Vec<Vec<std::net::TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
     for l in configured {
-        match net::listener::bind(&l.bind, cfg.listen_backlog) {
+        let first = net::listener::ensure_unused(&l.bind)
+            .and_then(|()| net::listener::bind(&l.bind, cfg.listen_backlog));
+        match first {
             Ok(first) => {
                 sockets[0].push(first);
                 for per_shard in sockets.iter_mut().skip(1) {

@@ -8,6 +8,7 @@ use ringmq::codec::{Packet, Protocol};
 use std::time::Duration;
 
 shard_tests!(
+    a_second_broker_on_a_busy_port_refuses_to_start,
     sigterm_flushes_tells_v5_clients_0x8b_and_exits_0,
     receive_maximum_exceeded_is_read_as_0x93_not_a_reset,
 );
@@ -69,4 +70,32 @@ fn publish_frame_v5(id: u16, payload: &[u8]) -> Vec<u8> {
     body.push(0); // property length
     body.extend(payload);
     frame(0x34, &body)
+}
+
+/// SO_REUSEPORT must not let a second broker join the first one's port and split its clients:
+/// it exits with an error naming the port, and the first one serves on.
+async fn a_second_broker_on_a_busy_port_refuses_to_start(shards: usize) {
+    let mut b = Broker::start(shards).await;
+    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
+        .args(["--bind", &format!("127.0.0.1:{}", b.port), "--pin", "false"])
+        .args(["--shards", &shards.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second broker exits")
+        .expect("ran");
+    assert!(
+        !out.status.success(),
+        "a second broker started on a busy port"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&b.port.to_string()),
+        "the error names the port: {err}"
+    );
+    b.assert_serving().await;
 }
