@@ -163,20 +163,10 @@ impl Engine {
     /// The ACL (file and token rules) allows this client `access` to `topic`. Free when there
     /// is neither an ACL file nor token rules, but for `$` topics (never writable).
     pub(super) fn may(&self, topic: &str, access: Access) -> bool {
-        let shard = self.ctx.shard.borrow();
-        let session = self.session.borrow();
-        let id = session.identity.as_deref();
-        let claims = id.and_then(|a| a.claim_acl.as_ref());
-        if !shard.security.acl.is_enforcing() && claims.is_none() && !topic.starts_with('$') {
-            return true;
-        }
-        shard.security.acl.check_with_claims(
-            claims,
-            id.and_then(|a| a.username.as_deref()),
-            &self.client_id,
-            topic,
-            access,
-        )
+        self.ctx
+            .shard
+            .borrow()
+            .may(&self.session.borrow(), topic, access)
     }
 
     /// The ACL allows this client to subscribe to `filter`.

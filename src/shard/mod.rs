@@ -305,9 +305,9 @@ impl Shard {
         self.timers.arm((uid, TimerKind::TokenExpiry), at);
     }
 
-    /// The ACL lets `session` read `topic` (checked per delivery; free without an ACL file
-    /// or token rules).
-    pub fn may_read(&self, session: &Session, topic: &str) -> bool {
+    /// The ACL lets `session` `access` `topic` (checked per PUBLISH and per delivery; free
+    /// without an ACL file or token rules, but for `$` topics, which clients never write).
+    pub fn may(&self, session: &Session, topic: &str, access: crate::auth::acl::Access) -> bool {
         let acl = &self.security.acl;
         let id = session.identity.as_deref();
         let claims = id.and_then(|a| a.claim_acl.as_ref());
@@ -315,13 +315,7 @@ impl Shard {
             return true;
         }
         let user = id.and_then(|a| a.username.as_deref());
-        acl.check_with_claims(
-            claims,
-            user,
-            &session.client_id,
-            topic,
-            crate::auth::acl::Access::Read,
-        )
+        acl.check_with_claims(claims, user, &session.client_id, topic, access)
     }
 
     /// Timer heap entries, live or stale: bounded by the sessions, not by reconnects.

@@ -85,7 +85,7 @@ impl Shard {
                 debug_assert!(false, "session borrowed during routing");
                 continue;
             };
-            if !self.may_read(&session, msg.topic()) {
+            if !self.may(&session, msg.topic(), crate::auth::acl::Access::Read) {
                 continue; // the ACL does not let this subscriber read it
             }
             let admit = session.deliver(

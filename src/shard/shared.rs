@@ -297,7 +297,7 @@ impl Shard {
             .filter(|s| s.borrow().uid == uid)
             .cloned();
         match session {
-            Some(s) if !self.may_read(&s.borrow(), msg.topic()) => {
+            Some(s) if !self.may(&s.borrow(), msg.topic(), crate::auth::acl::Access::Read) => {
                 // The ACL keeps this member from reading it: the group's message stops here,
                 // as a plain subscription's would.
                 self.stats.acl_denied += 1;
