@@ -176,6 +176,8 @@ packet_bytes_max = $PACKET_MAX
 inflight_max = $INFLIGHT_MAX
 queued_messages_max = $RINGMQ_QUEUED_MAX
 log_level = "warn"
+# The default durability ("process"), in a directory of the run's own, emptied per start.
+data_dir = "$OUT_DIR/ringmq-data"
 EOF
 
 {
@@ -211,7 +213,8 @@ start_broker() { # name port log
         die "port $port already has an MQTT broker listening (not one we started); choose another with --${name}-port"
     fi
     case $name in
-        ringmq) taskset -c "$BROKER_CPUS" "$RINGMQ" --config "$OUT_DIR/ringmq.toml" --bind "127.0.0.1:$port" --shards "$SHARDS" ${RINGMQ_EXTRA[@]+"${RINGMQ_EXTRA[@]}"} >"$log" 2>&1 &
+        ringmq) rm -rf -- "${OUT_DIR:?}/ringmq-data"
+            taskset -c "$BROKER_CPUS" "$RINGMQ" --config "$OUT_DIR/ringmq.toml" --bind "127.0.0.1:$port" --shards "$SHARDS" ${RINGMQ_EXTRA[@]+"${RINGMQ_EXTRA[@]}"} >"$log" 2>&1 &
             ;;
         mosquitto) taskset -c "$BROKER_CPUS" "$MOSQUITTO" -c "$OUT_DIR/mosquitto.conf" >"$log" 2>&1 &
             ;;

@@ -80,13 +80,30 @@ impl Engine {
                 sh.publish_will(w);
             } else {
                 // Armed before the expiry below, so at the same instant the will goes first.
-                sh.delay_will(self.uid, w, delay.min(expiry_s));
+                let delay = delay.min(expiry_s);
+                if let Some(j) = &self.session.borrow().journal {
+                    let at = crate::shard::journal::unix_ms() + u64::from(delay) * 1000;
+                    j.will_set(&self.client_id, at, &w);
+                }
+                sh.delay_will(self.uid, w, delay);
             }
         }
         if expiry_s == 0 {
             sh.remove_session(&self.session);
-        } else if expiry_s != u32::MAX {
+            return;
+        }
+        if expiry_s != u32::MAX {
             sh.expire_later(self.uid, expiry_s);
+        }
+        let s = self.session.borrow();
+        if let Some(j) = &s.journal {
+            let proto = s.protocol.level();
+            j.session_upsert(
+                &s.client_id,
+                proto,
+                expiry_s,
+                crate::shard::journal::unix_ms(),
+            );
         }
     }
 }

@@ -174,6 +174,12 @@ impl Engine {
             };
             (session, present)
         };
+        log::debug!(
+            "shard {}: client {}: CONNECT (clean start {}), session present {session_present}",
+            ctx.shard.borrow().id,
+            c.client_id,
+            c.clean_start
+        );
         if let Some(exp_s) = identity.expires_at_s {
             let now_s = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -189,6 +195,11 @@ impl Engine {
             se.identity = (identity.username.is_some() || identity.claim_acl.is_some())
                 .then(|| Box::new(identity));
             se.expiry_s = expiry_s;
+            super::persist::journal_connect(
+                &mut se,
+                shard.borrow().journal.as_ref(),
+                c.protocol.level(),
+            );
             se.will = c.will.as_ref().map(|w| Box::new(owned_will(w)));
             se.set_client_limits(
                 c.properties.receive_maximum,
@@ -258,6 +269,8 @@ impl Engine {
             auth_method: c.properties.authentication_method.clone(),
             reauth: None,
             acks: Default::default(),
+            need: Default::default(),
+            progress: shard.borrow().journal.as_ref().map(|j| j.progress.clone()),
             budget: super::publish::PublishBudget::new(
                 cfg.max_publish_rate_per_client,
                 cfg.max_publish_bytes_per_client,

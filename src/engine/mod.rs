@@ -22,6 +22,7 @@
 pub mod acks;
 mod close;
 mod connect;
+mod persist;
 mod publish;
 mod reauth;
 mod subscribe;
@@ -103,6 +104,10 @@ pub struct Engine {
     acks: acks::AckQueue,
     /// `max_publish_rate_per_client` / `max_publish_bytes_per_client`, when set.
     budget: Option<Box<publish::PublishBudget>>,
+    /// What the acknowledgements written so far wait for (the highest need of any of them).
+    need: crate::shard::journal::Need,
+    /// The shard store's progress; `None` without a store.
+    progress: Option<Rc<crate::shard::journal::Progress>>,
 }
 
 impl Engine {
@@ -115,8 +120,16 @@ impl Engine {
         self.link.write_packet(&p, self.protocol);
     }
 
-    /// One packet from the client. State first: only what a connected client may send.
+    /// One packet from the client. What it stored gates the acknowledgements it wrote.
     pub fn handle(&mut self, packet: Packet) -> Result<Step, Close> {
+        let before = self.journal_need();
+        let r = self.handle_packet(packet);
+        self.after_step(before);
+        r
+    }
+
+    /// State first: only what a connected client may send.
+    fn handle_packet(&mut self, packet: Packet) -> Result<Step, Close> {
         match packet {
             Packet::Publish(p) => {
                 self.on_publish(p)?;
@@ -132,7 +145,7 @@ impl Engine {
             }
             Packet::PubRel(a) => {
                 // [MQTT-4.3.3-11]: answer PUBCOMP; an unknown id gets 0x92 in v5.
-                let known = self.session.borrow_mut().incoming_qos2.remove(&a.packet_id);
+                let known = self.qos2_remove(a.packet_id);
                 self.write(Packet::PubComp(Ack {
                     packet_id: a.packet_id,
                     reason: if known { 0 } else { 0x92 },
@@ -192,6 +205,7 @@ impl Engine {
         while let Some(ack) = self.acks.pop_ready(held, committed) {
             self.write(ack.packet());
         }
+        self.gate_output();
     }
 
     /// The highest log position the shard's store has committed. No store yet: everything

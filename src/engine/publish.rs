@@ -95,10 +95,31 @@ impl Engine {
             }
             if p.qos != QoS::AtMostOnce {
                 if p.qos == QoS::ExactlyOnce && !v5 {
-                    self.session.borrow_mut().incoming_qos2.insert(p.packet_id);
+                    self.qos2_insert(p.packet_id);
                 }
                 self.ack_in_order(p.qos, p.packet_id, if v5 { 0x87 } else { 0 });
             }
+            return Ok(());
+        }
+        if p.qos != QoS::AtMostOnce && self.store_failing() {
+            // The store cannot commit: what needs it is refused, the rest keeps running. v5
+            // learns why (0x97); v3 cannot be told, so it is disconnected and resends later.
+            let n = {
+                let mut shard = self.ctx.shard.borrow_mut();
+                shard.stats.store_refused += 1;
+                shard.stats.store_refused
+            };
+            if crate::shard::worth_logging(n) {
+                log::warn!(
+                    "client {}: QoS {} PUBLISH refused, the store cannot commit ({n} so far)",
+                    self.client_id,
+                    p.qos as u8
+                );
+            }
+            if !v5 {
+                return Err(Close::Server(0x97));
+            }
+            self.ack_in_order(p.qos, p.packet_id, 0x97);
             return Ok(());
         }
         if p.retain
@@ -114,14 +135,14 @@ impl Engine {
             self.refuse_retained(&p.topic);
             if p.qos != QoS::AtMostOnce {
                 if p.qos == QoS::ExactlyOnce && !v5 {
-                    self.session.borrow_mut().incoming_qos2.insert(p.packet_id);
+                    self.qos2_insert(p.packet_id);
                 }
                 self.ack_in_order(p.qos, p.packet_id, if v5 { 0x97 } else { 0 });
             }
             return Ok(());
         }
         if p.qos == QoS::ExactlyOnce {
-            let mut s = self.session.borrow_mut();
+            let s = self.session.borrow();
             if s.incoming_qos2.contains(&p.packet_id) {
                 // A retransmission of a message we already own: acknowledge, don't route twice.
                 drop(s);
@@ -131,8 +152,8 @@ impl Engine {
             if s.incoming_qos2.len() >= cfg.receive_maximum as usize {
                 return Err(Close::Protocol(0x93)); // [MQTT-3.3.4-9]
             }
-            s.incoming_qos2.insert(p.packet_id);
             drop(s);
+            self.qos2_insert(p.packet_id);
             let matched = !v5 || self.ctx.shard.borrow().matches_any(&p.topic);
             self.ack_in_order(p.qos, p.packet_id, if matched { 0 } else { 0x10 });
         }

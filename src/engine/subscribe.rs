@@ -82,13 +82,17 @@ impl Engine {
                     ..Default::default()
                 };
             }
-            self.session.borrow_mut().subscriptions.insert(
-                filter.clone(),
-                Subscription {
-                    options: opts,
-                    identifier,
-                },
-            );
+            let sub = Subscription {
+                options: opts,
+                identifier,
+            };
+            {
+                let mut se = self.session.borrow_mut();
+                if let Some(j) = &se.journal {
+                    j.sub_add(&se.client_id, &filter, &sub);
+                }
+                se.subscriptions.insert(filter.clone(), sub);
+            }
             codes.push(opts.qos as u8);
             if let Some(Ok((_, inner))) = shared {
                 // A shared subscription: join the group at its owner; no retained messages
@@ -228,12 +232,14 @@ impl Engine {
     pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe) {
         let mut codes = Vec::with_capacity(u.filters.len());
         for filter in u.filters {
-            let had = self
-                .session
-                .borrow_mut()
-                .subscriptions
-                .remove(&filter)
-                .is_some();
+            let had = {
+                let mut se = self.session.borrow_mut();
+                let had = se.subscriptions.remove(&filter).is_some();
+                if let (Some(j), true) = (&se.journal, had) {
+                    j.sub_remove(&se.client_id, &filter);
+                }
+                had
+            };
             let existed = self
                 .ctx
                 .shard

@@ -18,6 +18,7 @@ use crate::listeners::ListenerConfig;
 use crate::net::admission::Ticket;
 use crate::session::ConnLink;
 use crate::shard::ctx::{spawn_ack_after, wait_acks_bounded, ShardCtx};
+use crate::shard::journal::Progress;
 use crate::shard::{home_shard, HandOver, MeshMsg};
 use crate::transport::tls::TlsStream;
 use crate::transport::{Accepted, Transport};
@@ -327,7 +328,9 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
     if let Some(packet) = conn.disconnect_packet(&close) {
         link.write_packet(&packet, conn.protocol);
     }
+    let progress = conn.progress();
     conn.close(close);
+    Box::pin(settle_gate(&link, progress.as_deref())).await;
     Box::pin(flush_link(&mut stream, &link)).await;
 }
 
@@ -351,6 +354,7 @@ async fn serve_loop<S: Transport>(
 ) -> Close {
     let max = conn.ctx.cfg.packet_bytes_max;
     let refill_below = conn.ctx.cfg.out_buffer_bytes_max / 2;
+    let progress = conn.progress();
     let mut parked = BytesMut::new();
     // After a hold: PUBLISHes still to be taken a few per scheduler turn (fair sharing).
     let mut fair_turns = 0u32;
@@ -378,7 +382,15 @@ async fn serve_loop<S: Transport>(
                     return Poll::Ready(Io::Unheld);
                 }
             }
-            poll_io(cx, stream, link, rbuf, read, refill_below)
+            poll_io(
+                cx,
+                stream,
+                link,
+                progress.as_deref(),
+                rbuf,
+                read,
+                refill_below,
+            )
         })
         .await;
         match ev {
@@ -489,6 +501,7 @@ fn poll_io<S: Transport>(
     cx: &mut Context<'_>,
     stream: &mut S,
     link: &ConnLink,
+    progress: Option<&Progress>,
     rbuf: &mut BytesMut,
     read: bool,
     refill_below: usize,
@@ -497,8 +510,11 @@ fn poll_io<S: Transport>(
         return Poll::Ready(Io::CloseRequested(reason));
     }
     link.register(cx.waker());
-    if let Err(e) = poll_flush(cx, stream, link) {
-        return Poll::Ready(Io::Error(e));
+    // An acknowledgement waiting for its commit holds the output back (woken by the commit).
+    if link.gate_open(progress, cx.waker()) {
+        if let Err(e) = poll_flush(cx, stream, link) {
+            return Poll::Ready(Io::Error(e));
+        }
     }
     if link.has_backlog() && link.out_len() < refill_below {
         return Poll::Ready(Io::Drained);
@@ -566,6 +582,29 @@ pub(super) fn poll_read_into<S: Transport>(
         }
         r
     })
+}
+
+/// How long a closing connection waits for the commit its last acknowledgements promise.
+const GATE_SETTLE: Duration = Duration::from_secs(5);
+
+/// Before the last write: wait (bounded) until the store committed what the buffered
+/// acknowledgements promise. If it cannot, they are not sent: the client resends.
+async fn settle_gate(link: &ConnLink, progress: Option<&Progress>) {
+    let wait = poll_fn(|cx| {
+        if link.gate_open(progress, cx.waker()) {
+            Poll::Ready(true)
+        } else {
+            Poll::Pending
+        }
+    });
+    let done = futures_lite::future::or(wait, async {
+        glommio::timer::sleep(GATE_SETTLE).await;
+        false
+    })
+    .await;
+    if !done {
+        link.with_out(|out| out.clear());
+    }
 }
 
 /// Best-effort final write (CONNACK refusal, DISCONNECT) before the socket closes.

@@ -24,6 +24,9 @@ pub struct ConnLink {
     /// ([`crate::clock`]). The shard's timers compare them; a read only stores the time.
     keep_alive_ms: Cell<u32>,
     last_rx_ms: Cell<u32>,
+    /// The output holds an acknowledgement whose promise is not committed yet: nothing in the
+    /// buffer leaves until the store's progress covers this (FIFO: later bytes wait too).
+    gate: Cell<Option<crate::shard::journal::Need>>,
 }
 
 /// What the keep-alive check found.
@@ -69,6 +72,37 @@ impl ConnLink {
     pub fn wake(&self) {
         if let Some(w) = self.waker.borrow().as_ref() {
             w.wake_by_ref();
+        }
+    }
+
+    /// Hold the output until the store covers `need` (merged with a gate already set).
+    pub fn set_gate(&self, need: crate::shard::journal::Need) {
+        let merged = match self.gate.get() {
+            Some(g) => g.max(need),
+            None => need,
+        };
+        self.gate.set(Some(merged));
+    }
+
+    /// Whether the output may leave now; clears a gate `progress` covers, parks `cx` on it
+    /// otherwise.
+    pub fn gate_open(
+        &self,
+        progress: Option<&crate::shard::journal::Progress>,
+        waker: &Waker,
+    ) -> bool {
+        let Some(g) = self.gate.get() else {
+            return true;
+        };
+        match progress {
+            Some(p) if !p.covers(g) => {
+                p.park(waker);
+                false
+            }
+            _ => {
+                self.gate.set(None);
+                true
+            }
         }
     }
 

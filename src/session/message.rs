@@ -84,6 +84,11 @@ impl Message {
         &self.data[usize::from(self.topic_len)..]
     }
 
+    /// The payload as shared bytes (no copy).
+    pub fn payload_bytes(&self) -> Bytes {
+        self.data.slice(usize::from(self.topic_len)..)
+    }
+
     /// Topic and payload bytes: what a queue counts against `queued_bytes_max`.
     pub fn size_bytes(&self) -> usize {
         self.data.len()

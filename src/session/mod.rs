@@ -8,6 +8,7 @@
 //! default `queue_full = "backpressure"`. A live connection is reached only through its
 //! [`ConnLink`], a shard-local output buffer the connection task drains.
 
+mod durable;
 mod link;
 mod message;
 
@@ -162,6 +163,9 @@ pub struct Session {
     /// Who the client authenticated as (user name, token ACL rules), for the ACL's checks;
     /// `None` for an anonymous client.
     pub identity: Option<Box<crate::auth::security::Authenticated>>,
+    /// A persistent session with a durable store: what it must keep goes to this journal
+    /// ([`durable`]); `None` for clean sessions and with `durability = "none"`.
+    pub journal: Option<Rc<crate::shard::journal::Journal>>,
 }
 
 impl Session {
@@ -191,6 +195,7 @@ impl Session {
             incoming_qos2: HashSet::new(),
             conn: None,
             identity: None,
+            journal: None,
         }
     }
 
@@ -258,14 +263,17 @@ impl Session {
                 self.drops.offline_full += 1;
                 return Admit::Dropped;
             }
+            self.log_enqueue(&delivery);
             self.push_queue(delivery);
             return Admit::Queued;
         }
         if self.queue.is_empty() && self.can_send_now(delivery.qos) {
+            self.log_enqueue(&delivery);
             self.send(delivery);
             return Admit::Sent;
         }
         if !self.at_bounds() {
+            self.log_enqueue(&delivery);
             self.push_queue(delivery);
             return Admit::Queued;
         }
@@ -279,6 +287,7 @@ impl Session {
                 Admit::Dropped
             }
             QueueFull::Backpressure => {
+                self.log_enqueue(&delivery);
                 self.push_queue(delivery);
                 let newly_congested = self.congested_since.is_none();
                 if newly_congested {
@@ -380,6 +389,7 @@ impl Session {
     fn send(&mut self, delivery: Delivery) {
         if delivery.is_expired() {
             self.drops.expired += 1;
+            self.log_done(&delivery);
             return;
         }
         let packet_id = if delivery.qos == QoS::AtMostOnce {
@@ -387,7 +397,10 @@ impl Session {
         } else {
             self.alloc_packet_id()
         };
-        if self.write_publish(&delivery, packet_id, false) && packet_id != 0 {
+        if !self.write_publish(&delivery, packet_id, false) {
+            self.log_done(&delivery); // too large for the client: dropped and counted
+        } else if packet_id != 0 {
+            self.log_sent(&delivery, packet_id);
             self.inflight.push_back(Inflight {
                 packet_id,
                 delivery,
@@ -423,7 +436,9 @@ impl Session {
     }
 
     fn complete(&mut self, pos: usize) {
-        self.inflight.remove(pos);
+        if let Some(f) = self.inflight.remove(pos) {
+            self.log_done(&f.delivery);
+        }
         self.pump();
     }
 
@@ -460,6 +475,7 @@ impl Session {
         let reason = match found {
             Some(pos) => {
                 self.inflight[pos].released = true;
+                self.log_pubrec(ack.packet_id);
                 0
             }
             None => 0x92,
@@ -512,6 +528,8 @@ impl Session {
                 // Even past its expiry: a message already sent must be completed
                 // [MQTT-4.3.3-7]; expiry only stops messages not yet sent.
                 kept.push_back(f);
+            } else {
+                self.log_done(&f.delivery);
             }
         }
         self.inflight = kept;
@@ -531,6 +549,7 @@ impl Session {
         let mut kept = VecDeque::with_capacity(self.inflight.len());
         for f in std::mem::take(&mut self.inflight) {
             if f.delivery.shared.is_some() && f.delivery.qos == QoS::AtLeastOnce {
+                self.log_done(&f.delivery);
                 give_back.push(f.delivery);
             } else {
                 kept.push_back(f);
@@ -541,6 +560,9 @@ impl Session {
             std::mem::take(&mut self.queue)
                 .into_iter()
                 .partition(|d| d.shared.is_some() && d.qos != QoS::AtMostOnce);
+        for d in &shared {
+            self.log_done(d);
+        }
         give_back.extend(shared);
         // QoS 0 messages are not kept for an offline session unless configured.
         if !self.limits.queue_qos0_offline {

@@ -23,7 +23,9 @@ pub struct AckToken {
 pub enum MeshMsg {
     /// A message published on the sending shard that matches a filter some session on the
     /// receiving shard holds. The receiver matches it against its local subscribers only.
-    Publish(Arc<Message>),
+    /// The tag, when not 0, asks the receiver to confirm once it committed what it stored for
+    /// the message ([`MeshMsg::Committed`]): the publisher's acknowledgement waits for it.
+    Publish(Arc<Message>, u64),
     /// Shard `shard` gained (`add`) or lost its first/last local subscriber of `filter`.
     Interest {
         filter: ByteString,
@@ -36,6 +38,14 @@ pub enum MeshMsg {
         topic: ByteString,
         msg: Option<Arc<Message>>,
         ack: Option<AckToken>,
+        /// As for `Publish`: non-zero to the topic's home shard, which stores it.
+        tag: u64,
+    },
+    /// Shard `from` committed everything up to `tag` that it got from the receiver on `lane`.
+    Committed {
+        from: usize,
+        lane: super::Lane,
+        tag: u64,
     },
     /// The receiver applied a change that carried this token.
     Ack(u64),
@@ -87,10 +97,20 @@ impl MeshMsg {
     /// acknowledgement, a hand-over or a release.
     pub fn lane(&self) -> super::Lane {
         match self {
-            MeshMsg::Publish(_) | MeshMsg::SharePublish { .. } | MeshMsg::ShareDeliver { .. } => {
+            MeshMsg::Publish(..) | MeshMsg::SharePublish { .. } | MeshMsg::ShareDeliver { .. } => {
                 super::Lane::Data
             }
             _ => super::Lane::Control,
+        }
+    }
+}
+
+impl MeshMsg {
+    /// The confirmation tag this message asks for (0: none).
+    pub fn confirm_tag(&self) -> u64 {
+        match self {
+            MeshMsg::Publish(_, tag) | MeshMsg::Retain { tag, .. } => *tag,
+            _ => 0,
         }
     }
 }

@@ -9,8 +9,10 @@
 
 pub mod ctx;
 pub mod event;
+pub mod journal;
 pub mod mesh;
 pub mod pressure;
+pub mod restore;
 mod route;
 pub mod runtime;
 pub mod shared;
@@ -91,6 +93,8 @@ pub struct Stats {
     pub rate_disconnects: u64,
     /// PUBLISHes and SUBSCRIBE filters the ACL refused.
     pub acl_denied: u64,
+    /// QoS 1/2 PUBLISHes refused while the store could not commit.
+    pub store_refused: u64,
 }
 
 /// Log the 1st, 2nd, 4th, 8th... occurrence of something a flood could repeat: a line for the
@@ -168,6 +172,8 @@ pub struct Shard {
     pub security: Arc<crate::auth::security::Security>,
     /// Successful password verifications, so a reconnect storm skips key derivation.
     pub verify_cache: crate::auth::password::VerifyCache,
+    /// The durable store's side of this shard; `None` with `durability = "none"`.
+    pub journal: Option<Rc<journal::Journal>>,
 }
 
 /// What a shard timer is for.
@@ -229,6 +235,7 @@ impl Shard {
             retained_bytes: 0,
             security: Arc::new(crate::auth::security::Security::open()),
             verify_cache: crate::auth::password::VerifyCache::new(cfg_cache_users(&cfg_for_cache)),
+            journal: None,
         }
     }
 
@@ -327,7 +334,38 @@ impl Shard {
     pub fn cancel_timers(&mut self, uid: u64) {
         self.timers.cancel(&(uid, TimerKind::Will));
         self.timers.cancel(&(uid, TimerKind::Expiry));
-        self.delayed_wills.remove(&uid);
+        if self.delayed_wills.remove(&uid).is_some() {
+            self.journal_will_clear(uid);
+        }
+    }
+
+    /// A stored delayed will of session `uid` is gone (published or cancelled).
+    fn journal_will_clear(&self, uid: u64) {
+        if let Some(s) = self.by_uid.get(&uid) {
+            let s = s.borrow();
+            if let Some(j) = &s.journal {
+                j.will_clear(&s.client_id);
+            }
+        }
+    }
+
+    /// Publish `uid`'s will at the wall-clock `deadline_ms` (a recovered delayed will).
+    pub fn delay_will_until(&mut self, uid: u64, will: Box<crate::codec::Will>, deadline_ms: u64) {
+        let at = journal::instant_of_ms(deadline_ms).unwrap_or_else(std::time::Instant::now);
+        self.delayed_wills.insert(uid, will);
+        self.timers.arm((uid, TimerKind::Will), at);
+    }
+
+    /// Confirm `peer`'s `tag` on `lane` once what this shard stored for it is committed.
+    pub fn confirm_to(&mut self, peer: usize, lane: Lane, tag: u64) {
+        let now = match &self.journal {
+            Some(j) => j.confirm_after_commit(peer, lane, tag).is_some(),
+            None => true,
+        };
+        if now {
+            let from = self.id;
+            self.send_to(peer, MeshMsg::Committed { from, lane, tag });
+        }
     }
 
     /// Run what is due: delayed wills, then expired sessions (called on the control tick).
@@ -336,6 +374,7 @@ impl Shard {
             match kind {
                 TimerKind::Will => {
                     if let Some(w) = self.delayed_wills.remove(&uid) {
+                        self.journal_will_clear(uid);
                         self.publish_will(w);
                     }
                 }
@@ -472,8 +511,13 @@ impl Shard {
     pub fn apply(&mut self, msg: MeshMsg) -> Option<Deferred> {
         self.stats.mesh_in += 1;
         match msg {
-            MeshMsg::Publish(m) => {
+            MeshMsg::Publish(m, _) => {
                 self.route(m, true);
+            }
+            MeshMsg::Committed { from, lane, tag } => {
+                if let Some(j) = &self.journal {
+                    j.confirmed(from, lane, tag);
+                }
             }
             MeshMsg::Interest {
                 filter,
@@ -484,7 +528,9 @@ impl Shard {
                 self.apply_interest(&filter, shard, add);
                 self.reply_ack(ack);
             }
-            MeshMsg::Retain { topic, msg, ack } => {
+            MeshMsg::Retain {
+                topic, msg, ack, ..
+            } => {
                 // The publishing shard checked the retained bounds; every copy follows it.
                 self.retain_local(&topic, msg);
                 self.reply_ack(ack);

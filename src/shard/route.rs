@@ -115,9 +115,17 @@ impl Shard {
         if !from_peer {
             let peers = remote & !(1u64 << self.id);
             matched |= peers != 0;
+            // A QoS 1/2 message a peer may store: the acknowledgement waits for its commit.
+            let tag = match &self.journal {
+                Some(j) if peers != 0 && msg.qos != QoS::AtMostOnce => j.next_tag(),
+                _ => 0,
+            };
             for peer in 0..self.shards {
                 if peers & (1u64 << peer) != 0 {
-                    self.send_to(peer, MeshMsg::Publish(msg.clone()));
+                    if let (Some(j), true) = (&self.journal, tag != 0) {
+                        j.sent_to(peer, super::Lane::Data, tag);
+                    }
+                    self.send_to(peer, MeshMsg::Publish(msg.clone(), tag));
                 }
             }
         }
@@ -142,14 +150,25 @@ impl Shard {
         // An empty retained payload clears the topic and is not stored [MQTT-3.3.1-10/11].
         let stored = (!msg.payload().is_empty()).then(|| msg.clone());
         self.retain_local(&topic, stored.clone());
+        // The topic's home shard stores it: the acknowledgement waits for its commit.
+        let home = super::home_shard(&topic, self.shards);
         let peers: Vec<usize> = self.peers().collect();
         for peer in peers {
+            let tag = match &self.journal {
+                Some(j) if peer == home => {
+                    let t = j.next_tag();
+                    j.sent_to(peer, super::Lane::Control, t);
+                    t
+                }
+                _ => 0,
+            };
             self.send_to(
                 peer,
                 MeshMsg::Retain {
                     topic: topic.clone(),
                     msg: stored.clone(),
                     ack,
+                    tag,
                 },
             );
         }
@@ -157,6 +176,11 @@ impl Shard {
 
     /// Set or clear `topic` in this shard's retained copy, keeping its byte count.
     pub(super) fn retain_local(&mut self, topic: &str, msg: Option<Arc<Message>>) {
+        let journal = match &self.journal {
+            Some(j) if super::home_shard(topic, self.shards) == self.id => Some(j.clone()),
+            _ => None,
+        };
+        let logged = journal.as_ref().map(|_| msg.clone());
         let old = match msg {
             Some(m) => {
                 self.retained_bytes += m.size_bytes();
@@ -164,6 +188,12 @@ impl Shard {
             }
             None => self.retained.remove(topic),
         };
+        if let (Some(j), Some(new)) = (journal, logged) {
+            // A clear of a topic that retained nothing needs no record.
+            if new.is_some() || old.is_some() {
+                j.retain(&ByteString::from(topic), new.as_ref(), old.as_ref());
+            }
+        }
         if let Some(o) = old {
             self.retained_bytes = self.retained_bytes.saturating_sub(o.size_bytes());
         }
@@ -242,6 +272,33 @@ impl Shard {
             self.subs.remove(filter);
         }
         (existed, existed && now_empty && self.shards > 1)
+    }
+
+    /// Recovery: put a stored subscription of an offline session back (automaton, peers'
+    /// interest, shared-group membership), as its SUBSCRIBE did.
+    pub fn restore_subscription(
+        &mut self,
+        session: &SessionRef,
+        uid: u64,
+        filter: &ByteString,
+        sub: crate::session::Subscription,
+    ) {
+        if let Some(Ok((_, inner))) = super::shared::parse_shared(filter) {
+            let inner = ByteString::from(inner);
+            let member = self.member_of(session, sub.options.qos, sub.identifier);
+            let _ = self.share_op(
+                filter.clone(),
+                inner,
+                member,
+                super::shared::MemberOp::Join,
+                None,
+            );
+            return;
+        }
+        let (_, tell) = self.subscribe(session, uid, filter, sub.options, sub.identifier);
+        if tell {
+            self.broadcast_interest(filter, true, None);
+        }
     }
 
     /// Remove one subscription of `session` (plain or shared) and tell whoever must know.
@@ -328,6 +385,12 @@ impl Shard {
         };
         for f in filters {
             self.drop_subscription(session, &f);
+        }
+        {
+            let mut s = session.borrow_mut();
+            if let Some(j) = s.journal.take() {
+                j.session_delete(&s.client_id, s.held_messages());
+            }
         }
         if let Some(current) = self.sessions.get(&client_id) {
             if Rc::ptr_eq(current, session) {

@@ -31,6 +31,10 @@ pub fn run(
     stop: crossbeam_channel::Receiver<i32>,
 ) -> std::io::Result<i32> {
     let shards = cfg.shard_count();
+    if cfg.durability != crate::store::Durability::None {
+        super::restore::check_layout(&cfg.data_dir, shards)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    }
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -190,7 +194,23 @@ async fn shard_main(
     let mut s = Shard::new(id, shards, cfg.clone());
     s.sessions_total = shared.sessions_total;
     s.security = shared.security;
+    // Recovery reads this shard's log on this shard's thread: shards recover in parallel.
+    let image = match super::restore::open_store(&mut s).await {
+        Ok(image) => image,
+        Err(why) => {
+            log::error!("shard {id}: {why}");
+            port.report(Report::Fatal { shard: id, why });
+            return;
+        }
+    };
     let shard = Rc::new(RefCell::new(s));
+    if let Some(image) = image {
+        // Before the mesh and the listeners: no CONNECT can see this shard without its stored
+        // sessions. What peers must learn (retained messages, interests) waits in the outboxes
+        // for the flushers.
+        super::restore::restore(&shard, image);
+        log::debug!("shard {id}: store state restored");
+    }
     let ctx = ShardCtx {
         shard: shard.clone(),
         cfg: cfg.clone(),
@@ -220,7 +240,9 @@ async fn shard_main(
             let ctx = ctx.clone();
             glommio::spawn_local(async move {
                 while let Some(batch) = rx.recv().await {
+                    let mut confirm = 0;
                     for msg in batch {
+                        confirm = confirm.max(msg.confirm_tag());
                         let deferred = ctx.shard.borrow_mut().apply(msg);
                         match deferred {
                             Some(Deferred::HandOver(h)) => {
@@ -232,11 +254,22 @@ async fn shard_main(
                             None => {}
                         }
                     }
+                    if confirm != 0 {
+                        // One confirmation per batch: the publisher's shard learns its messages
+                        // are stored here once the commit covering them completes.
+                        ctx.shard.borrow_mut().confirm_to(peer, lane, confirm);
+                    }
                 }
                 log::debug!("shard {id}: {lane:?} channel from shard {peer} closed");
             })
             .detach();
         }
+    }
+    let journal = shard.borrow().journal.clone();
+    if let Some(j) = &journal {
+        let interval = Duration::from_micros(cfg.commit_interval_us);
+        glommio::spawn_local(j.log.clone().run_committer(interval)).detach();
+        glommio::spawn_local(super::restore::commit_pump(shard.clone(), j.clone())).detach();
     }
     let shutdown = Rc::new(super::event::Event::default());
     let mut views = Vec::new();
@@ -264,6 +297,17 @@ async fn shard_main(
         drop(task);
     }
     drain_connections(&shard).await;
+    if let Some(j) = journal {
+        // What is appended gets committed before the shard reports it stopped.
+        j.log.close();
+        let _ = futures_lite::future::or(
+            async {
+                let _ = j.log.commit().await;
+            },
+            glommio::timer::sleep(limits::SHUTDOWN_GRACE),
+        )
+        .await;
+    }
     port.report(Report::Stopped { shard: id });
 }
 

@@ -84,6 +84,11 @@ impl Log {
             if none || st.spare.is_some() || st.preparing || st.closed {
                 return;
             }
+            // Not before the segment in use is half full: zero-filling a whole segment at
+            // start-up would cost every start (and every test broker) its size in writes.
+            if st.seg_first.is_none() || st.seg_end < self.opts.segment_bytes / 2 {
+                return;
+            }
         }
         let log = self.clone();
         glommio::spawn_local(async move {

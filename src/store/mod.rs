@@ -33,7 +33,7 @@ pub use self::log::{Log, LogOptions, LogStats, SegmentInfo};
 pub use entry::{Entry, EntryError, MsgId, StoredMessage};
 pub use image::{Image, MsgRef, MsgStore, SessionImage, StoredWill};
 pub use record::{Kind, Lsn, RecordRef};
-pub use recover::{recover, recover_each, Record, Recovered, Skipped, Tail};
+pub use recover::{recover, recover_each, recover_each_opts, Record, Recovered, Skipped, Tail};
 pub use waiters::WaitCommitted;
 
 use std::fmt;

@@ -82,6 +82,17 @@ pub fn recover(data_dir: &Path, shard: usize) -> Result<Recovered, StoreError> {
 pub fn recover_each(
     data_dir: &Path,
     shard: usize,
+    each: impl FnMut(Record),
+) -> Result<Recovered, StoreError> {
+    recover_each_opts(data_dir, shard, false, each)
+}
+
+/// [`recover_each`]; with `allow_gaps`, a segment that does not start where the previous one
+/// ended is read anyway (after a damaged segment was quarantined), with a warning.
+pub fn recover_each_opts(
+    data_dir: &Path,
+    shard: usize,
+    allow_gaps: bool,
     mut each: impl FnMut(Record),
 ) -> Result<Recovered, StoreError> {
     let dir = shard_dir(data_dir, shard);
@@ -116,7 +127,13 @@ pub fn recover_each(
             continue;
         }
         if let Some(e) = expected {
-            if first_lsn != e && !(is_last && scan.end == 0) {
+            if first_lsn != e && !(is_last && scan.end == 0) && allow_gaps {
+                log::warn!(
+                    "{}: starts at LSN {first_lsn}, expected {e} (a quarantined segment's \
+                     records are missing)",
+                    path.display()
+                );
+            } else if first_lsn != e && !(is_last && scan.end == 0) {
                 return Err(corrupt(
                     &path,
                     0,

@@ -22,6 +22,8 @@ pub struct Broker {
     child: Child,
     pub port: u16,
     pub shards: usize,
+    /// The data directory made for this broker (removed when it is dropped).
+    data_dir: Option<PathBuf>,
     /// Held for the process's lifetime; dropped (unlocking the port) after `Drop` has killed and
     /// reaped the broker, since fields drop after `Drop::drop` runs.
     _lease: PortLease,
@@ -108,6 +110,12 @@ impl Broker {
             let lease = PortLease::acquire();
             let port = lease.port;
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmq"));
+            // The default durability with a directory of its own, removed with the broker; a
+            // test that restarts a broker on its data passes `--data-dir` itself.
+            let data_dir = (!args.contains(&"--data-dir")).then(fresh_data_dir);
+            if let Some(d) = &data_dir {
+                cmd.arg("--data-dir").arg(d);
+            }
             cmd.arg("--bind")
                 .arg(format!("127.0.0.1:{port}"))
                 .args(["--shards", &shards.to_string(), "--pin", "false"])
@@ -134,6 +142,7 @@ impl Broker {
                 child,
                 port,
                 shards,
+                data_dir,
                 _lease: lease,
             };
             if broker.wait_ready().await {
@@ -169,6 +178,18 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// SIGKILL (no chance to flush anything), and reap it.
+    #[allow(dead_code)]
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    #[allow(dead_code)]
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The process is still running.
     pub fn assert_alive(&mut self) {
         assert!(
@@ -188,7 +209,24 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
+}
+
+/// A new, empty data directory under the target directory (a real disk, as users run it; not
+/// a tmpfs, where O_DIRECT is not available).
+#[allow(dead_code)]
+pub fn fresh_data_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "ringmq-data-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
 }
 
 /// The first id `name`, `name-1`, `name-2`, ... homed on `shard`.
