@@ -74,6 +74,10 @@ pub struct BrokerArgs {
     /// Keep alive in seconds (PINGREQ is sent after half of it without traffic).
     #[arg(long, default_value_t = 60)]
     pub keepalive: u16,
+    /// Persistent sessions (clean session 0; v5: Session Expiry Interval 300 s), so a broker
+    /// with a durable store keeps the subscribers' QoS 1/2 messages on disk.
+    #[arg(long)]
+    pub persistent: bool,
     /// Broker process id: adds its CPU use and RSS to the report (and memory per connection
     /// for `conns`).
     #[arg(long)]

@@ -227,6 +227,20 @@ pub fn connect_packet(
     }))
 }
 
+/// The same CONNECT asking for a persistent session (v5: kept 300 s after a disconnect).
+pub fn persistent(pkt: Packet) -> Packet {
+    match pkt {
+        Packet::Connect(mut c) => {
+            c.clean_start = false;
+            if c.protocol.is_v5() {
+                c.properties.session_expiry_interval_s = Some(300);
+            }
+            Packet::Connect(c)
+        }
+        other => other,
+    }
+}
+
 /// An acknowledgement (PUBACK / PUBREC / PUBREL / PUBCOMP share one shape).
 pub fn ack(packet_id: u16) -> codec::Ack {
     codec::Ack {

@@ -42,6 +42,7 @@ fn settings(
         username: b.username.clone().map(Into::into),
         password: b.password.clone().map(Into::into),
         keepalive_s: b.keepalive,
+        persistent: b.persistent,
         qos: ringmq_codec::QoS::from_u8(qos).ok_or("--qos must be 0, 1 or 2")?,
         payload_bytes: l.map(|l| l.payload_bytes).unwrap_or(16),
         warmup,

@@ -95,15 +95,11 @@ impl Engine {
         if expiry_s != u32::MAX {
             sh.expire_later(self.uid, expiry_s);
         }
-        let s = self.session.borrow();
+        let mut s = self.session.borrow_mut();
+        s.offline_since_ms = crate::shard::journal::unix_ms();
         if let Some(j) = &s.journal {
             let proto = s.protocol.level();
-            j.session_upsert(
-                &s.client_id,
-                proto,
-                expiry_s,
-                crate::shard::journal::unix_ms(),
-            );
+            j.session_upsert(&s.client_id, proto, expiry_s, s.offline_since_ms);
         }
     }
 }

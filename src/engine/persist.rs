@@ -22,6 +22,7 @@ pub(super) fn journal_connect(se: &mut Session, journal: Option<&Rc<Journal>>, l
     if se.journal.is_none() {
         se.journal = Some(journal.clone());
     }
+    se.offline_since_ms = 0;
     journal.session_upsert(&se.client_id, level, se.expiry_s, 0);
 }
 

@@ -54,6 +54,21 @@ impl Session {
             .map(|d| &d.msg)
     }
 
+    /// What the journal holds for this session, in delivery order: (message, QoS, packet id or
+    /// 0 while queued, PUBREC received).
+    pub fn journal_refs(&self) -> impl Iterator<Item = (&Arc<Message>, QoS, u16, bool)> {
+        let inflight = self
+            .inflight
+            .iter()
+            .map(|f| (&f.delivery.msg, f.delivery.qos, f.packet_id, f.released));
+        let queued = self
+            .queue
+            .iter()
+            .filter(|d| d.qos != QoS::AtMostOnce)
+            .map(|d| (&d.msg, d.qos, 0, false));
+        inflight.chain(queued)
+    }
+
     /// Recovery: a message that was queued (not sent yet).
     pub fn restore_queued(&mut self, d: Delivery) {
         self.push_queue(d);

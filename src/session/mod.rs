@@ -166,6 +166,8 @@ pub struct Session {
     /// A persistent session with a durable store: what it must keep goes to this journal
     /// ([`durable`]); `None` for clean sessions and with `durability = "none"`.
     pub journal: Option<Rc<crate::shard::journal::Journal>>,
+    /// When it went offline (Unix ms; 0 while connected), kept for the store's snapshot.
+    pub offline_since_ms: u64,
 }
 
 impl Session {
@@ -196,6 +198,7 @@ impl Session {
             conn: None,
             identity: None,
             journal: None,
+            offline_since_ms: 0,
         }
     }
 

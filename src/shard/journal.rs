@@ -450,6 +450,11 @@ impl Journal {
         due
     }
 
+    /// The id this log knows `msg` by.
+    pub fn id(&self, msg: &Arc<Message>) -> Option<MsgId> {
+        Self::id_of(&self.st.borrow(), msg)
+    }
+
     /// Messages this log holds for someone (for statistics and tests).
     pub fn stored_messages(&self) -> usize {
         self.st.borrow().ids.len()

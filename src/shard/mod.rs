@@ -7,6 +7,7 @@
 //! Never: takes a lock, blocks, or is touched from another thread. Cross-shard effects are
 //! [`MeshMsg`]s put in an outbox; the runtime's flusher tasks send them in batches.
 
+mod compact;
 pub mod ctx;
 pub mod event;
 pub mod journal;
@@ -162,7 +163,8 @@ pub struct Shard {
     pub stopping: bool,
     /// Session expiries and delayed wills of sessions homed here, by session uid.
     timers: timers::Timers<(u64, TimerKind)>,
-    delayed_wills: HashMap<u64, Box<crate::codec::Will>>,
+    /// With their wall-clock deadline (Unix ms), for the store's snapshot.
+    delayed_wills: HashMap<u64, (Box<crate::codec::Will>, u64)>,
     /// Sessions on every shard (one counter the runtime shares between them; touched when a
     /// session is created or ends, never per message), for `sessions_max`.
     pub sessions_total: Arc<std::sync::atomic::AtomicUsize>,
@@ -284,7 +286,8 @@ impl Shard {
     /// Publish `uid`'s will after `delay_s` unless the session reconnects first.
     pub fn delay_will(&mut self, uid: u64, will: Box<crate::codec::Will>, delay_s: u32) {
         let at = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(delay_s));
-        self.delayed_wills.insert(uid, will);
+        let deadline = journal::unix_ms() + u64::from(delay_s) * 1000;
+        self.delayed_wills.insert(uid, (will, deadline));
         self.timers.arm((uid, TimerKind::Will), at);
     }
 
@@ -352,7 +355,7 @@ impl Shard {
     /// Publish `uid`'s will at the wall-clock `deadline_ms` (a recovered delayed will).
     pub fn delay_will_until(&mut self, uid: u64, will: Box<crate::codec::Will>, deadline_ms: u64) {
         let at = journal::instant_of_ms(deadline_ms).unwrap_or_else(std::time::Instant::now);
-        self.delayed_wills.insert(uid, will);
+        self.delayed_wills.insert(uid, (will, deadline_ms));
         self.timers.arm((uid, TimerKind::Will), at);
     }
 
@@ -373,7 +376,7 @@ impl Shard {
         for (uid, kind) in self.timers.expired(now) {
             match kind {
                 TimerKind::Will => {
-                    if let Some(w) = self.delayed_wills.remove(&uid) {
+                    if let Some((w, _)) = self.delayed_wills.remove(&uid) {
                         self.journal_will_clear(uid);
                         self.publish_will(w);
                     }

@@ -12,8 +12,7 @@ use super::{ctx::ShardRef, MeshMsg, Shard};
 use crate::codec::{Properties, Protocol, QoS, Will};
 use crate::session::{Delivery, Message, Session};
 use crate::store::{
-    self, recover_each_opts, Durability, Entry, Image, Log, LogOptions, MsgId, StoreError,
-    StoredMessage,
+    recover_each_opts, Durability, Entry, Image, Log, LogOptions, MsgId, StoreError, StoredMessage,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -110,13 +109,7 @@ pub async fn open_store(s: &mut Shard) -> Result<Option<Image>, String> {
     let log = Log::open(opts, &rec)
         .await
         .map_err(|e| format!("opening the store: {e}"))?;
-    if !log.is_direct() {
-        log::warn!(
-            "shard {}: {} does not support O_DIRECT; using buffered I/O",
-            s.id,
-            store::shard_dir(&cfg.data_dir, s.id).display()
-        );
-    }
+    // A filesystem without O_DIRECT is reported by the segment that falls back.
     log::info!(
         "shard {}: store recovered in {:?}: {} records ({undecodable} undecodable), {} \
          sessions, {} retained, {} messages",
@@ -219,6 +212,11 @@ pub fn restore(shard: &ShardRef, image: Image) {
             s.session_limits,
         );
         session.expiry_s = si.expiry_s;
+        session.offline_since_ms = if si.disconnected_at_ms == 0 {
+            now_ms
+        } else {
+            si.disconnected_at_ms
+        };
         session.journal = Some(journal.clone());
         session.incoming_qos2 = si.incoming_qos2.iter().copied().collect();
         for r in &si.refs {

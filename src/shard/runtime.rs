@@ -270,6 +270,7 @@ async fn shard_main(
         let interval = Duration::from_micros(cfg.commit_interval_us);
         glommio::spawn_local(j.log.clone().run_committer(interval)).detach();
         glommio::spawn_local(super::restore::commit_pump(shard.clone(), j.clone())).detach();
+        glommio::spawn_local(super::compact::compactor(shard.clone(), j.clone())).detach();
     }
     let shutdown = Rc::new(super::event::Event::default());
     let mut views = Vec::new();

@@ -71,6 +71,8 @@ pub struct Settings {
     pub username: Option<ByteString>,
     pub password: Option<Bytes>,
     pub keepalive_s: u16,
+    /// Persistent sessions instead of clean ones (`--persistent`).
+    pub persistent: bool,
     pub qos: QoS,
     pub payload_bytes: usize,
     pub warmup: Duration,

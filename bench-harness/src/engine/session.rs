@@ -275,6 +275,11 @@ pub(crate) fn start_connect(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64)
                 s.username.as_ref(),
                 s.password.as_ref(),
             );
+            let pkt = if s.persistent {
+                client::persistent(pkt)
+            } else {
+                pkt
+            };
             c.queue(&pkt, ctx.protocol, now);
             mark_dirty(c, ci, &mut ctx.dirty);
         }
