@@ -137,6 +137,8 @@ pub struct Report {
     pub description: String,
     pub broker: String,
     pub protocol: String,
+    /// "tcp", or "tls" (`--tls`: every connection made a full TLS handshake).
+    pub transport: String,
     pub qos: u8,
     pub payload_bytes: usize,
     pub publishers: usize,
@@ -256,6 +258,7 @@ pub fn build(o: &RunOutcome, label: Option<String>) -> Report {
         description: plan.description.clone(),
         broker: s.broker.to_string(),
         protocol: protocol_name(s.protocol).into(),
+        transport: if s.tls.is_some() { "tls" } else { "tcp" }.into(),
         qos: s.qos as u8,
         payload_bytes: s.payload_bytes,
         publishers: plan.publishers.len(),
@@ -530,16 +533,21 @@ pub fn human(r: &Report) -> String {
         Some(rate) => format!("open loop at {} msg/s", grouped(rate as u64)),
         None => format!("max throughput (in-flight {}/publisher)", r.inflight),
     };
+    let over = if r.transport == "tls" {
+        " over TLS"
+    } else {
+        ""
+    };
     if r.conns.is_some() {
         let _ = writeln!(
             s,
-            "broker {}  MQTT {}  generator threads {}",
+            "broker {}  MQTT {}{over}  generator threads {}",
             r.broker, r.protocol, r.threads
         );
     } else {
         let _ = writeln!(
             s,
-            "broker {}  MQTT {}  QoS {}  payload {} B  {}  generator threads {}",
+            "broker {}  MQTT {}{over}  QoS {}  payload {} B  {}  generator threads {}",
             r.broker, r.protocol, r.qos, r.payload_bytes, mode, r.threads
         );
     }
@@ -557,12 +565,13 @@ pub fn human(r: &Report) -> String {
         let l = &c.connect_latency_us;
         let _ = writeln!(
             s,
-            "connect      p50 {} ms  p90 {} ms  p99 {} ms  p99.9 {} ms  max {} ms  (TCP connect → CONNACK)",
+            "connect      p50 {} ms  p90 {} ms  p99 {} ms  p99.9 {} ms  max {} ms  (TCP connect{} → CONNACK)",
             ms(l.p50),
             ms(l.p90),
             ms(l.p99),
             ms(l.p999),
-            ms(l.max)
+            ms(l.max),
+            if r.transport == "tls" { " + TLS handshake" } else { "" }
         );
         match (
             c.broker_rss_before,

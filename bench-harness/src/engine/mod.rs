@@ -102,6 +102,8 @@ pub struct Settings {
     pub progress: Option<Duration>,
     pub broker_pid: Option<u32>,
     pub run_id: String,
+    /// `Some`: every connection speaks TLS (`--tls`).
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 /// Packet identifiers a publisher cycles through: a few times its window (at least 1024), so
