@@ -29,6 +29,10 @@ pub struct Group {
     pub publisher_per_s_max: f64,
     pub gen_cpu_pct: f64,
     pub broker_cpu_pct: Option<f64>,
+    /// Median over runs of the broker's CPU time per forwarded message, in µs (its CPU over
+    /// the window ÷ messages forwarded in it): comparable even when the broker did not get a
+    /// whole core.
+    pub broker_us_per_msg: Option<f64>,
     /// `.hgrm` of the median run (by forwarded throughput; by p99 in open-loop mode, where
     /// throughput is fixed by the schedule).
     pub median_hgrm: Option<String>,
@@ -84,6 +88,11 @@ pub fn group(reports: &[Report]) -> Vec<Group> {
                 median_index(&runs, |r| r.forwarded_per_s)
             };
             let broker_cpu: Vec<f64> = runs.iter().filter_map(|r| r.broker_cpu_pct).collect();
+            let mut us_per_msg: Vec<f64> = runs
+                .iter()
+                .filter(|r| r.forwarded_per_s > 0.0)
+                .filter_map(|r| r.broker_cpu_pct.map(|c| c * 1e4 / r.forwarded_per_s))
+                .collect();
             Group {
                 runs: runs.len(),
                 sent_per_s: col(&|r| r.sent_per_s),
@@ -113,6 +122,11 @@ pub fn group(reports: &[Report]) -> Vec<Group> {
                 } else {
                     let mut b = broker_cpu;
                     Some(median(&mut b))
+                },
+                broker_us_per_msg: if us_per_msg.is_empty() {
+                    None
+                } else {
+                    Some(median(&mut us_per_msg))
                 },
                 median_hgrm: runs[mi].hgrm.clone(),
                 warnings: runs.iter().map(|r| r.warnings.len()).sum(),
@@ -224,7 +238,7 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<14} {:>4} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>8} {:>8}",
+        "{:<14} {:>4} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>8} {:>8} {:>10}",
         "label",
         "runs",
         "sent/s",
@@ -238,7 +252,8 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
         "pub min/s",
         "pub max/s",
         "gen cpu",
-        "brk cpu"
+        "brk cpu",
+        "brk µs/msg"
     );
     let rate = |x: f64| {
         if x.is_finite() {
@@ -250,7 +265,7 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
     for g in groups {
         let _ = writeln!(
             s,
-            "{:<14} {:>4} {:>12.0} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>7.0}% {:>8}{}",
+            "{:<14} {:>4} {:>12.0} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>7.0}% {:>8} {:>10}{}",
             g.label,
             g.runs,
             g.sent_per_s,
@@ -266,6 +281,9 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
             g.gen_cpu_pct,
             g.broker_cpu_pct
                 .map(|c| format!("{c:.0}%"))
+                .unwrap_or_else(|| "-".into()),
+            g.broker_us_per_msg
+                .map(|u| format!("{u:.2}"))
                 .unwrap_or_else(|| "-".into()),
             if g.runs_with_loss > 0 {
                 format!("  LOSS in {} of {} runs", g.runs_with_loss, g.runs)
