@@ -119,6 +119,10 @@ pub struct ConnsReport {
     pub connect_latency_us: LatencySummary,
     pub source_ips: usize,
     pub setup_cpu_pct: f64,
+    /// The broker's CPU while the connections were being made, % of one core, and per
+    /// connection made (µs; includes the TLS handshake over `--tls`).
+    pub broker_setup_cpu_pct: Option<f64>,
+    pub broker_cpu_us_per_conn: Option<f64>,
     pub broker_rss_before: Option<u64>,
     pub broker_rss_after: Option<u64>,
     pub broker_bytes_per_conn: Option<f64>,
@@ -353,6 +357,14 @@ pub fn build(o: &RunOutcome, label: Option<String>) -> Report {
             connect_latency_us: LatencySummary::of(&o.connect_latency),
             source_ips: s.sources.len().max(1),
             setup_cpu_pct: round(o.setup_cpu_pct, 1),
+            broker_setup_cpu_pct: o
+                .broker_setup_cpu_ns
+                .filter(|_| o.setup_ns > 0)
+                .map(|c| round(c as f64 * 100.0 / o.setup_ns as f64, 1)),
+            broker_cpu_us_per_conn: o
+                .broker_setup_cpu_ns
+                .filter(|_| succeeded > 0)
+                .map(|c| round(c as f64 / 1e3 / succeeded as f64, 1)),
             broker_rss_before: o.broker_rss_before,
             broker_rss_after: o.broker_rss_after,
             broker_bytes_per_conn: per_conn,
@@ -600,6 +612,12 @@ pub fn human(r: &Report) -> String {
             grouped(c.alive_at_end),
             c.setup_cpu_pct
         );
+        if let (Some(pct), Some(us)) = (c.broker_setup_cpu_pct, c.broker_cpu_us_per_conn) {
+            let _ = writeln!(
+                s,
+                "broker CPU   {pct:.1}% of one core while connecting = {us:.1} µs per connection"
+            );
+        }
     } else {
         let _ = writeln!(
             s,

@@ -46,6 +46,8 @@ pub struct ConnsGroup {
     pub succeeded: f64,
     pub conns_per_s: f64,
     pub broker_bytes_per_conn: Option<f64>,
+    /// Median broker CPU per connection made (µs, `--broker-pid`).
+    pub broker_cpu_us_per_conn: Option<f64>,
 }
 
 pub fn median(v: &mut [f64]) -> f64 {
@@ -145,10 +147,12 @@ fn conns_group(runs: &[&Report]) -> Option<ConnsGroup> {
     let mut succeeded: Vec<f64> = c.iter().map(|c| c.succeeded as f64).collect();
     let mut rate: Vec<f64> = c.iter().map(|c| c.conns_per_s).collect();
     let mut bytes: Vec<f64> = c.iter().filter_map(|c| c.broker_bytes_per_conn).collect();
+    let mut cpu: Vec<f64> = c.iter().filter_map(|c| c.broker_cpu_us_per_conn).collect();
     Some(ConnsGroup {
         succeeded: median(&mut succeeded),
         conns_per_s: median(&mut rate),
         broker_bytes_per_conn: (!bytes.is_empty()).then(|| median(&mut bytes)),
+        broker_cpu_us_per_conn: (!cpu.is_empty()).then(|| median(&mut cpu)),
     })
 }
 
@@ -191,14 +195,21 @@ fn conns_table(groups: &[Group], baseline: Option<&str>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<14} {:>4} {:>10} {:>10} {:>14} {:>14} {:>16}",
-        "label", "runs", "connected", "conn/s", "connect p50 ms", "connect p99 ms", "broker B/conn"
+        "{:<14} {:>4} {:>10} {:>10} {:>14} {:>14} {:>16} {:>14}",
+        "label",
+        "runs",
+        "connected",
+        "conn/s",
+        "connect p50 ms",
+        "connect p99 ms",
+        "broker B/conn",
+        "brk µs/conn"
     );
     for g in groups {
         let c = g.conns.as_ref().expect("conns groups only");
         let _ = writeln!(
             s,
-            "{:<14} {:>4} {:>10.0} {:>10.0} {:>14} {:>14} {:>16}",
+            "{:<14} {:>4} {:>10.0} {:>10.0} {:>14} {:>14} {:>16} {:>14}",
             g.label,
             g.runs,
             c.succeeded,
@@ -207,6 +218,9 @@ fn conns_table(groups: &[Group], baseline: Option<&str>) -> String {
             ms(g.p99_us),
             c.broker_bytes_per_conn
                 .map(|b| format!("{b:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            c.broker_cpu_us_per_conn
+                .map(|u| format!("{u:.0}"))
                 .unwrap_or_else(|| "-".into())
         );
     }
