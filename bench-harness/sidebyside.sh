@@ -47,6 +47,8 @@
 #                        the --acl-user; the scenario must log in as that user (--username)
 #                        [ACL_RULES, default 0: no acl_file]
 #   --acl-user NAME      [ACL_USER, default bench]
+#   --acl-allow-first    put the allowing rule first instead of last (Mosquitto's best case)
+#                        [ACL_ALLOW_FIRST=1]
 #   --mosquitto-only     skip ringmq (e.g. while it does not build yet)
 #   --no-build           use existing release binaries
 #   --pause SECONDS      pause between runs so the machine settles [PAUSE, default 2]
@@ -74,6 +76,7 @@ RINGMQ_TLS_PORT=${RINGMQ_TLS_PORT:-}
 MOSQUITTO_TLS_PORT=${MOSQUITTO_TLS_PORT:-}
 ACL_RULES=${ACL_RULES:-0}
 ACL_USER=${ACL_USER:-bench}
+ACL_ALLOW_FIRST=${ACL_ALLOW_FIRST:-0}
 read -ra RINGMQ_EXTRA <<<"${RINGMQ_ARGS:-}"
 MOSQUITTO_EXTRA=${MOSQUITTO_CONF:-}
 BUILD=1
@@ -101,6 +104,7 @@ while [[ $# -gt 0 ]]; do
         --mosquitto-tls-port) MOSQUITTO_TLS_PORT=$2; shift 2 ;;
         --acl-rules) ACL_RULES=$2; shift 2 ;;
         --acl-user) ACL_USER=$2; shift 2 ;;
+        --acl-allow-first) ACL_ALLOW_FIRST=1; shift ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         --) shift; break ;;
@@ -220,8 +224,9 @@ RINGMQ_ACL_CONF=""
 MOSQUITTO_ACL_CONF=""
 if [[ $ACL_RULES -gt 0 ]]; then
     {
-        echo "# Written by sidebyside.sh: $ACL_RULES rules for user $ACL_USER, the allowing one last."
+        echo "# Written by sidebyside.sh: $ACL_RULES rules for user $ACL_USER, the allowing one $([[ $ACL_ALLOW_FIRST == 1 ]] && echo first || echo last)."
         echo "user $ACL_USER"
+        [[ $ACL_ALLOW_FIRST == 1 ]] && echo "topic readwrite bench/#"
         for ((i = 0; i < ACL_RULES - 1; i++)); do
             s=$((i / 100)) d=$((i % 100))
             case $((i % 50)) in
@@ -230,7 +235,7 @@ if [[ $ACL_RULES -gt 0 ]]; then
                 *) echo "topic readwrite site/$s/device/$d/temp" ;;
             esac
         done
-        echo "topic readwrite bench/#"
+        [[ $ACL_ALLOW_FIRST == 1 ]] || echo "topic readwrite bench/#"
     } >"$OUT_DIR/acl"
     RINGMQ_ACL_CONF="acl_file = \"$OUT_DIR/acl\""
     MOSQUITTO_ACL_CONF="acl_file $OUT_DIR/acl"
