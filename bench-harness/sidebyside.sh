@@ -13,6 +13,12 @@
 #   bench-harness/sidebyside.sh --queued 1000 -- fanin --publishers 8 --inflight 1000 --qos 1 --filter 't/+' --fail-on-loss
 #   bench-harness/sidebyside.sh --queued 1000 --ringmq-arg --slow-subscriber-timeout-s=10 -- \
 #       stalled --pairs 4 --stalled-publishers 4 --inflight 1000 --qos 1 --rate 20000 --duration 40s
+#   # TLS (issue 9): both brokers get a TLS listener with the same generated certificate
+#   bench-harness/sidebyside.sh --tls -- pairs --pairs 8 --qos 0 --duration 8s
+#   bench-harness/sidebyside.sh --tls -- conns --connections 5000 --hold 2s
+#   # the ACL check: both brokers read the same generated 10,000-rule acl_file
+#   bench-harness/sidebyside.sh --acl-rules 10000 -- pairs --pairs 8 --qos 0 --username bench
+#   bench-harness/tls-acl.sh    # all of issue 9's side-by-side runs, one command
 #
 # Options (environment variable in brackets):
 #   --rounds N           rounds; each round runs ringmq then mosquitto [ROUNDS, default 3]
@@ -31,6 +37,18 @@
 #   --ringmq-arg ARG     extra ringmq command-line argument, repeatable (e.g.
 #                        --ringmq-arg --slow-subscriber-timeout-s=10) [RINGMQ_ARGS, space-separated]
 #   --mosquitto-conf L   extra mosquitto.conf line, repeatable [MOSQUITTO_CONF, newline-separated]
+#   --tls                add a TLS listener to both brokers (the same certificate: a test CA and a
+#                        P-256 server certificate for 127.0.0.1/localhost, generated with openssl
+#                        into DIR/tls/) and run the scenario against it with --tls-ca [TLS=1]
+#   --ringmq-tls-port P  [RINGMQ_TLS_PORT, default ringmq port + 10]
+#   --mosquitto-tls-port P [MOSQUITTO_TLS_PORT, default mosquitto port + 10]
+#   --acl-rules N        give both brokers the same acl_file of N generated rules (DIR/acl):
+#                        N - 1 rules no run topic matches, then `topic readwrite bench/#`, all for
+#                        the --acl-user; the scenario must log in as that user (--username)
+#                        [ACL_RULES, default 0: no acl_file]
+#   --acl-user NAME      [ACL_USER, default bench]
+#   --acl-allow-first    put the allowing rule first instead of last (Mosquitto's best case)
+#                        [ACL_ALLOW_FIRST=1]
 #   --mosquitto-only     skip ringmq (e.g. while it does not build yet)
 #   --no-build           use existing release binaries
 #   --pause SECONDS      pause between runs so the machine settles [PAUSE, default 2]
@@ -53,6 +71,12 @@ QUEUED_MAX=${QUEUED_MAX:-0}
 PACKET_MAX=${PACKET_MAX:-1048576}
 PAUSE=${PAUSE:-2}
 MOSQUITTO_ONLY=${MOSQUITTO_ONLY:-0}
+TLS=${TLS:-0}
+RINGMQ_TLS_PORT=${RINGMQ_TLS_PORT:-}
+MOSQUITTO_TLS_PORT=${MOSQUITTO_TLS_PORT:-}
+ACL_RULES=${ACL_RULES:-0}
+ACL_USER=${ACL_USER:-bench}
+ACL_ALLOW_FIRST=${ACL_ALLOW_FIRST:-0}
 read -ra RINGMQ_EXTRA <<<"${RINGMQ_ARGS:-}"
 MOSQUITTO_EXTRA=${MOSQUITTO_CONF:-}
 BUILD=1
@@ -75,6 +99,12 @@ while [[ $# -gt 0 ]]; do
         --ringmq-arg) RINGMQ_EXTRA+=("$2"); shift 2 ;;
         --mosquitto-conf) MOSQUITTO_EXTRA+=$'\n'"$2"; shift 2 ;;
         --mosquitto-only) MOSQUITTO_ONLY=1; shift ;;
+        --tls) TLS=1; shift ;;
+        --ringmq-tls-port) RINGMQ_TLS_PORT=$2; shift 2 ;;
+        --mosquitto-tls-port) MOSQUITTO_TLS_PORT=$2; shift 2 ;;
+        --acl-rules) ACL_RULES=$2; shift 2 ;;
+        --acl-user) ACL_USER=$2; shift 2 ;;
+        --acl-allow-first) ACL_ALLOW_FIRST=1; shift ;;
         --no-build) BUILD=0; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         --) shift; break ;;
@@ -89,10 +119,22 @@ case "${SCENARIO[0]}" in
 esac
 for a in "${SCENARIO[@]}"; do
     case "$a" in
-        --port|-p|--host|--broker-pid|--label|--out-dir|--json|--hgrm)
+        --port|-p|--host|--broker-pid|--label|--out-dir|--json|--hgrm|--tls|--tls-ca|--tls-server-name)
             die "do not pass $a: the script sets it for each broker" ;;
     esac
 done
+RINGMQ_TLS_PORT=${RINGMQ_TLS_PORT:-$((RINGMQ_PORT + 10))}
+MOSQUITTO_TLS_PORT=${MOSQUITTO_TLS_PORT:-$((MOSQUITTO_PORT + 10))}
+if [[ $ACL_RULES -gt 0 ]]; then
+    user_given=0
+    for ((i = 1; i < ${#SCENARIO[@]}; i++)); do
+        case "${SCENARIO[i]}" in
+            --username|-u) [[ ${SCENARIO[i + 1]:-} == "$ACL_USER" ]] && user_given=1 ;;
+            --username=*) [[ ${SCENARIO[i]#--username=} == "$ACL_USER" ]] && user_given=1 ;;
+        esac
+    done
+    [[ $user_given == 1 ]] || die "--acl-rules: the ACL allows only user '$ACL_USER'; add --username $ACL_USER to the scenario (and to the run without ACL you compare with)"
+fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -146,6 +188,59 @@ if [[ $MOSQUITTO_ONLY != 1 && ! -x $RINGMQ ]]; then
     die "$RINGMQ missing: ringmq was not built. Use --mosquitto-only to measure Mosquitto alone."
 fi
 
+# TLS: one test CA and one server certificate (P-256, for 127.0.0.1 and localhost), the same
+# files for both brokers. Private keys stay in the results directory of this run.
+TLS_DIR=$OUT_DIR/tls
+RINGMQ_TLS_CONF=""
+MOSQUITTO_TLS_CONF=""
+if [[ $TLS == 1 ]]; then
+    command -v openssl >/dev/null || die "--tls needs openssl to generate the test certificate"
+    mkdir -p "$TLS_DIR"
+    (
+        cd "$TLS_DIR"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -keyout ca.key -out ca.pem -subj /CN=ringmq-bench-test-ca \
+            -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout server.key -out server.csr -subj /CN=localhost
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile server.ext -out server.pem
+        rm -f server.csr ca.srl
+        # Mosquitto started as root drops to user mosquitto before it reads certfile/keyfile:
+        # the throwaway test key must be readable by it.
+        chmod 644 server.key
+    ) >"$OUT_DIR/openssl.log" 2>&1 || { cat "$OUT_DIR/openssl.log" >&2; die "generating the test certificate failed"; }
+    RINGMQ_TLS_CONF=$(printf '[[listener]]\nbind = "127.0.0.1:%s"\nprotocol = "mqtts"\ncertfile = "%s"\nkeyfile = "%s"\n' \
+        "$RINGMQ_TLS_PORT" "$TLS_DIR/server.pem" "$TLS_DIR/server.key")
+    MOSQUITTO_TLS_CONF=$(printf 'listener %s 127.0.0.1\ncertfile %s\nkeyfile %s\n' \
+        "$MOSQUITTO_TLS_PORT" "$TLS_DIR/server.pem" "$TLS_DIR/server.key")
+fi
+
+# ACL: N - 1 rules for the user that no run topic matches (shaped like the ACL micro-benchmark:
+# per site 90 % exact, 8 % with +, 2 % with #), then the one rule that allows the run's topics,
+# last: Mosquitto walks a user's rules in file order, ringmq looks them up in a trie.
+RINGMQ_ACL_CONF=""
+MOSQUITTO_ACL_CONF=""
+if [[ $ACL_RULES -gt 0 ]]; then
+    {
+        echo "# Written by sidebyside.sh: $ACL_RULES rules for user $ACL_USER, the allowing one $([[ $ACL_ALLOW_FIRST == 1 ]] && echo first || echo last)."
+        echo "user $ACL_USER"
+        [[ $ACL_ALLOW_FIRST == 1 ]] && echo "topic readwrite bench/#"
+        for ((i = 0; i < ACL_RULES - 1; i++)); do
+            s=$((i / 100)) d=$((i % 100))
+            case $((i % 50)) in
+                0) echo "topic readwrite site/$s/device/$d/#" ;;
+                1|2|3|4) echo "topic readwrite site/$s/+/$d/temp" ;;
+                *) echo "topic readwrite site/$s/device/$d/temp" ;;
+            esac
+        done
+        [[ $ACL_ALLOW_FIRST == 1 ]] || echo "topic readwrite bench/#"
+    } >"$OUT_DIR/acl"
+    RINGMQ_ACL_CONF="acl_file = \"$OUT_DIR/acl\""
+    MOSQUITTO_ACL_CONF="acl_file $OUT_DIR/acl"
+fi
+
 # Equivalent broker configurations: anonymous, no persistence, the same per-session limits.
 RINGMQ_QUEUED_MAX=$QUEUED_MAX
 [[ $QUEUED_MAX == 0 ]] && RINGMQ_QUEUED_MAX=10000000
@@ -163,6 +258,8 @@ memory_limit 0
 log_type error
 log_type warning
 log_dest stderr
+$MOSQUITTO_ACL_CONF
+$MOSQUITTO_TLS_CONF
 # Extra lines (--mosquitto-conf):
 $MOSQUITTO_EXTRA
 EOF
@@ -177,7 +274,10 @@ inflight_max = $INFLIGHT_MAX
 queued_messages_max = $RINGMQ_QUEUED_MAX
 log_level = "warn"
 # The default durability ("process"), in a directory of the run's own, emptied per start.
+# (Before the tables below: a key after [[listener]] would belong to it.)
 data_dir = "$OUT_DIR/ringmq-data"
+$RINGMQ_ACL_CONF
+$RINGMQ_TLS_CONF
 EOF
 
 {
@@ -191,6 +291,8 @@ EOF
     echo "rounds: $ROUNDS (ringmq then mosquitto each round)"
     echo "scenario: ringmq-bench ${SCENARIO[*]}"
     echo "extra ringmq args: ${RINGMQ_EXTRA[*]:-none}; extra mosquitto.conf lines: ${MOSQUITTO_EXTRA:-none}"
+    echo "tls: $([[ $TLS == 1 ]] && echo "yes, ports ringmq $RINGMQ_TLS_PORT / mosquitto $MOSQUITTO_TLS_PORT, $(openssl version 2>/dev/null)" || echo no)"
+    echo "acl: $([[ $ACL_RULES -gt 0 ]] && echo "$ACL_RULES rules for user $ACL_USER ($OUT_DIR/acl)" || echo none)"
     echo "sysctl: somaxconn=$(cat /proc/sys/net/core/somaxconn) ip_local_port_range=$(tr '\t' ' ' </proc/sys/net/ipv4/ip_local_port_range) nofile=$(ulimit -n)"
 } >"$OUT_DIR/env.txt"
 cat "$OUT_DIR/env.txt" >&2
@@ -226,6 +328,17 @@ start_broker() { # name port log
         cleanup
         return 1
     fi
+    if [[ $TLS == 1 ]]; then
+        local tls_port=$RINGMQ_TLS_PORT
+        [[ $name == mosquitto ]] && tls_port=$MOSQUITTO_TLS_PORT
+        # The probe's line names the negotiated TLS version and cipher suite.
+        if ! "$BENCH" probe --port "$tls_port" --tls-ca "$TLS_DIR/ca.pem" --wait 10s >>"$OUT_DIR/$name-tls-probe.txt" 2>&1; then
+            echo "sidebyside: $name's TLS listener on port $tls_port does not answer:" >&2
+            tail -n 5 "$OUT_DIR/$name-tls-probe.txt" "$log" >&2 || true
+            cleanup
+            return 1
+        fi
+    fi
 }
 
 run_one() { # name port round
@@ -236,8 +349,12 @@ run_one() { # name port round
         [[ $name == ringmq ]] && die "ringmq did not start; see $log"
         die "$name did not start; see $log"
     fi
-    local rc=0
-    taskset -c "$GEN_CPUS" "$BENCH" "${SCENARIO[@]}" --port "$port" --label "$name" \
+    local rc=0 target=(--port "$port")
+    if [[ $TLS == 1 ]]; then
+        target=(--port "$RINGMQ_TLS_PORT" --tls-ca "$TLS_DIR/ca.pem")
+        [[ $name == mosquitto ]] && target=(--port "$MOSQUITTO_TLS_PORT" --tls-ca "$TLS_DIR/ca.pem")
+    fi
+    taskset -c "$GEN_CPUS" "$BENCH" "${SCENARIO[@]}" "${target[@]}" --label "$name" \
         --broker-pid "$BROKER_PID" --out-dir "$OUT_DIR" >"$OUT_DIR/$name-round$round.out" \
         2>"$OUT_DIR/$name-round$round.err" || rc=$?
     if ! kill -0 "$BROKER_PID" 2>/dev/null; then

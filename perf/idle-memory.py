@@ -4,12 +4,15 @@
 listeners. TLS clients are Python's ssl module (OpenSSL), TLS 1.3.
 
 Usage: perf/idle-memory.py [--connections 2000] [--shards 1] [--binary PATH]
-Needs: openssl (for the test certificate), a release build (cargo build --release).
+       perf/idle-memory.py --broker mosquitto [--connections 2000] [--binary /usr/sbin/mosquitto]
+Needs: openssl (for the test certificate), a release build (cargo build --release), or
+Mosquitto for `--broker mosquitto` (the same two listeners, the same certificate and clients).
 Starts its own broker on free loopback ports and stops it (by PID) when done.
 """
 import argparse
 import os
 import resource
+import shutil
 import socket
 import ssl
 import subprocess
@@ -64,8 +67,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--connections", type=int, default=2000)
     ap.add_argument("--shards", type=int, default=1)
-    ap.add_argument("--binary", default="target/release/ringmq")
+    ap.add_argument("--binary", default=None,
+                    help="broker binary [target/release/ringmq, or mosquitto on PATH]")
+    ap.add_argument("--broker", choices=["ringmq", "mosquitto"], default="ringmq")
     a = ap.parse_args()
+    if a.binary is None:
+        a.binary = ("target/release/ringmq" if a.broker == "ringmq"
+                    else shutil.which("mosquitto") or "/usr/sbin/mosquitto")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * a.connections + 100), hard))
     d = tempfile.mkdtemp(prefix="ringmq-idle-")
@@ -75,13 +83,27 @@ def main():
                     "-addext", "subjectAltName=DNS:localhost"],
                    check=True, capture_output=True)
     plain, tls = free_port(), free_port()
-    cfg = os.path.join(d, "ringmq.toml")
-    with open(cfg, "w") as f:
-        f.write(f'[[listener]]\nbind = "127.0.0.1:{plain}"\n'
-                f'[[listener]]\nbind = "127.0.0.1:{tls}"\nprotocol = "mqtts"\n'
-                f'certfile = "{cert}"\nkeyfile = "{key}"\n')
-    broker = subprocess.Popen([a.binary, "--config", cfg, "--shards", str(a.shards),
-                               "--log-level", "warn"])
+    if a.broker == "ringmq":
+        cfg = os.path.join(d, "ringmq.toml")
+        with open(cfg, "w") as f:
+            f.write(f'[[listener]]\nbind = "127.0.0.1:{plain}"\n'
+                    f'[[listener]]\nbind = "127.0.0.1:{tls}"\nprotocol = "mqtts"\n'
+                    f'certfile = "{cert}"\nkeyfile = "{key}"\n')
+        cmd = [a.binary, "--config", cfg, "--shards", str(a.shards), "--log-level", "warn"]
+    else:
+        # Started as root, Mosquitto reads its files as user mosquitto: a throwaway key.
+        os.chmod(d, 0o755)
+        os.chmod(key, 0o644)
+        cfg = os.path.join(d, "mosquitto.conf")
+        with open(cfg, "w") as f:
+            f.write(f"max_connections -1\nset_tcp_nodelay true\npersistence false\n"
+                    f"log_type error\nlog_dest stderr\n"
+                    f"listener {plain} 127.0.0.1\nallow_anonymous true\n"
+                    f"listener {tls} 127.0.0.1\ncertfile {cert}\nkeyfile {key}\n")
+        cmd = [a.binary, "-c", cfg]
+    # Mosquitto logs every TLS client that closes without close_notify (these do): keep the
+    # broker's log out of the output, in the temporary directory.
+    broker = subprocess.Popen(cmd, stderr=open(os.path.join(d, "broker.log"), "w"))
     ctx = ssl.create_default_context(cafile=cert)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     try:
@@ -97,7 +119,8 @@ def main():
         after_tls = settle(broker.pid)
         per_plain = (after_plain - base) / a.connections
         per_tls = (after_tls - after_plain) / a.connections
-        print(f"connections per kind: {a.connections}, shards: {a.shards}")
+        shards = f", shards: {a.shards}" if a.broker == "ringmq" else ""
+        print(f"broker: {a.broker}, connections per kind: {a.connections}{shards}")
         print(f"plain TCP: {per_plain:,.0f} B per idle connection")
         print(f"TLS 1.3:   {per_tls:,.0f} B per idle connection")
         for s in p + t:

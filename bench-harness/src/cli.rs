@@ -82,6 +82,16 @@ pub struct BrokerArgs {
     /// for `conns`).
     #[arg(long)]
     pub broker_pid: Option<u32>,
+    /// Connect over TLS (mqtts). Needs --tls-ca. Every connection makes a full handshake (no
+    /// session resumption); connect latency then includes the handshake.
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificate(s), PEM, that the broker's certificate must chain to; implies --tls.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name checked against the broker's certificate (DNS name or IP address) [default: --host].
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 /// Traffic shape and run timing shared by the traffic scenarios.

@@ -97,6 +97,9 @@ pub struct Client {
     pub role: Role,
     pub client_id: ByteString,
     pub sock: Option<TcpStream>,
+    /// `--tls`: the TLS session between `wbuf`/`rbuf` (plaintext MQTT) and the socket. Boxed:
+    /// most of a `ClientConnection` is its buffers, and plain clients pay one pointer.
+    pub tls: Option<Box<rustls::ClientConnection>>,
     pub state: State,
     /// Bytes read but not yet decoded (a partial packet at most, between reads).
     pub rbuf: BytesMut,
@@ -126,6 +129,7 @@ impl Client {
             role,
             client_id: ByteString::from(client_id),
             sock: None,
+            tls: None,
             state: State::Waiting,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
@@ -168,6 +172,9 @@ impl Client {
     /// Write as much of the buffer as the socket takes. `Ok` also when it would block (then
     /// `write_blocked` is set and a writable event resumes).
     pub fn flush(&mut self) -> io::Result<()> {
+        if self.tls.is_some() {
+            return self.flush_tls();
+        }
         let Some(sock) = self.sock.as_mut() else {
             self.wbuf.clear();
             return Ok(());
@@ -191,6 +198,52 @@ impl Client {
         }
         self.wbuf.clear();
         Ok(())
+    }
+
+    /// `flush` over TLS: hand the plaintext to rustls (it seals it into records, as much as its
+    /// buffer limit takes), write the records, repeat until both are empty or the socket is
+    /// full. Before the handshake completes rustls holds the plaintext (CONNECT) until it can
+    /// send it; the read path calls `flush` again when the handshake makes progress.
+    fn flush_tls(&mut self) -> io::Result<()> {
+        let (Some(sock), Some(tls)) = (self.sock.as_mut(), self.tls.as_mut()) else {
+            self.wbuf.clear();
+            return Ok(());
+        };
+        loop {
+            if !self.wbuf.is_empty() {
+                let n = tls.writer().write(&self.wbuf)?;
+                self.wbuf.advance(n);
+            }
+            if !tls.wants_write() {
+                // Either everything left, or rustls takes no more plaintext until the
+                // handshake completes.
+                break;
+            }
+            match tls.write_tls(sock) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    self.write_blocked = true;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.wbuf.is_empty() {
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Something is waiting to be written: plaintext not yet sealed, or TLS records (handshake,
+    /// alerts) not yet sent.
+    pub fn wants_flush(&self) -> bool {
+        !self.wbuf.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     pub fn is_live(&self) -> bool {

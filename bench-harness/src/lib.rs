@@ -22,6 +22,7 @@
 //! - [`timeline`]: per-second counters per publisher group (`--timeline`, `stalled`).
 //! - [`sysinfo`]: getrusage, /proc readings of the broker, rlimits.
 //! - [`net`]: socket creation (source-address binding, TCP_NODELAY).
+//! - [`tls`]: the rustls client configuration of `--tls` runs (CA, server name, no resumption).
 //! - [`clock`]: the shared monotonic clock and the per-thread precise timer.
 //! - [`probe`]: a one-shot CONNECT/CONNACK check used to wait for a broker to come up.
 
@@ -41,3 +42,4 @@ pub mod summarize;
 pub mod svg;
 pub mod sysinfo;
 pub mod timeline;
+pub mod tls;

@@ -69,6 +69,7 @@ fn settings(
         progress,
         broker_pid: b.broker_pid,
         run_id: run.to_string(),
+        tls: ringmq_bench::tls::from_args(b)?,
     })
 }
 

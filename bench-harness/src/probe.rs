@@ -10,15 +10,58 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// Connect once; `Ok(round trip)` when the broker answers CONNACK 0.
-pub fn probe_once(args: &ProbeArgs) -> Result<Duration, String> {
+/// What one successful probe saw.
+pub struct Probed {
+    pub rtt: Duration,
+    /// Over TLS: the negotiated version and cipher suite, e.g. `TLSv1_3 TLS13_AES_256_GCM_SHA384`.
+    pub tls: Option<String>,
+}
+
+/// Connect once (over TLS with `--tls`); `Ok` when the broker answers CONNACK 0.
+pub fn probe_once(args: &ProbeArgs) -> Result<Probed, String> {
     let b = &args.broker;
     let addr = crate::net::resolve(&b.host, b.port).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
-    let mut s =
+    let tcp =
         TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(3)))
+    tcp.set_read_timeout(Some(Duration::from_secs(3)))
         .map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    match crate::tls::from_args(b)? {
+        None => {
+            let mut s = tcp;
+            exchange(&mut s, args)?;
+            Ok(Probed {
+                rtt: t0.elapsed(),
+                tls: None,
+            })
+        }
+        Some(t) => {
+            let conn = t.connection().map_err(|e| format!("TLS: {e}"))?;
+            let mut s = rustls::StreamOwned::new(conn, tcp);
+            exchange(&mut s, args)?;
+            let rtt = t0.elapsed();
+            let version = s.conn.protocol_version().map(|v| format!("{v:?}"));
+            let suite = s
+                .conn
+                .negotiated_cipher_suite()
+                .map(|c| format!("{:?}", c.suite()));
+            Ok(Probed {
+                rtt,
+                tls: Some(format!(
+                    "{} {}",
+                    version.as_deref().unwrap_or("?"),
+                    suite.as_deref().unwrap_or("?")
+                )),
+            })
+        }
+    }
+}
+
+/// CONNECT, wait for CONNACK, DISCONNECT.
+fn exchange<S: Read + Write>(s: &mut S, args: &ProbeArgs) -> Result<(), String> {
+    let b = &args.broker;
     let id = ByteString::from(format!("rbprobe{}", std::process::id()));
     let user = b.username.clone().map(ByteString::from);
     let pass = b.password.clone().map(Bytes::from);
@@ -36,7 +79,6 @@ pub fn probe_once(args: &ProbeArgs) -> Result<Duration, String> {
         buf.extend_from_slice(&chunk[..n]);
         match codec::decode(&mut buf, b.protocol, 1 << 20) {
             Ok(Some(Packet::ConnAck(ca))) => {
-                let rtt = t0.elapsed();
                 let mut bye = BytesMut::new();
                 let _ = codec::encode(
                     &Packet::Disconnect(Default::default()),
@@ -44,8 +86,9 @@ pub fn probe_once(args: &ProbeArgs) -> Result<Duration, String> {
                     &mut bye,
                 );
                 let _ = s.write_all(&bye);
+                let _ = s.flush();
                 return if ca.code == 0 {
-                    Ok(rtt)
+                    Ok(())
                 } else {
                     Err(format!("CONNACK refused with code 0x{:02x}", ca.code))
                 };
@@ -61,12 +104,13 @@ pub fn run(args: &ProbeArgs) -> Result<(), String> {
     let deadline = Instant::now() + args.wait;
     loop {
         match probe_once(args) {
-            Ok(rtt) => {
+            Ok(p) => {
                 println!(
-                    "ok: {}:{} answered CONNACK in {:.3} ms",
+                    "ok: {}:{} answered CONNACK in {:.3} ms{}",
                     args.broker.host,
                     args.broker.port,
-                    rtt.as_secs_f64() * 1000.0
+                    p.rtt.as_secs_f64() * 1000.0,
+                    p.tls.map(|t| format!(" over {t}")).unwrap_or_default()
                 );
                 return Ok(());
             }

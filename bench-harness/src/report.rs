@@ -119,6 +119,10 @@ pub struct ConnsReport {
     pub connect_latency_us: LatencySummary,
     pub source_ips: usize,
     pub setup_cpu_pct: f64,
+    /// The broker's CPU while the connections were being made, % of one core, and per
+    /// connection made (µs; includes the TLS handshake over `--tls`).
+    pub broker_setup_cpu_pct: Option<f64>,
+    pub broker_cpu_us_per_conn: Option<f64>,
     pub broker_rss_before: Option<u64>,
     pub broker_rss_after: Option<u64>,
     pub broker_bytes_per_conn: Option<f64>,
@@ -137,6 +141,8 @@ pub struct Report {
     pub description: String,
     pub broker: String,
     pub protocol: String,
+    /// "tcp", or "tls" (`--tls`: every connection made a full TLS handshake).
+    pub transport: String,
     pub qos: u8,
     pub payload_bytes: usize,
     pub publishers: usize,
@@ -256,6 +262,7 @@ pub fn build(o: &RunOutcome, label: Option<String>) -> Report {
         description: plan.description.clone(),
         broker: s.broker.to_string(),
         protocol: protocol_name(s.protocol).into(),
+        transport: if s.tls.is_some() { "tls" } else { "tcp" }.into(),
         qos: s.qos as u8,
         payload_bytes: s.payload_bytes,
         publishers: plan.publishers.len(),
@@ -350,6 +357,14 @@ pub fn build(o: &RunOutcome, label: Option<String>) -> Report {
             connect_latency_us: LatencySummary::of(&o.connect_latency),
             source_ips: s.sources.len().max(1),
             setup_cpu_pct: round(o.setup_cpu_pct, 1),
+            broker_setup_cpu_pct: o
+                .broker_setup_cpu_ns
+                .filter(|_| o.setup_ns > 0)
+                .map(|c| round(c as f64 * 100.0 / o.setup_ns as f64, 1)),
+            broker_cpu_us_per_conn: o
+                .broker_setup_cpu_ns
+                .filter(|_| succeeded > 0)
+                .map(|c| round(c as f64 / 1e3 / succeeded as f64, 1)),
             broker_rss_before: o.broker_rss_before,
             broker_rss_after: o.broker_rss_after,
             broker_bytes_per_conn: per_conn,
@@ -530,16 +545,21 @@ pub fn human(r: &Report) -> String {
         Some(rate) => format!("open loop at {} msg/s", grouped(rate as u64)),
         None => format!("max throughput (in-flight {}/publisher)", r.inflight),
     };
+    let over = if r.transport == "tls" {
+        " over TLS"
+    } else {
+        ""
+    };
     if r.conns.is_some() {
         let _ = writeln!(
             s,
-            "broker {}  MQTT {}  generator threads {}",
+            "broker {}  MQTT {}{over}  generator threads {}",
             r.broker, r.protocol, r.threads
         );
     } else {
         let _ = writeln!(
             s,
-            "broker {}  MQTT {}  QoS {}  payload {} B  {}  generator threads {}",
+            "broker {}  MQTT {}{over}  QoS {}  payload {} B  {}  generator threads {}",
             r.broker, r.protocol, r.qos, r.payload_bytes, mode, r.threads
         );
     }
@@ -557,12 +577,13 @@ pub fn human(r: &Report) -> String {
         let l = &c.connect_latency_us;
         let _ = writeln!(
             s,
-            "connect      p50 {} ms  p90 {} ms  p99 {} ms  p99.9 {} ms  max {} ms  (TCP connect → CONNACK)",
+            "connect      p50 {} ms  p90 {} ms  p99 {} ms  p99.9 {} ms  max {} ms  (TCP connect{} → CONNACK)",
             ms(l.p50),
             ms(l.p90),
             ms(l.p99),
             ms(l.p999),
-            ms(l.max)
+            ms(l.max),
+            if r.transport == "tls" { " + TLS handshake" } else { "" }
         );
         match (
             c.broker_rss_before,
@@ -591,6 +612,12 @@ pub fn human(r: &Report) -> String {
             grouped(c.alive_at_end),
             c.setup_cpu_pct
         );
+        if let (Some(pct), Some(us)) = (c.broker_setup_cpu_pct, c.broker_cpu_us_per_conn) {
+            let _ = writeln!(
+                s,
+                "broker CPU   {pct:.1}% of one core while connecting = {us:.1} µs per connection"
+            );
+        }
     } else {
         let _ = writeln!(
             s,

@@ -29,6 +29,10 @@ pub struct Group {
     pub publisher_per_s_max: f64,
     pub gen_cpu_pct: f64,
     pub broker_cpu_pct: Option<f64>,
+    /// Median over runs of the broker's CPU time per forwarded message, in µs (its CPU over
+    /// the window ÷ messages forwarded in it): comparable even when the broker did not get a
+    /// whole core.
+    pub broker_us_per_msg: Option<f64>,
     /// `.hgrm` of the median run (by forwarded throughput; by p99 in open-loop mode, where
     /// throughput is fixed by the schedule).
     pub median_hgrm: Option<String>,
@@ -42,6 +46,8 @@ pub struct ConnsGroup {
     pub succeeded: f64,
     pub conns_per_s: f64,
     pub broker_bytes_per_conn: Option<f64>,
+    /// Median broker CPU per connection made (µs, `--broker-pid`).
+    pub broker_cpu_us_per_conn: Option<f64>,
 }
 
 pub fn median(v: &mut [f64]) -> f64 {
@@ -84,6 +90,11 @@ pub fn group(reports: &[Report]) -> Vec<Group> {
                 median_index(&runs, |r| r.forwarded_per_s)
             };
             let broker_cpu: Vec<f64> = runs.iter().filter_map(|r| r.broker_cpu_pct).collect();
+            let mut us_per_msg: Vec<f64> = runs
+                .iter()
+                .filter(|r| r.forwarded_per_s > 0.0)
+                .filter_map(|r| r.broker_cpu_pct.map(|c| c * 1e4 / r.forwarded_per_s))
+                .collect();
             Group {
                 runs: runs.len(),
                 sent_per_s: col(&|r| r.sent_per_s),
@@ -114,6 +125,11 @@ pub fn group(reports: &[Report]) -> Vec<Group> {
                     let mut b = broker_cpu;
                     Some(median(&mut b))
                 },
+                broker_us_per_msg: if us_per_msg.is_empty() {
+                    None
+                } else {
+                    Some(median(&mut us_per_msg))
+                },
                 median_hgrm: runs[mi].hgrm.clone(),
                 warnings: runs.iter().map(|r| r.warnings.len()).sum(),
                 conns: conns_group(&runs),
@@ -131,10 +147,12 @@ fn conns_group(runs: &[&Report]) -> Option<ConnsGroup> {
     let mut succeeded: Vec<f64> = c.iter().map(|c| c.succeeded as f64).collect();
     let mut rate: Vec<f64> = c.iter().map(|c| c.conns_per_s).collect();
     let mut bytes: Vec<f64> = c.iter().filter_map(|c| c.broker_bytes_per_conn).collect();
+    let mut cpu: Vec<f64> = c.iter().filter_map(|c| c.broker_cpu_us_per_conn).collect();
     Some(ConnsGroup {
         succeeded: median(&mut succeeded),
         conns_per_s: median(&mut rate),
         broker_bytes_per_conn: (!bytes.is_empty()).then(|| median(&mut bytes)),
+        broker_cpu_us_per_conn: (!cpu.is_empty()).then(|| median(&mut cpu)),
     })
 }
 
@@ -177,14 +195,21 @@ fn conns_table(groups: &[Group], baseline: Option<&str>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<14} {:>4} {:>10} {:>10} {:>14} {:>14} {:>16}",
-        "label", "runs", "connected", "conn/s", "connect p50 ms", "connect p99 ms", "broker B/conn"
+        "{:<14} {:>4} {:>10} {:>10} {:>14} {:>14} {:>16} {:>14}",
+        "label",
+        "runs",
+        "connected",
+        "conn/s",
+        "connect p50 ms",
+        "connect p99 ms",
+        "broker B/conn",
+        "brk µs/conn"
     );
     for g in groups {
         let c = g.conns.as_ref().expect("conns groups only");
         let _ = writeln!(
             s,
-            "{:<14} {:>4} {:>10.0} {:>10.0} {:>14} {:>14} {:>16}",
+            "{:<14} {:>4} {:>10.0} {:>10.0} {:>14} {:>14} {:>16} {:>14}",
             g.label,
             g.runs,
             c.succeeded,
@@ -193,6 +218,9 @@ fn conns_table(groups: &[Group], baseline: Option<&str>) -> String {
             ms(g.p99_us),
             c.broker_bytes_per_conn
                 .map(|b| format!("{b:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            c.broker_cpu_us_per_conn
+                .map(|u| format!("{u:.0}"))
                 .unwrap_or_else(|| "-".into())
         );
     }
@@ -224,7 +252,7 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<14} {:>4} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>8} {:>8}",
+        "{:<14} {:>4} {:>12} {:>12} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>8} {:>8} {:>10}",
         "label",
         "runs",
         "sent/s",
@@ -238,7 +266,8 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
         "pub min/s",
         "pub max/s",
         "gen cpu",
-        "brk cpu"
+        "brk cpu",
+        "brk µs/msg"
     );
     let rate = |x: f64| {
         if x.is_finite() {
@@ -250,7 +279,7 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
     for g in groups {
         let _ = writeln!(
             s,
-            "{:<14} {:>4} {:>12.0} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>7.0}% {:>8}{}",
+            "{:<14} {:>4} {:>12.0} {:>12.0} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>7.0}% {:>8} {:>10}{}",
             g.label,
             g.runs,
             g.sent_per_s,
@@ -266,6 +295,9 @@ pub fn table(groups: &[Group], baseline: Option<&str>) -> String {
             g.gen_cpu_pct,
             g.broker_cpu_pct
                 .map(|c| format!("{c:.0}%"))
+                .unwrap_or_else(|| "-".into()),
+            g.broker_us_per_msg
+                .map(|u| format!("{u:.2}"))
                 .unwrap_or_else(|| "-".into()),
             if g.runs_with_loss > 0 {
                 format!("  LOSS in {} of {} runs", g.runs_with_loss, g.runs)

@@ -104,6 +104,8 @@ pub struct Settings {
     pub progress: Option<Duration>,
     pub broker_pid: Option<u32>,
     pub run_id: String,
+    /// `Some`: every connection speaks TLS (`--tls`).
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 /// Packet identifiers a publisher cycles through: a few times its window (at least 1024), so
@@ -154,6 +156,9 @@ pub struct RunOutcome {
     /// First connect started → last client ready.
     pub setup_ns: u64,
     pub setup_cpu_pct: f64,
+    /// The broker's CPU time (`--broker-pid`) from before the first connect to the end of
+    /// setup: what accepting the connections (and their TLS handshakes) cost it.
+    pub broker_setup_cpu_ns: Option<u64>,
     /// First SUBSCRIBE sent → last SUBACK.
     pub subscribe_ns: u64,
     pub filters_granted: u64,
@@ -400,6 +405,7 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
     let rss_before = settings.broker_pid.and_then(sysinfo::proc_rss_bytes);
     let t0 = now_ns();
     let cpu0 = sysinfo::cpu_self_ns();
+    let broker_cpu0 = settings.broker_pid.and_then(sysinfo::proc_cpu_ns);
 
     let mut handles = Vec::with_capacity(nthreads);
     for (id, (poll, clients)) in polls.into_iter().zip(assignment).enumerate() {
@@ -598,6 +604,13 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
     }
     let setup_end = now_ns();
     let setup_cpu_ns = sysinfo::cpu_self_ns() - cpu0;
+    let broker_setup_cpu_ns = match (
+        broker_cpu0,
+        settings.broker_pid.and_then(sysinfo::proc_cpu_ns),
+    ) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
     let t = totals(&shared);
     if t.failed > 0 && n_pubs + n_subs > 0 {
         let results = stop_and_join(&shared, handles);
@@ -724,6 +737,7 @@ pub fn run(settings: Settings, plan: Plan) -> Result<RunOutcome, String> {
         errors: BTreeMap::new(),
         setup_ns: 0,
         setup_cpu_pct: sysinfo::pct_of_core(setup_cpu_ns, setup_end - t0),
+        broker_setup_cpu_ns,
         subscribe_ns: 0,
         filters_granted: 0,
         filters_refused: 0,

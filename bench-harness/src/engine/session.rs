@@ -217,6 +217,7 @@ pub(crate) fn fail(conn: &mut Conn, ctx: &mut Ctx, why: String) {
     if let Some(mut sock) = c.sock.take() {
         let _ = ctx.registry.deregister(&mut sock);
     }
+    c.tls = None;
     c.wbuf.clear();
     *ctx.errors.entry(why.clone()).or_default() += 1;
     c.error = Some(why);
@@ -248,6 +249,15 @@ pub(crate) fn start_connect(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64)
     } else {
         Some(s.sources[conn.gidx % s.sources.len()])
     };
+    let tls = match s.tls.as_ref().map(|t| t.connection()).transpose() {
+        Ok(t) => t.map(Box::new),
+        Err(e) => {
+            conn.c.state = State::Failed;
+            *ctx.errors.entry(error_key("tls", &e)).or_default() += 1;
+            ctx.failed += 1;
+            return;
+        }
+    };
     match net::start_connect(s.broker, src) {
         Ok(mut sock) => {
             if let Err(e) = ctx.registry.register(
@@ -262,6 +272,7 @@ pub(crate) fn start_connect(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64)
             }
             let c = &mut conn.c;
             c.sock = Some(sock);
+            c.tls = tls;
             c.state = State::Connecting;
             c.connect_start_ns = now;
             ctx.in_setup += 1;
@@ -508,6 +519,9 @@ fn reading_stopped(conn: &Conn) -> bool {
 }
 
 pub(crate) fn on_readable(conn: &mut Conn, ci: usize, ctx: &mut Ctx, scratch: &mut [u8]) {
+    if conn.c.tls.is_some() {
+        return on_readable_tls(conn, ci, ctx, scratch);
+    }
     loop {
         if reading_stopped(conn) {
             return;
@@ -529,23 +543,8 @@ pub(crate) fn on_readable(conn: &mut Conn, ci: usize, ctx: &mut Ctx, scratch: &m
                 // One timestamp per read: the moment these bytes reached user space.
                 let now = now_ns();
                 conn.c.rbuf.extend_from_slice(&scratch[..n]);
-                loop {
-                    match codec::decode(&mut conn.c.rbuf, ctx.protocol, ctx.settings.max_packet) {
-                        Ok(Some(pkt)) => {
-                            handle(conn, ci, ctx, pkt, now);
-                            if reading_stopped(conn) {
-                                return;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            fail(conn, ctx, error_key("decode", &e));
-                            return;
-                        }
-                    }
-                    if !conn.c.is_live() {
-                        return;
-                    }
+                if !handle_buffered(conn, ci, ctx, now) {
+                    return;
                 }
                 // A short read emptied the socket; anything arriving later raises a new
                 // (edge-triggered) event, so the EAGAIN-confirming read would be wasted.
@@ -561,6 +560,94 @@ pub(crate) fn on_readable(conn: &mut Conn, ci: usize, ctx: &mut Ctx, scratch: &m
                 }
                 return;
             }
+        }
+    }
+}
+
+/// Decode and handle every complete packet in the read buffer, stamped `now`. False when the
+/// connection must not be read any further (failed, closed, or a stalled subscriber).
+fn handle_buffered(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64) -> bool {
+    loop {
+        match codec::decode(&mut conn.c.rbuf, ctx.protocol, ctx.settings.max_packet) {
+            Ok(Some(pkt)) => {
+                handle(conn, ci, ctx, pkt, now);
+                if reading_stopped(conn) {
+                    return false;
+                }
+            }
+            Ok(None) => return true,
+            Err(e) => {
+                fail(conn, ctx, error_key("decode", &e));
+                return false;
+            }
+        }
+        if !conn.c.is_live() {
+            return false;
+        }
+    }
+}
+
+/// `on_readable` for a TLS connection: socket → rustls (records) → plaintext → `rbuf`, until
+/// the socket would block (mio is edge-triggered). A handshake message, alert or the CONNECT
+/// that waited for the handshake may then want writing, so the connection is marked dirty.
+fn on_readable_tls(conn: &mut Conn, ci: usize, ctx: &mut Ctx, scratch: &mut [u8]) {
+    loop {
+        if reading_stopped(conn) {
+            return;
+        }
+        let c = &mut conn.c;
+        let (Some(sock), Some(tls)) = (c.sock.as_mut(), c.tls.as_mut()) else {
+            return;
+        };
+        let eof = match tls.read_tls(sock) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if !ctx.stopping {
+                    fail(conn, ctx, error_key("read", &e));
+                }
+                return;
+            }
+        };
+        let now = now_ns();
+        if let Err(e) = tls.process_new_packets() {
+            // Best effort: tell the broker why (the alert rustls queued).
+            let _ = tls.write_tls(sock);
+            if !ctx.stopping {
+                fail(conn, ctx, error_key("tls", &e));
+            }
+            return;
+        }
+        let mut closed = eof;
+        loop {
+            match tls.reader().read(scratch) {
+                Ok(0) => {
+                    // close_notify: the broker closed the TLS session.
+                    closed = true;
+                    break;
+                }
+                Ok(n) => c.rbuf.extend_from_slice(&scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // EOF without close_notify: handled as a close below.
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if c.wants_flush() {
+            mark_dirty(c, ci, &mut ctx.dirty);
+        }
+        if !handle_buffered(conn, ci, ctx, now) {
+            return;
+        }
+        if closed {
+            if !ctx.stopping {
+                fail(conn, ctx, "connection closed by broker".to_string());
+            }
+            return;
         }
     }
 }

@@ -351,6 +351,11 @@ impl Worker {
                 let d = Packet::Disconnect(codec::Disconnect::default());
                 conn.c.queue(&d, self.ctx.protocol, now);
                 let _ = conn.c.flush();
+                if let Some(tls) = conn.c.tls.as_mut() {
+                    // After the DISCONNECT's record, so the broker reads it first.
+                    tls.send_close_notify();
+                    let _ = conn.c.flush();
+                }
                 conn.c.state = State::Closed;
                 if let Some(s) = conn.c.sock.as_ref() {
                     let _ = s.shutdown(std::net::Shutdown::Write);
