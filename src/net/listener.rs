@@ -51,6 +51,26 @@ impl Listener {
 /// do not know each other. A plain bind (SO_REUSEADDR, so a restart's TIME_WAIT does not
 /// count) is refused by any live listener, as Mosquitto's own bind would be.
 pub fn ensure_unused(addr: &str) -> std::io::Result<()> {
+    // A broker killed with SIGKILL leaves its listening socket alive for a moment: io_uring
+    // requests still hold it until the kernel tears the ring down after the process is gone.
+    // A restart (systemd, a supervisor, a crash test) must wait that out, not fail.
+    let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
+    loop {
+        match probe_unused(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+                && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// How long start-up waits for a port a previous process is still releasing.
+const PORT_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn probe_unused(addr: &str) -> std::io::Result<()> {
     let addr: SocketAddr = addr.parse().map_err(|e| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
     })?;

@@ -145,7 +145,9 @@ pub struct Shard {
     /// Shared subscription groups this shard owns.
     groups: HashMap<ByteString, shared::Group>,
     /// Per lane and peer shard: messages waiting for that peer's flusher.
-    outbox: [Vec<Vec<MeshMsg>>; 2],
+    /// A deque: a burst (a restored retained set, a backlog) leaves in batches from the front
+    /// without moving the rest, and each batch is sized to what it holds.
+    outbox: [Vec<std::collections::VecDeque<MeshMsg>>; 2],
     /// Per lane and peer shard: wakes its flusher when its outbox becomes non-empty.
     pub outbox_ready: [Vec<Rc<Event>>; 2],
     /// Some data outbox is past [`OUTBOX_MAX`]: publishers wait for a drain. Updated where
@@ -221,7 +223,7 @@ impl Shard {
             subs: Automaton::new(),
             retained: RetainedIndex::new(),
             groups: HashMap::new(),
-            outbox: [0, 1].map(|_| (0..shards).map(|_| Vec::new()).collect()),
+            outbox: [0, 1].map(|_| (0..shards).map(|_| Default::default()).collect()),
             outbox_ready: [0, 1].map(|_| (0..shards).map(|_| Rc::new(Event::default())).collect()),
             data_congested: false,
             outbox_drained: Rc::new(Event::default()),
@@ -253,7 +255,7 @@ impl Shard {
         debug_assert!(peer != self.id && peer < self.shards);
         let lane = msg.lane() as usize;
         let q = &mut self.outbox[lane][peer];
-        q.push(msg);
+        q.push_back(msg);
         if q.len() == 1 {
             self.outbox_ready[lane][peer].notify();
         }
@@ -266,12 +268,12 @@ impl Shard {
     /// Take up to `max` queued messages for `peer` on `lane`, oldest first.
     pub fn take_outbox(&mut self, lane: Lane, peer: usize, max: usize) -> Vec<MeshMsg> {
         let q = &mut self.outbox[lane as usize][peer];
-        let batch = if q.len() <= max {
-            std::mem::take(q)
-        } else {
-            let rest = q.split_off(max);
-            std::mem::replace(q, rest)
-        };
+        let n = q.len().min(max);
+        let batch: Vec<MeshMsg> = q.drain(..n).collect();
+        if q.is_empty() && q.capacity() > 4 * max {
+            // After a burst: do not keep its memory for the quiet times.
+            *q = Default::default();
+        }
         if self.data_congested && lane == Lane::Data {
             self.data_congested = self.outbox[0].iter().any(|q| q.len() > OUTBOX_MAX);
         }
