@@ -242,7 +242,11 @@ async fn shard_main(
     let mut views = Vec::new();
     let mut accepting = Vec::new();
     for (socket, (lcfg, tls)) in listener {
-        let view = Rc::new(net::listener::Listener::new(lcfg, tls));
+        let view = Rc::new(net::listener::Listener::new(
+            lcfg,
+            tls,
+            ctx.cfg.packet_bytes_max,
+        ));
         views.push(view.clone());
         accepting.push(glommio::spawn_local(net::listener::accept_loop(
             ctx.clone(),
