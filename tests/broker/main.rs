@@ -75,3 +75,4 @@ mod t12_access;
 mod t13_malformed;
 mod t14_hostile;
 mod t15_auth;
+mod t16_websocket;
