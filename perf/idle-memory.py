@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Memory per idle connection, plain TCP and TLS: the RSS the broker adds per connected MQTT
-3.1.1 client that then sends nothing (keep alive 600 s), measured on the same broker with both
-listeners. TLS clients are Python's ssl module (OpenSSL), TLS 1.3.
+"""Memory per idle connection, plain TCP and TLS (and with --ws, MQTT over WebSocket): the RSS
+the broker adds per connected MQTT 3.1.1 client that then sends nothing (keep alive 600 s),
+measured on the same broker with every listener. TLS clients are Python's ssl module
+(OpenSSL), TLS 1.3; WebSocket clients do the RFC 6455 upgrade on /mqtt and send the CONNECT
+in one masked binary frame.
 
-Usage: perf/idle-memory.py [--connections 2000] [--shards 1] [--binary PATH]
+Usage: perf/idle-memory.py [--connections 2000] [--shards 1] [--binary PATH] [--ws]
 Needs: openssl (for the test certificate), a release build (cargo build --release).
 Starts its own broker on free loopback ports and stops it (by PID) when done.
 """
 import argparse
+import base64
 import os
 import resource
 import socket
@@ -41,15 +44,49 @@ def connect_packet(cid):
     return bytes([0x10, len(body)]) + body
 
 
-def open_clients(n, port, tls_ctx, prefix):
+def ws_frame(payload):
+    """A masked binary frame (payloads under 126 bytes)."""
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x82, 0x80 | len(payload)]) + mask + body
+
+
+def ws_upgrade(s, port):
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n").encode())
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        chunk = s.recv(1024)
+        if not chunk:
+            raise RuntimeError("closed during the WebSocket handshake")
+        resp += chunk
+    if not resp.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"upgrade refused: {resp[:40]!r}")
+
+
+def open_clients(n, port, tls_ctx, prefix, ws=False):
     socks = []
     for i in range(n):
         s = socket.create_connection(("127.0.0.1", port))
         if tls_ctx is not None:
             s = tls_ctx.wrap_socket(s, server_hostname="localhost")
-        s.sendall(connect_packet(f"{prefix}-{i}"))
-        ack = s.recv(4)
-        if ack != b"\x20\x02\x00\x00":
+        packet = connect_packet(f"{prefix}-{i}")
+        if ws:
+            ws_upgrade(s, port)
+            s.sendall(ws_frame(packet))
+            want = b"\x82\x04\x20\x02\x00\x00"
+        else:
+            s.sendall(packet)
+            want = b"\x20\x02\x00\x00"
+        ack = b""
+        while len(ack) < len(want):
+            chunk = s.recv(len(want) - len(ack))
+            if not chunk:
+                break
+            ack += chunk
+        if ack != want:
             raise RuntimeError(f"CONNACK {ack!r}")
         socks.append(s)
     return socks
@@ -65,6 +102,7 @@ def main():
     ap.add_argument("--connections", type=int, default=2000)
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--binary", default="target/release/ringmq")
+    ap.add_argument("--ws", action="store_true", help="also measure MQTT over WebSocket")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * a.connections + 100), hard))
@@ -74,12 +112,14 @@ def main():
                     "-out", cert, "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost"],
                    check=True, capture_output=True)
-    plain, tls = free_port(), free_port()
+    plain, tls, ws = free_port(), free_port(), free_port()
     cfg = os.path.join(d, "ringmq.toml")
     with open(cfg, "w") as f:
         f.write(f'[[listener]]\nbind = "127.0.0.1:{plain}"\n'
                 f'[[listener]]\nbind = "127.0.0.1:{tls}"\nprotocol = "mqtts"\n'
                 f'certfile = "{cert}"\nkeyfile = "{key}"\n')
+        if a.ws:
+            f.write(f'[[listener]]\nbind = "127.0.0.1:{ws}"\nprotocol = "ws"\n')
     broker = subprocess.Popen([a.binary, "--config", cfg, "--shards", str(a.shards),
                                "--log-level", "warn"])
     ctx = ssl.create_default_context(cafile=cert)
@@ -88,6 +128,8 @@ def main():
         time.sleep(0.5)
         # Warm up both paths so one-time allocations are not counted per connection.
         warm = open_clients(50, plain, None, "warm-p") + open_clients(50, tls, ctx, "warm-t")
+        if a.ws:
+            warm += open_clients(50, ws, None, "warm-w", ws=True)
         for s in warm:
             s.close()
         base = settle(broker.pid)
@@ -95,12 +137,20 @@ def main():
         after_plain = settle(broker.pid)
         t = open_clients(a.connections, tls, ctx, "tls")
         after_tls = settle(broker.pid)
+        w = []
+        after_ws = after_tls
+        if a.ws:
+            w = open_clients(a.connections, ws, None, "ws", ws=True)
+            after_ws = settle(broker.pid)
         per_plain = (after_plain - base) / a.connections
         per_tls = (after_tls - after_plain) / a.connections
         print(f"connections per kind: {a.connections}, shards: {a.shards}")
         print(f"plain TCP: {per_plain:,.0f} B per idle connection")
         print(f"TLS 1.3:   {per_tls:,.0f} B per idle connection")
-        for s in p + t:
+        if a.ws:
+            per_ws = (after_ws - after_tls) / a.connections
+            print(f"WebSocket: {per_ws:,.0f} B per idle connection")
+        for s in p + t + w:
             s.close()
     finally:
         broker.terminate()
