@@ -148,9 +148,14 @@ fn log_listeners(listeners: &[crate::listeners::ListenerConfig], default: bool, 
             "anonymous clients refused (set allow_anonymous = true to admit them)"
         };
         log::info!(
-            "listening on {}://{}{}: {anonymous}",
+            "listening on {}://{}{}{}: {anonymous}",
             l.protocol.name(),
             l.bind,
+            if l.protocol.is_websocket() {
+                l.ws_path()
+            } else {
+                ""
+            },
             if default {
                 " (default: loopback only; add a [[listener]] or --bind to serve the network)"
             } else {

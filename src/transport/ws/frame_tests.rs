@@ -178,3 +178,10 @@ fn unmask_agrees_with_the_byte_at_a_time_definition() {
         }
     }
 }
+
+#[test]
+fn the_state_a_connection_carries_stays_small() {
+    // Every idle WebSocket connection holds one, and the hand-over moves it.
+    assert!(std::mem::size_of::<Decoder>() <= 72);
+    assert!(std::mem::size_of::<crate::transport::ws::WsState>() <= 144);
+}
