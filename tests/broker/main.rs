@@ -76,3 +76,5 @@ mod t13_malformed;
 mod t14_hostile;
 mod t15_auth;
 mod t16_websocket;
+#[path = "../support/ws_raw.rs"]
+mod ws_raw;
