@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Memory per idle connection, plain TCP and TLS: the RSS the broker adds per connected MQTT
-3.1.1 client that then sends nothing (keep alive 600 s), measured on the same broker with both
-listeners. TLS clients are Python's ssl module (OpenSSL), TLS 1.3.
+"""Memory per idle connection, plain TCP and TLS (and with --ws, MQTT over WebSocket): the RSS
+the broker adds per connected MQTT 3.1.1 client that then sends nothing (keep alive 600 s),
+measured on the same broker with every listener. TLS clients are Python's ssl module
+(OpenSSL), TLS 1.3; WebSocket clients do the RFC 6455 upgrade on /mqtt and send the CONNECT
+in one masked binary frame.
 
-Usage: perf/idle-memory.py [--connections 2000] [--shards 1] [--binary PATH]
+Usage: perf/idle-memory.py [--connections 2000] [--shards 1] [--binary PATH] [--ws]
        perf/idle-memory.py --broker mosquitto [--connections 2000] [--binary /usr/sbin/mosquitto]
 Needs: openssl (for the test certificate), a release build (cargo build --release), or
 Mosquitto for `--broker mosquitto` (the same two listeners, the same certificate and clients).
 Starts its own broker on free loopback ports and stops it (by PID) when done.
 """
 import argparse
+import base64
 import os
 import resource
 import shutil
@@ -44,15 +47,49 @@ def connect_packet(cid):
     return bytes([0x10, len(body)]) + body
 
 
-def open_clients(n, port, tls_ctx, prefix):
+def ws_frame(payload):
+    """A masked binary frame (payloads under 126 bytes)."""
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x82, 0x80 | len(payload)]) + mask + body
+
+
+def ws_upgrade(s, port):
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n").encode())
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        chunk = s.recv(1024)
+        if not chunk:
+            raise RuntimeError("closed during the WebSocket handshake")
+        resp += chunk
+    if not resp.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"upgrade refused: {resp[:40]!r}")
+
+
+def open_clients(n, port, tls_ctx, prefix, ws=False):
     socks = []
     for i in range(n):
         s = socket.create_connection(("127.0.0.1", port))
         if tls_ctx is not None:
             s = tls_ctx.wrap_socket(s, server_hostname="localhost")
-        s.sendall(connect_packet(f"{prefix}-{i}"))
-        ack = s.recv(4)
-        if ack != b"\x20\x02\x00\x00":
+        packet = connect_packet(f"{prefix}-{i}")
+        if ws:
+            ws_upgrade(s, port)
+            s.sendall(ws_frame(packet))
+            want = b"\x82\x04\x20\x02\x00\x00"
+        else:
+            s.sendall(packet)
+            want = b"\x20\x02\x00\x00"
+        ack = b""
+        while len(ack) < len(want):
+            chunk = s.recv(len(want) - len(ack))
+            if not chunk:
+                break
+            ack += chunk
+        if ack != want:
             raise RuntimeError(f"CONNACK {ack!r}")
         socks.append(s)
     return socks
@@ -70,6 +107,7 @@ def main():
     ap.add_argument("--binary", default=None,
                     help="broker binary [target/release/ringmq, or mosquitto on PATH]")
     ap.add_argument("--broker", choices=["ringmq", "mosquitto"], default="ringmq")
+    ap.add_argument("--ws", action="store_true", help="also measure MQTT over WebSocket (ringmq)")
     a = ap.parse_args()
     if a.binary is None:
         a.binary = ("target/release/ringmq" if a.broker == "ringmq"
@@ -82,13 +120,17 @@ def main():
                     "-out", cert, "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost"],
                    check=True, capture_output=True)
-    plain, tls = free_port(), free_port()
+    plain, tls, ws = free_port(), free_port(), free_port()
+    if a.ws and a.broker != "ringmq":
+        raise SystemExit("--ws measures ringmq only")
     if a.broker == "ringmq":
         cfg = os.path.join(d, "ringmq.toml")
         with open(cfg, "w") as f:
-            f.write(f'[[listener]]\nbind = "127.0.0.1:{plain}"\n'
+            f.write(f'data_dir = "{d}/data"\n[[listener]]\nbind = "127.0.0.1:{plain}"\n'
                     f'[[listener]]\nbind = "127.0.0.1:{tls}"\nprotocol = "mqtts"\n'
                     f'certfile = "{cert}"\nkeyfile = "{key}"\n')
+            if a.ws:
+                f.write(f'[[listener]]\nbind = "127.0.0.1:{ws}"\nprotocol = "ws"\n')
         cmd = [a.binary, "--config", cfg, "--shards", str(a.shards), "--log-level", "warn"]
     else:
         # Started as root, Mosquitto reads its files as user mosquitto: a throwaway key.
@@ -110,6 +152,8 @@ def main():
         time.sleep(0.5)
         # Warm up both paths so one-time allocations are not counted per connection.
         warm = open_clients(50, plain, None, "warm-p") + open_clients(50, tls, ctx, "warm-t")
+        if a.ws:
+            warm += open_clients(50, ws, None, "warm-w", ws=True)
         for s in warm:
             s.close()
         base = settle(broker.pid)
@@ -117,13 +161,21 @@ def main():
         after_plain = settle(broker.pid)
         t = open_clients(a.connections, tls, ctx, "tls")
         after_tls = settle(broker.pid)
+        w = []
+        after_ws = after_tls
+        if a.ws:
+            w = open_clients(a.connections, ws, None, "ws", ws=True)
+            after_ws = settle(broker.pid)
         per_plain = (after_plain - base) / a.connections
         per_tls = (after_tls - after_plain) / a.connections
         shards = f", shards: {a.shards}" if a.broker == "ringmq" else ""
         print(f"broker: {a.broker}, connections per kind: {a.connections}{shards}")
         print(f"plain TCP: {per_plain:,.0f} B per idle connection")
         print(f"TLS 1.3:   {per_tls:,.0f} B per idle connection")
-        for s in p + t:
+        if a.ws:
+            per_ws = (after_ws - after_tls) / a.connections
+            print(f"WebSocket: {per_ws:,.0f} B per idle connection")
+        for s in p + t + w:
             s.close()
     finally:
         broker.terminate()

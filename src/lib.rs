@@ -5,8 +5,8 @@
 //! - [`topic`]: the per-shard subscription automaton and retained index; never does I/O.
 //! - [`session`]: per-client MQTT state (QoS flows, inflight window, bounded queue); no sockets.
 //! - [`shard`]: what one core owns and routes; cross-shard effects are messages, never locks.
-//! - [`transport`]: the byte-stream trait connections are served over (TCP today; TLS and
-//!   WebSocket layers later).
+//! - [`transport`]: the byte-stream trait connections are served over: TCP, TLS (rustls) and
+//!   WebSocket (our own sans-IO frame codec), each movable to the home shard as a value.
 //! - [`engine`]: the sans-IO MQTT protocol engine of one connection: packets in, packets,
 //!   routing, gated acknowledgements, timers and closes out; no sockets, no glommio.
 //! - [`net`]: listeners and connection tasks; the only place sockets are read and written.

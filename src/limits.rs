@@ -43,6 +43,13 @@ pub const TOPIC_ALIAS_MAXIMUM_DEFAULT: u16 = 64;
 /// A connection must send a valid CONNECT within this time or be closed (slowloris guard).
 pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 2_000;
 
+/// The WebSocket opening handshake (an HTTP request): at most this many bytes, or 431. Browsers
+/// send well under 2 KiB (cookies included, for a same-site page); nginx's default for a whole
+/// request head is 8 KiB as well.
+pub const WS_HANDSHAKE_BYTES_MAX: usize = 8 * 1024;
+/// Default request path of WebSocket listeners (what MQTT.js, paho and Mosquitto use).
+pub const WS_PATH_DEFAULT: &str = "/mqtt";
+
 /// Batches in flight on one shard-to-shard channel before the sender waits (back-pressure).
 pub const MESH_CHANNEL_CAPACITY_DEFAULT: usize = 1024;
 /// Messages gathered into one cross-shard batch before it is sent without waiting for the end

@@ -1,6 +1,6 @@
 //! What the broker listens on: `[[listener]]` tables (Mosquitto's names: `bind`, `protocol`,
 //! `certfile`, `keyfile`, `cafile`, `require_certificate`, `use_identity_as_username`,
-//! `allow_anonymous`), the `--bind` shorthand for one plain listener, and the default when
+//! `allow_anonymous`; for WebSocket listeners `path` and `origins`), the `--bind` shorthand for one plain listener, and the default when
 //! neither is given: loopback only, `127.0.0.1:1883` and `[::1]:1883`, as Mosquitto 2's
 //! local-only mode.
 //!
@@ -22,14 +22,19 @@ pub enum ListenerProtocol {
     Mqtt,
     /// MQTT over TLS (default port 8883).
     Mqtts,
-    /// MQTT over WebSocket (issue 10; refused until it lands).
+    /// MQTT over WebSocket (default port 8083 in examples).
     Ws,
+    /// MQTT over WebSocket over TLS (8084), with the TLS keys of `mqtts`.
     Wss,
 }
 
 impl ListenerProtocol {
     pub fn is_tls(self) -> bool {
         matches!(self, ListenerProtocol::Mqtts | ListenerProtocol::Wss)
+    }
+
+    pub fn is_websocket(self) -> bool {
+        matches!(self, ListenerProtocol::Ws | ListenerProtocol::Wss)
     }
 
     pub fn name(self) -> &'static str {
@@ -64,6 +69,12 @@ pub struct ListenerConfig {
     /// Admit clients without credentials on this listener; unset: the global setting, and
     /// without one, only on loopback addresses.
     pub allow_anonymous: Option<bool>,
+    /// WebSocket listeners: the HTTP path upgraded (default `/mqtt`); others get 404.
+    pub path: Option<String>,
+    /// WebSocket listeners: the `Origin` values admitted (e.g. `https://app.example.com`);
+    /// empty admits any. A browser's request from another origin gets 403.
+    #[serde(default)]
+    pub origins: Vec<String>,
 }
 
 impl ListenerConfig {
@@ -77,7 +88,16 @@ impl ListenerConfig {
             require_certificate: false,
             use_identity_as_username: false,
             allow_anonymous: None,
+            path: None,
+            origins: Vec::new(),
         }
+    }
+
+    /// The path a WebSocket listener serves.
+    pub fn ws_path(&self) -> &str {
+        self.path
+            .as_deref()
+            .unwrap_or(crate::limits::WS_PATH_DEFAULT)
     }
 
     pub fn addr(&self) -> Option<SocketAddr> {
@@ -105,9 +125,25 @@ impl ListenerConfig {
                 "{at}: bind must be an address:port such as 0.0.0.0:1883 or [::]:8883"
             ));
         }
-        if matches!(self.protocol, ListenerProtocol::Ws | ListenerProtocol::Wss) {
+        if self.protocol.is_websocket() {
+            let path = self.ws_path();
+            if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == b'?' || b == b'#') {
+                return Err(format!(
+                    "{at}: path must start with / and hold no spaces, ? or #, e.g. \"/mqtt\""
+                ));
+            }
+            if let Some(o) = self
+                .origins
+                .iter()
+                .find(|o| !o.contains("://") || o.ends_with('/'))
+            {
+                return Err(format!(
+                    "{at}: origin {o:?} must be scheme://host[:port] without a path, e.g. \"https://app.example.com\""
+                ));
+            }
+        } else if self.path.is_some() || !self.origins.is_empty() {
             return Err(format!(
-                "{at}: WebSocket listeners are not available yet; use mqtt or mqtts"
+                "{at}: path/origins are WebSocket settings; set protocol = \"ws\" or \"wss\""
             ));
         }
         if self.protocol.is_tls() {
@@ -116,7 +152,7 @@ impl ListenerConfig {
             }
         } else if self.certfile.is_some() || self.keyfile.is_some() || self.cafile.is_some() {
             return Err(format!(
-                "{at}: certfile/keyfile/cafile given for a plain listener; set protocol = \"mqtts\""
+                "{at}: certfile/keyfile/cafile given for a plain listener; set protocol = \"mqtts\" or \"wss\""
             ));
         }
         if self.require_certificate && self.cafile.is_none() {
@@ -193,6 +229,31 @@ mod tests {
         let mut plain = ListenerConfig::plain("0.0.0.0:1883");
         plain.certfile = Some("c.pem".into());
         assert!(plain.validate().unwrap_err().contains("mqtts"));
+    }
+
+    #[test]
+    fn websocket_listeners_check_path_and_origins() {
+        let mut ws = ListenerConfig::plain("127.0.0.1:8083");
+        assert!(ListenerConfig {
+            path: Some("/mqtt".into()),
+            ..ws.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .contains("WebSocket"));
+        ws.protocol = ListenerProtocol::Ws;
+        assert!(ws.validate().is_ok());
+        assert_eq!(ws.ws_path(), "/mqtt");
+        ws.path = Some("mqtt".into());
+        assert!(ws.validate().unwrap_err().contains("path"));
+        ws.path = Some("/ws/mqtt".into());
+        ws.origins = vec!["https://app.example.com".into()];
+        assert!(ws.validate().is_ok());
+        ws.origins = vec!["app.example.com".into()];
+        assert!(ws.validate().unwrap_err().contains("origin"));
+        let mut wss = ListenerConfig::plain("127.0.0.1:8084");
+        wss.protocol = ListenerProtocol::Wss;
+        assert!(wss.validate().unwrap_err().contains("certfile"));
     }
 
     #[test]

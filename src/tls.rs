@@ -1,5 +1,5 @@
-//! TLS configuration for `mqtts` listeners: the rustls `ServerConfig` built from a listener's
-//! PEM files (TLS 1.2 and 1.3, ALPN `mqtt`, optional or required client certificates against
+//! TLS configuration for `mqtts` and `wss` listeners: the rustls `ServerConfig` built from a listener's
+//! PEM files (TLS 1.2 and 1.3, ALPN `mqtt`, or `http/1.1` for `wss`, optional or required client certificates against
 //! `cafile`), and the client certificate's Common Name for `use_identity_as_username`.
 //!
 //! Owns: reading certificate and key files, at start and on SIGHUP (on the control thread).
@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 /// The ALPN protocol id MQTT over TLS uses (IANA: "mqtt").
 pub const ALPN_MQTT: &[u8] = b"mqtt";
+/// The ALPN protocol id of HTTP/1.1, which a WebSocket handshake over TLS runs on.
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -75,8 +77,13 @@ pub fn server_config(l: &ListenerConfig) -> Result<Arc<ServerConfig>, String> {
     let mut cfg = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("{} / {}: {e}", certfile.display(), keyfile.display()))?;
-    // A client that offers ALPN must offer "mqtt"; one that offers none is served.
-    cfg.alpn_protocols = vec![ALPN_MQTT.to_vec()];
+    // A client that offers ALPN must offer "mqtt" (or, for MQTT over WebSocket, "http/1.1",
+    // which browsers offer for wss); one that offers none is served.
+    cfg.alpn_protocols = if l.protocol.is_websocket() {
+        vec![ALPN_HTTP1.to_vec()]
+    } else {
+        vec![ALPN_MQTT.to_vec()]
+    };
     Ok(Arc::new(cfg))
 }
 

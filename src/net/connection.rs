@@ -1,6 +1,7 @@
-//! One task per TCP connection: read the CONNECT (within the connect timeout), hand the socket to
-//! the client id's home shard if it landed elsewhere, then loop: read → decode → handle, and
-//! write whatever sessions put in the connection's output buffer, coalesced into one send.
+//! One task per connection (after `accept`'s transport handshakes): read the CONNECT (within
+//! the connect timeout), hand the socket to the client id's home shard if it landed elsewhere,
+//! then loop: read → decode → handle, and write whatever sessions put in the connection's output
+//! buffer, coalesced into one send.
 //!
 //! Never: panics on peer bytes, lets one connection's error touch another, or keeps an idle
 //! connection's buffers large (they shrink back when drained).
@@ -9,7 +10,6 @@ use super::handshake::{
     assign_client_id, authenticate, packet_name, read_first, refuse_bad_connect, refuse_connect,
     FirstError,
 };
-use super::listener::Listener;
 use crate::auth::security::{Authenticated, Refusal};
 use crate::codec::{self, Packet, Protocol};
 use crate::engine::{Close, Engine, PendingSubscribe, Refused, Step};
@@ -21,7 +21,8 @@ use crate::shard::ctx::{spawn_ack_after, wait_acks_bounded, ShardCtx};
 use crate::shard::journal::Progress;
 use crate::shard::{home_shard, HandOver, MeshMsg};
 use crate::transport::tls::TlsStream;
-use crate::transport::{Accepted, Transport};
+use crate::transport::ws::WsStream;
+use crate::transport::{Accepted, Detached, Transport};
 use bytes::{Buf, BytesMut};
 use glommio::net::TcpStream;
 use std::future::{poll_fn, Future};
@@ -46,43 +47,8 @@ enum Io {
     CloseRequested(u8),
 }
 
-/// A connection just accepted on `listener`: the TLS handshake first on a TLS listener (within
-/// the connect timeout), then its CONNECT.
-pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream, ticket: Ticket) {
-    let _ = stream.set_nodelay(true);
-    let Some(tls) = listener.tls() else {
-        serve_new(ctx, stream, &listener.cfg, ticket).await;
-        return;
-    };
-    let conn = match rustls::ServerConnection::new(tls) {
-        Ok(c) => c,
-        Err(e) => {
-            log::warn!("TLS on {}: {e}", listener.cfg.bind);
-            return;
-        }
-    };
-    let mut stream = TlsStream::new(stream, conn);
-    let deadline = Duration::from_millis(ctx.cfg.connect_timeout_ms);
-    let shaken = futures_lite::future::or(stream.handshake(), async {
-        glommio::timer::sleep(deadline).await;
-        Err(io::ErrorKind::TimedOut.into())
-    })
-    .await;
-    if let Err(e) = shaken {
-        // rustls queued an alert saying why; the socket gets it if it takes it now.
-        log::debug!("TLS handshake on {} failed: {e}", listener.cfg.bind);
-        let _ = futures_lite::future::or(futures_lite::AsyncWriteExt::flush(&mut stream), async {
-            glommio::timer::sleep(CLOSE_DRAIN).await;
-            Ok(())
-        })
-        .await;
-        return;
-    }
-    Box::pin(serve_new(ctx, stream, &listener.cfg, ticket)).await;
-}
-
 /// Read the CONNECT, then serve it here or on its home shard.
-async fn serve_new<S: Accepted + 'static>(
+pub(super) async fn serve_new<S: Accepted + 'static>(
     ctx: ShardCtx,
     mut stream: S,
     listener: &ListenerConfig,
@@ -200,9 +166,10 @@ async fn serve_new<S: Accepted + 'static>(
         glommio::spawn_local(serve_connected(ctx, stream, arrival)).detach();
         return;
     }
-    // Hand the socket to the home shard with what we read past the CONNECT, and the TLS state
-    // (rustls' connection holds any ciphertext and plaintext not read yet).
-    let (fd, tls) = match stream.into_hand_over() {
+    // Hand the socket to the home shard with what we read past the CONNECT, and the TLS and
+    // WebSocket state (rustls' connection holds any ciphertext and plaintext not read yet; the
+    // frame decoder where it is in the current frame).
+    let Detached { fd, tls, ws } = match stream.into_hand_over() {
         Ok(x) => x,
         Err(e) => {
             log::warn!("dup failed during hand-over: {e}");
@@ -215,6 +182,7 @@ async fn serve_new<S: Accepted + 'static>(
         rest: rbuf.freeze(),
         assigned_id: assigned,
         tls,
+        ws,
         ticket,
         identity: Box::new(identity),
     };
@@ -236,12 +204,21 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
             identity: *h.identity,
             ticket: h.ticket,
         };
-        match h.tls {
-            Some(state) => {
-                let stream = TlsStream::from_parts(stream, state);
+        // Boxed: each stream type is its own copy of the serving future.
+        match (h.tls, h.ws) {
+            (None, None) => serve_connected(ctx, stream, arrival).await,
+            (Some(tls), None) => {
+                let stream = TlsStream::from_parts(stream, tls);
                 Box::pin(serve_connected(ctx, stream, arrival)).await;
             }
-            None => serve_connected(ctx, stream, arrival).await,
+            (None, Some(ws)) => {
+                let stream = WsStream::from_parts(stream, ws);
+                Box::pin(serve_connected(ctx, stream, arrival)).await;
+            }
+            (Some(tls), Some(ws)) => {
+                let stream = WsStream::from_parts(TlsStream::from_parts(stream, tls), ws);
+                Box::pin(serve_connected(ctx, stream, arrival)).await;
+            }
         }
     })
     .detach();
@@ -635,7 +612,7 @@ pub(super) async fn close_gracefully<S: Transport>(stream: &mut S, last: &[u8]) 
 }
 
 /// How long a closing connection waits for its peer to read the last packet and close.
-const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+pub(super) const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 
 pub(super) async fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {

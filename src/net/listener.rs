@@ -2,13 +2,15 @@
 //! SO_REUSEPORT, so the kernel spreads accepted connections across shards and accept needs no
 //! shared lock.
 //!
-//! Owns: a shard's view of each listener: its configuration and, for TLS, the current rustls
-//! configuration (replaced when the control thread reloads certificates on SIGHUP).
+//! Owns: a shard's view of each listener: its configuration, for TLS the current rustls
+//! configuration (replaced when the control thread reloads certificates on SIGHUP), and for
+//! WebSocket the handshake's checks.
 //! Never: reads a certificate file (the control thread does), or blocks in accept.
 
-use super::connection;
+use super::accept;
 use crate::listeners::ListenerConfig;
 use crate::shard::ctx::ShardCtx;
+use crate::transport::ws::handshake;
 use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::cell::RefCell;
@@ -22,13 +24,34 @@ use std::time::Duration;
 pub struct Listener {
     pub cfg: ListenerConfig,
     tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
+    /// What a WebSocket listener's handshake accepts (`None`: not a WebSocket listener).
+    pub ws: Option<WsPolicy>,
+}
+
+/// A WebSocket listener's handshake checks and frame bound.
+pub struct WsPolicy {
+    pub handshake: handshake::Policy,
+    /// The largest data frame payload: one packet of the broker's maximum size.
+    pub frame_payload_max: u64,
 }
 
 impl Listener {
-    pub fn new(cfg: ListenerConfig, tls: Option<Arc<rustls::ServerConfig>>) -> Listener {
+    pub fn new(
+        cfg: ListenerConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        packet_bytes_max: usize,
+    ) -> Listener {
+        let ws = cfg.protocol.is_websocket().then(|| WsPolicy {
+            handshake: handshake::Policy {
+                path: cfg.ws_path().to_owned(),
+                origins: cfg.origins.clone(),
+            },
+            frame_payload_max: packet_bytes_max as u64,
+        });
         Listener {
             cfg,
             tls: RefCell::new(tls),
+            ws,
         }
     }
 
@@ -125,7 +148,7 @@ pub async fn accept_loop(ctx: ShardCtx, listener: Rc<Listener>, socket: std::net
                     continue;
                 };
                 ctx.shard.borrow_mut().stats.connections += 1;
-                let task = connection::accept(ctx.clone(), listener.clone(), stream, ticket);
+                let task = accept::accept(ctx.clone(), listener.clone(), stream, ticket);
                 glommio::spawn_local(task).detach();
             }
             Err(e) => {

@@ -4,6 +4,7 @@
 //! Never: holds a `RefCell` borrow of the shard or a session across an `.await`, or makes a
 //! protocol decision (that is the engine's).
 
+mod accept;
 pub mod admission;
 pub mod connection;
 mod handshake;

@@ -127,6 +127,8 @@ pub struct HandOver {
     pub assigned_id: bool,
     /// A TLS connection's state (rustls' `ServerConnection` is `Send`).
     pub tls: Option<crate::transport::tls::TlsState>,
+    /// A WebSocket connection's frame state (and bytes read but not decoded yet).
+    pub ws: Option<Box<crate::transport::ws::WsState>>,
     /// Its place in the connection counts, given back when it ends on the home shard.
     pub ticket: crate::net::admission::Ticket,
     /// Who it authenticated as on the accepting shard.

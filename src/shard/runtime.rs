@@ -152,9 +152,14 @@ fn log_listeners(listeners: &[crate::listeners::ListenerConfig], default: bool, 
             "anonymous clients refused (set allow_anonymous = true to admit them)"
         };
         log::info!(
-            "listening on {}://{}{}: {anonymous}",
+            "listening on {}://{}{}{}: {anonymous}",
             l.protocol.name(),
             l.bind,
+            if l.protocol.is_websocket() {
+                l.ws_path()
+            } else {
+                ""
+            },
             if default {
                 " (default: loopback only; add a [[listener]] or --bind to serve the network)"
             } else {
@@ -276,7 +281,11 @@ async fn shard_main(
     let mut views = Vec::new();
     let mut accepting = Vec::new();
     for (socket, (lcfg, tls)) in listener {
-        let view = Rc::new(net::listener::Listener::new(lcfg, tls));
+        let view = Rc::new(net::listener::Listener::new(
+            lcfg,
+            tls,
+            ctx.cfg.packet_bytes_max,
+        ));
         views.push(view.clone());
         accepting.push(glommio::spawn_local(net::listener::accept_loop(
             ctx.clone(),

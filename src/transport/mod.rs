@@ -1,6 +1,6 @@
 //! Byte streams under the protocol engine. The connection loop (`net::connection`) is written
-//! against [`Transport`], so TLS (here, [`tls`]) and WebSocket layers wrap a TCP stream without
-//! a second copy of the loop.
+//! against [`Transport`], so TLS ([`tls`]) and WebSocket ([`ws`]) layers wrap a TCP stream (or,
+//! for `wss`, WebSocket wraps TLS) without a second copy of the loop.
 //!
 //! Owns: what a connection needs of its stream beyond reading and writing (the half-close), and
 //! what a freshly accepted stream gives up to move to its home shard ([`Accepted`]). The keep
@@ -8,6 +8,7 @@
 //! Never: parses MQTT, or holds anything that must not move with a hand-over to another shard.
 
 pub mod tls;
+pub mod ws;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
@@ -29,10 +30,17 @@ impl Transport for TcpStream {
     }
 }
 
+/// What a stream gives up to move to another shard: the socket and its layers' state.
+pub struct Detached {
+    /// A duplicate, so dropping the rest of the stream does not close it.
+    pub fd: OwnedFd,
+    pub tls: Option<tls::TlsState>,
+    pub ws: Option<Box<ws::WsState>>,
+}
+
 /// A stream just accepted on some shard, which may have to move to the client id's home.
 pub trait Accepted: Transport + Sized {
-    /// The socket (a duplicate, so dropping the rest does not close it) and the TLS state.
-    fn into_hand_over(self) -> io::Result<(OwnedFd, Option<tls::TlsState>)>;
+    fn into_hand_over(self) -> io::Result<Detached>;
 
     /// The verified client certificate's Common Name (TLS with client certificates).
     fn identity(&self) -> Option<String> {
@@ -51,18 +59,39 @@ fn dup(fd: &impl AsRawFd) -> io::Result<OwnedFd> {
 }
 
 impl Accepted for TcpStream {
-    fn into_hand_over(self) -> io::Result<(OwnedFd, Option<tls::TlsState>)> {
-        Ok((dup(&self)?, None))
+    fn into_hand_over(self) -> io::Result<Detached> {
+        Ok(Detached {
+            fd: dup(&self)?,
+            tls: None,
+            ws: None,
+        })
     }
 }
 
 impl Accepted for tls::TlsStream<TcpStream> {
-    fn into_hand_over(self) -> io::Result<(OwnedFd, Option<tls::TlsState>)> {
+    fn into_hand_over(self) -> io::Result<Detached> {
         let (io, state) = self.into_parts();
-        Ok((dup(&io)?, Some(state)))
+        Ok(Detached {
+            fd: dup(&io)?,
+            tls: Some(state),
+            ws: None,
+        })
     }
 
     fn identity(&self) -> Option<String> {
         crate::tls::identity(self.connection())
+    }
+}
+
+impl<S: Accepted> Accepted for ws::WsStream<S> {
+    fn into_hand_over(self) -> io::Result<Detached> {
+        let (io, state) = self.into_parts();
+        let mut d = io.into_hand_over()?;
+        d.ws = Some(state);
+        Ok(d)
+    }
+
+    fn identity(&self) -> Option<String> {
+        self.get_ref().identity()
     }
 }

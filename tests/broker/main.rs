@@ -76,3 +76,6 @@ mod t13_malformed;
 mod t14_hostile;
 mod t15_auth;
 mod t16_durable;
+mod t17_websocket;
+#[path = "../support/ws_raw.rs"]
+mod ws_raw;

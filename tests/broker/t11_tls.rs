@@ -27,10 +27,10 @@ shard_tests!(
 static DIRS: AtomicU32 = AtomicU32::new(0);
 
 /// A scratch directory removed when dropped.
-struct Dir(PathBuf);
+pub(crate) struct Dir(pub(crate) PathBuf);
 
 impl Dir {
-    fn new() -> Dir {
+    pub(crate) fn new() -> Dir {
         let n = DIRS.fetch_add(1, Ordering::Relaxed);
         let p = std::env::temp_dir().join(format!("ringmq-tls-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
@@ -38,7 +38,7 @@ impl Dir {
         Dir(p)
     }
 
-    fn write(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.0.join(name);
         std::fs::write(&p, text).expect("write scratch file");
         p
@@ -84,14 +84,14 @@ fn leaf(ca: &Ca, cn: &str, server: bool) -> (String, String) {
 }
 
 /// Files of one TLS setup.
-struct Pki {
-    dir: Dir,
-    ca: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) dir: Dir,
+    pub(crate) ca: PathBuf,
     client_cert: PathBuf,
     client_key: PathBuf,
 }
 
-fn pki() -> Pki {
+pub(crate) fn pki() -> Pki {
     let dir = Dir::new();
     let ca = self::ca("ringmq test CA");
     let (server_cert, server_key) = leaf(&ca, "ringmq test server", true);

@@ -293,10 +293,10 @@ V5 = [
  ("4.13.1-1", "a Malformed Packet or Protocol Error closes the connection (v5: DISCONNECT with the reason first)", "C", "mqtt_4_13_1_1_errors_close_only_the_offending_connection (and every assert_violation: only the offender is closed, the bystander loses nothing)"),
  ("4.13.2-1", "a CONNACK / DISCONNECT reason ≥ 0x80 means the connection is closed", "C", "mqtt_4_13_2_1_reason_0x80_or_more_closes_the_connection"),
  # ---- 6 WebSocket
- ("6.0.0-1", "MQTT over WebSocket uses binary frames; other frames close the connection", "N", "ringmq has no WebSocket transport"),
- ("6.0.0-2", "packets are not assumed aligned with WebSocket frames", "N", "ringmq has no WebSocket transport"),
- ("6.0.0-3", "the client offers the \"mqtt\" subprotocol", "N", "ringmq has no WebSocket transport"),
- ("6.0.0-4", "the server selects the \"mqtt\" subprotocol", "N", "ringmq has no WebSocket transport"),
+ ("6.0.0-1", "MQTT over WebSocket uses binary frames; other frames close the connection", "C", "mqtt_6_0_0_1_a_text_frame_closes_the_connection (close 1003; real clients over ws and wss: the broker suite's area 16)"),
+ ("6.0.0-2", "packets are not assumed aligned with WebSocket frames", "C", "mqtt_6_0_0_2_packets_need_not_align_with_frames"),
+ ("6.0.0-3", "the client offers the \"mqtt\" subprotocol", "R", "mqtt_6_0_0_3_a_client_offering_only_other_subprotocols_is_refused"),
+ ("6.0.0-4", "the server selects the \"mqtt\" subprotocol", "C", "mqtt_6_0_0_4_the_server_selects_mqtt"),
 ]
 
 V311 = [

@@ -40,6 +40,8 @@ mod fixture;
 #[path = "../support/raw_client.rs"]
 mod raw_client;
 mod third_party;
+#[path = "../support/ws_raw.rs"]
+mod ws_raw;
 
 mod edges;
 mod interop;
@@ -60,4 +62,5 @@ mod s4_08_shared;
 mod s4_09_flow;
 mod s4_12_auth;
 mod s4_13_errors;
+mod s6_websocket;
 mod v311;

@@ -1,0 +1,119 @@
+//! A connection just accepted, before its CONNECT: the transport handshakes its listener asks
+//! for (TLS for `mqtts`, the WebSocket upgrade for `ws`, both for `wss`), all within one deadline
+//! (`connect_timeout_ms`; the CONNECT then gets its own), and the stream they produce handed to
+//! `connection::serve_new`.
+//!
+//! Owns: the order of the layers and the handshake deadline (a slowloris that dribbles a TLS
+//! hello or an HTTP request is closed at it). Never: parses MQTT, or answers a failed handshake
+//! with more than its own layer's refusal (a TLS alert, an HTTP status).
+
+use super::connection::{close_gracefully, serve_new, CLOSE_DRAIN};
+use super::listener::{Listener, WsPolicy};
+use crate::net::admission::Ticket;
+use crate::shard::ctx::ShardCtx;
+use crate::transport::tls::TlsStream;
+use crate::transport::ws::{self, WsState, WsStream};
+use crate::transport::Transport;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A connection just accepted on `listener`: its transport handshakes, then its CONNECT.
+pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream, ticket: Ticket) {
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + Duration::from_millis(ctx.cfg.connect_timeout_ms);
+    let cfg = &listener.cfg;
+    match (listener.tls(), &listener.ws) {
+        (None, None) => serve_new(ctx, stream, cfg, ticket).await,
+        (Some(tls), None) => {
+            let Some(stream) = tls_handshake(stream, tls, deadline, &cfg.bind).await else {
+                return;
+            };
+            Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
+        }
+        (None, Some(policy)) => {
+            let Some(stream) = ws_handshake(stream, policy, deadline, &cfg.bind).await else {
+                return;
+            };
+            Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
+        }
+        (Some(tls), Some(policy)) => {
+            let Some(stream) = tls_handshake(stream, tls, deadline, &cfg.bind).await else {
+                return;
+            };
+            let Some(stream) = Box::pin(ws_handshake(stream, policy, deadline, &cfg.bind)).await
+            else {
+                return;
+            };
+            Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
+        }
+    }
+}
+
+/// `work`, or `TimedOut` at `deadline`.
+async fn until<T>(deadline: Instant, work: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    futures_lite::future::or(work, async {
+        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+        Err(io::ErrorKind::TimedOut.into())
+    })
+    .await
+}
+
+async fn tls_handshake(
+    stream: TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+    deadline: Instant,
+    bind: &str,
+) -> Option<TlsStream<TcpStream>> {
+    let conn = match rustls::ServerConnection::new(tls) {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("TLS on {bind}: {e}");
+            return None;
+        }
+    };
+    let mut stream = TlsStream::new(stream, conn);
+    if let Err(e) = until(deadline, stream.handshake()).await {
+        // rustls queued an alert saying why; the socket gets it if it takes it now.
+        log::debug!("TLS handshake on {bind} failed: {e}");
+        let _ = futures_lite::future::or(stream.flush(), async {
+            glommio::timer::sleep(CLOSE_DRAIN).await;
+            Ok(())
+        })
+        .await;
+        return None;
+    }
+    Some(stream)
+}
+
+/// The WebSocket upgrade; a refused request gets its HTTP status, then a graceful close.
+async fn ws_handshake<S: Transport>(
+    mut stream: S,
+    policy: &WsPolicy,
+    deadline: Instant,
+    bind: &str,
+) -> Option<WsStream<S>> {
+    let shaken = until(deadline, async {
+        Ok(ws::handshake(&mut stream, &policy.handshake).await)
+    })
+    .await;
+    match shaken {
+        Ok(Ok(rest)) => Some(WsStream::from_parts(
+            stream,
+            Box::new(WsState::new(policy.frame_payload_max, rest)),
+        )),
+        Ok(Err(ws::Refused::Http(r))) => {
+            log::debug!("WebSocket handshake on {bind} refused: {r}");
+            close_gracefully(&mut stream, r.response()).await;
+            None
+        }
+        Ok(Err(ws::Refused::Io(e))) | Err(e) => {
+            log::debug!("WebSocket handshake on {bind} failed: {e}");
+            None
+        }
+    }
+}
