@@ -80,8 +80,9 @@ pub fn ensure_unused(addr: &str) -> std::io::Result<()> {
     let deadline = std::time::Instant::now() + PORT_RELEASE_WAIT;
     loop {
         match probe_unused(addr) {
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
-                && std::time::Instant::now() < deadline =>
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
