@@ -157,7 +157,7 @@ pub struct Cli {
     #[arg(long)]
     pub retained_bytes_max: Option<usize>,
     /// Directory for the durable store (one `shard-N` subdirectory per shard); created if
-    /// missing. Not in effect yet: this build stores nothing [default: ./ringmq-data].
+    /// missing; it must be used with the same shard count [default: ./ringmq-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// What an acknowledgement waits for: none (memory only), process (the write completed:
