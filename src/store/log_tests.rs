@@ -379,9 +379,16 @@ fn segments_come_ready_from_a_spare_made_in_the_background() {
         log.wait_committed(3000).await.expect("committed");
         let s = log.stats();
         assert!(s.segments_created >= 4, "{s:?}");
-        // A spare is made once the segment in use is half full (not at every start-up).
-        log.prepare_segment().await.expect("prepare");
-        assert!(spare2.exists());
+        // A spare is made once the segment in use is half full (not at every start-up); one may
+        // be in preparation in the background already, so wait for it (bounded).
+        for _ in 0..200 {
+            log.prepare_segment().await.expect("prepare");
+            if log.spare_ready() {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(spare2.exists() && log.spare_ready());
         log.close();
         committer.await;
     });
