@@ -183,12 +183,7 @@ impl Client {
             match sock.write(&self.wbuf) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
                 Ok(n) => self.wbuf.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.write_blocked = true;
-                    return Ok(());
-                }
-                // connect() still in progress.
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                Err(e) if must_wait(&e) => {
                     self.write_blocked = true;
                     return Ok(());
                 }
@@ -222,11 +217,7 @@ impl Client {
             match tls.write_tls(sock) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.write_blocked = true;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                Err(e) if must_wait(&e) => {
                     self.write_blocked = true;
                     return Ok(());
                 }
@@ -252,6 +243,15 @@ impl Client {
             State::Connecting | State::Subscribing(_) | State::Ready
         )
     }
+}
+
+/// A write that must wait for the socket: full (`WouldBlock`), or connect() still in progress
+/// (`NotConnected`).
+fn must_wait(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected
+    )
 }
 
 /// The CONNECT every benchmark client sends: clean session, no will.

@@ -302,13 +302,39 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
         }
     };
     let close = serve_loop(&mut conn, &mut stream, &link, &mut rbuf).await;
+    // The gate first (unconfirmed acknowledgements are dropped, never sent early), then the
+    // DISCONNECT a v5 client is owed.
+    let progress = conn.progress();
+    Box::pin(settle_gate(&link, progress.as_deref())).await;
     if let Some(packet) = conn.disconnect_packet(&close) {
         link.write_packet(&packet, conn.protocol);
     }
-    let progress = conn.progress();
     conn.close(close);
-    Box::pin(settle_gate(&link, progress.as_deref())).await;
     Box::pin(flush_link(&mut stream, &link)).await;
+}
+
+/// Before the last write: wait (bounded) until the store committed what the buffered
+/// acknowledgements promise. If it cannot (or the store is failing), they are not sent: the
+/// client resends what it did not see acknowledged.
+async fn settle_gate(link: &ConnLink, progress: Option<&Progress>) {
+    let failing = || progress.is_some_and(|p| p.failing.get());
+    let wait = poll_fn(|cx| {
+        if link.gate_open(progress, cx.waker()) {
+            Poll::Ready(true)
+        } else if failing() {
+            Poll::Ready(false)
+        } else {
+            Poll::Pending
+        }
+    });
+    let done = futures_lite::future::or(wait, async {
+        glommio::timer::sleep(GATE_SETTLE).await;
+        false
+    })
+    .await;
+    if !done {
+        link.with_out(|out| out.clear());
+    }
 }
 
 /// After a hold ends, a connection yields to the other runnable connections every
@@ -492,6 +518,11 @@ fn poll_io<S: Transport>(
         if let Err(e) = poll_flush(cx, stream, link) {
             return Poll::Ready(Io::Error(e));
         }
+    } else if progress.is_some_and(|p| p.failing.get()) {
+        // Its acknowledgements wait for a store that cannot commit (disk full, I/O error):
+        // close (v5 0x97) so the client resends on a new connection, where new work is refused
+        // at once instead of waiting behind them. Nothing unconfirmed is sent.
+        return Poll::Ready(Io::CloseRequested(0x97));
     }
     if link.has_backlog() && link.out_len() < refill_below {
         return Poll::Ready(Io::Drained);
@@ -563,26 +594,6 @@ pub(super) fn poll_read_into<S: Transport>(
 
 /// How long a closing connection waits for the commit its last acknowledgements promise.
 const GATE_SETTLE: Duration = Duration::from_secs(5);
-
-/// Before the last write: wait (bounded) until the store committed what the buffered
-/// acknowledgements promise. If it cannot, they are not sent: the client resends.
-async fn settle_gate(link: &ConnLink, progress: Option<&Progress>) {
-    let wait = poll_fn(|cx| {
-        if link.gate_open(progress, cx.waker()) {
-            Poll::Ready(true)
-        } else {
-            Poll::Pending
-        }
-    });
-    let done = futures_lite::future::or(wait, async {
-        glommio::timer::sleep(GATE_SETTLE).await;
-        false
-    })
-    .await;
-    if !done {
-        link.with_out(|out| out.clear());
-    }
-}
 
 /// Best-effort final write (CONNACK refusal, DISCONNECT) before the socket closes.
 async fn flush_link<S: Transport>(stream: &mut S, link: &ConnLink) {

@@ -120,19 +120,10 @@ impl Shard {
                 });
             }
             if let Some((w, deadline_ms)) = self.delayed_wills.get(&s.uid) {
-                let mut properties = w.properties.clone();
-                properties.will_delay_interval_s = None;
                 emit(&Entry::WillSet {
                     client_id: cid(),
                     deadline_ms: *deadline_ms,
-                    will: crate::store::StoredMessage {
-                        topic: w.topic.clone(),
-                        payload: w.payload.clone(),
-                        qos: w.qos,
-                        retain: w.retain,
-                        properties,
-                        expires_at_ms: 0,
-                    },
+                    will: super::journal::stored_will(w),
                 });
             }
         }

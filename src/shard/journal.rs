@@ -76,7 +76,7 @@ impl Progress {
         }
     }
 
-    fn wake_all(&self) {
+    pub(crate) fn wake_all(&self) {
         let ws = std::mem::take(&mut *self.wakers.borrow_mut());
         for w in ws {
             w.wake();
@@ -146,6 +146,20 @@ pub fn stored(msg: &Message) -> StoredMessage {
         retain: msg.retain,
         properties: msg.properties.as_deref().cloned().unwrap_or_default(),
         expires_at_ms: deadline_ms(msg.expires_at),
+    }
+}
+
+/// A delayed will as stored (published at its stored deadline, so without its delay).
+pub fn stored_will(w: &Will) -> StoredMessage {
+    let mut properties = w.properties.clone();
+    properties.will_delay_interval_s = None;
+    StoredMessage {
+        topic: w.topic.clone(),
+        payload: w.payload.clone(),
+        qos: w.qos,
+        retain: w.retain,
+        properties,
+        expires_at_ms: 0,
     }
 }
 
@@ -323,19 +337,10 @@ impl Journal {
     }
 
     pub fn will_set(&self, client_id: &ByteString, deadline_ms: u64, w: &Will) {
-        let mut properties = w.properties.clone();
-        properties.will_delay_interval_s = None;
         self.put(Entry::WillSet {
             client_id: client_id.clone(),
             deadline_ms,
-            will: StoredMessage {
-                topic: w.topic.clone(),
-                payload: w.payload.clone(),
-                qos: w.qos,
-                retain: w.retain,
-                properties,
-                expires_at_ms: 0,
-            },
+            will: stored_will(w),
         });
     }
 

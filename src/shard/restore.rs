@@ -289,6 +289,8 @@ pub async fn commit_pump(shard: ShardRef, journal: Rc<Journal>) {
                 // The log retries the commit; acknowledgements keep waiting, new work that
                 // needs storage is refused meanwhile.
                 journal.progress.failing.set(true);
+                // Connections whose acknowledgements wait learn it (and close with 0x97).
+                journal.progress.wake_all();
                 glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
             }
         }

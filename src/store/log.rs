@@ -429,6 +429,7 @@ impl Log {
     /// [`Durability::Power`] commits are at least `interval` apart (each pays an fdatasync).
     /// Returns after [`Log::close`] once everything appended is committed.
     pub async fn run_committer(self: Rc<Self>, interval: Duration) {
+        let mut failed: u64 = 0;
         loop {
             self.spawn_prepare();
             AppendedOrClosed { log: &self }.await;
@@ -439,7 +440,14 @@ impl Log {
             futures_lite::future::yield_now().await;
             let started = Instant::now();
             if let Err(e) = self.commit().await {
-                log::error!("shard {}: commit failed: {e}", self.opts.shard);
+                failed += 1;
+                // A full disk fails every retry: the 1st, 2nd, 4th... failure is logged.
+                if crate::shard::worth_logging(failed) {
+                    log::error!(
+                        "shard {}: commit failed: {e} ({failed} failed attempts so far)",
+                        self.opts.shard
+                    );
+                }
                 // Retry soon, but do not spin on a failing disk.
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 if closed {

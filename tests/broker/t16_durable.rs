@@ -345,3 +345,81 @@ mod compaction {
         super::compaction_keeps_the_store_small(2).await;
     }
 }
+
+/// The store at its cap (`store_max_bytes`): new QoS 1 work that needs it is refused with v5
+/// 0x97, nothing is acknowledged that was not stored, and traffic that needs no disk (QoS 0
+/// between clean sessions) keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_store_refuses_new_work_and_serves_the_rest() {
+    use crate::common::{publish_packet, Raw};
+    use crate::raw_client::Got;
+    use ringmq::codec::Protocol;
+    let dir = fresh_data_dir();
+    let d = dir.to_string_lossy().to_string();
+    let args = [
+        "--data-dir",
+        d.as_str(),
+        "--store-segment-bytes",
+        "1048576",
+        "--store-max-bytes",
+        "2097152",
+        "--queued-bytes-max",
+        "104857600",
+        "--queued-messages-max",
+        "100000",
+    ];
+    let b = Broker::launch(1, &args).await;
+    // A persistent subscriber, offline: everything it matches must be stored.
+    {
+        let (c, mut ev) = client(&b, "full-sub", false, 10);
+        connected(&mut ev).await;
+        c.subscribe("full/#", QoS::AtLeastOnce)
+            .await
+            .expect("subscribe");
+        loop {
+            if let Ok(Event::Incoming(Packet::SubAck(_))) = ev.poll().await {
+                break;
+            }
+        }
+        c.disconnect().await.expect("disconnect");
+        let _ = tokio::time::timeout(Duration::from_millis(300), ev.poll()).await;
+    }
+    let mut p = Raw::connect(&b, Protocol::V5, "full-pub").await;
+    let payload = vec![b'z'; 16 * 1024];
+    let (mut ok, mut unacked, mut refused) = (0, 0, false);
+    for id in 1..=400u16 {
+        p.send(publish_packet("full/t", 1, id, &payload)).await;
+        match p.next(Duration::from_secs(2)).await {
+            Got::Packet(ringmq::codec::Packet::PubAck(a)) if a.reason == 0 => ok += 1,
+            Got::Packet(ringmq::codec::Packet::PubAck(a)) if a.reason == 0x97 => {
+                refused = true;
+                break;
+            }
+            Got::Timeout => unacked += 1, // appended, never committed: never acknowledged
+            // Its acknowledgements wait behind a commit that cannot happen: the connection is
+            // closed (0x97), unacknowledged, and the client resends on a new one.
+            Got::Packet(ringmq::codec::Packet::Disconnect(d)) => {
+                assert_eq!(d.reason, 0x97, "disconnect reason");
+                p = Raw::connect(&b, Protocol::V5, "full-pub").await;
+            }
+            Got::Closed => p = Raw::connect(&b, Protocol::V5, "full-pub").await,
+            other => panic!("after {ok} stored: {other:?}"),
+        }
+    }
+    assert!(
+        refused,
+        "no 0x97 after {ok} stored and {unacked} unacknowledged"
+    );
+    // 2 MiB holds at most ~120 such messages: what was acknowledged fits in it.
+    assert!(ok <= 130, "{ok} acknowledged past the cap");
+    // QoS 0 between clean sessions needs no disk.
+    let mut s = Raw::connect(&b, Protocol::V311, "full-witness-sub").await;
+    s.subscribe("witness/t", 0).await;
+    let mut w = Raw::connect(&b, Protocol::V311, "full-witness-pub").await;
+    w.send(publish_packet("witness/t", 0, 0, b"still here"))
+        .await;
+    let got = s.recv_publish().await;
+    assert_eq!(&got.payload[..], b"still here");
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
