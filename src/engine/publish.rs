@@ -81,11 +81,7 @@ impl Engine {
         if !self.may(&p.topic, Access::Write) {
             // v5 learns why (0x87, which ends a QoS 2 flow at PUBREC); a v3 client is
             // acknowledged and the message dropped, as Mosquitto does.
-            let n = {
-                let mut shard = self.ctx.shard.borrow_mut();
-                shard.stats.acl_denied += 1;
-                shard.stats.acl_denied
-            };
+            let n = self.count(|s| &mut s.acl_denied);
             if crate::shard::worth_logging(n) {
                 log::info!(
                     "client {}: PUBLISH to {} denied by the ACL ({n} denials so far)",
@@ -93,22 +89,13 @@ impl Engine {
                     p.topic
                 );
             }
-            if p.qos != QoS::AtMostOnce {
-                if p.qos == QoS::ExactlyOnce && !v5 {
-                    self.qos2_insert(p.packet_id);
-                }
-                self.ack_in_order(p.qos, p.packet_id, if v5 { 0x87 } else { 0 });
-            }
+            self.refuse(&p, 0x87);
             return Ok(());
         }
         if p.qos != QoS::AtMostOnce && self.store_failing() {
             // The store cannot commit: what needs it is refused, the rest keeps running. v5
             // learns why (0x97); v3 cannot be told, so it is disconnected and resends later.
-            let n = {
-                let mut shard = self.ctx.shard.borrow_mut();
-                shard.stats.store_refused += 1;
-                shard.stats.store_refused
-            };
+            let n = self.count(|s| &mut s.store_refused);
             if crate::shard::worth_logging(n) {
                 log::warn!(
                     "client {}: QoS {} PUBLISH refused, the store cannot commit ({n} so far)",
@@ -133,12 +120,7 @@ impl Engine {
             // learns why from 0x97 Quota exceeded (which ends a QoS 2 flow at PUBREC), v3
             // cannot be told and gets the usual acknowledgement.
             self.refuse_retained(&p.topic);
-            if p.qos != QoS::AtMostOnce {
-                if p.qos == QoS::ExactlyOnce && !v5 {
-                    self.qos2_insert(p.packet_id);
-                }
-                self.ack_in_order(p.qos, p.packet_id, if v5 { 0x97 } else { 0 });
-            }
+            self.refuse(&p, 0x97);
             return Ok(());
         }
         if p.qos == QoS::ExactlyOnce {
@@ -203,12 +185,30 @@ impl Engine {
         )
     }
 
+    /// Add one to a shard counter; returns the new count (for [`crate::shard::worth_logging`]).
+    fn count(&self, counter: impl FnOnce(&mut crate::shard::Stats) -> &mut u64) -> u64 {
+        let mut shard = self.ctx.shard.borrow_mut();
+        let c = counter(&mut shard.stats);
+        *c += 1;
+        *c
+    }
+
+    /// A PUBLISH not accepted: v5 learns `v5_reason` (which ends a QoS 2 flow at PUBREC); a v3
+    /// client cannot be told, so it is acknowledged as usual (and a QoS 2 id remembered, so
+    /// its PUBREL completes) while the message is dropped, as Mosquitto does.
+    fn refuse(&mut self, p: &Publish, v5_reason: u8) {
+        if p.qos == QoS::AtMostOnce {
+            return;
+        }
+        let v5 = self.protocol.is_v5();
+        if p.qos == QoS::ExactlyOnce && !v5 {
+            self.qos2_insert(p.packet_id);
+        }
+        self.ack_in_order(p.qos, p.packet_id, if v5 { v5_reason } else { 0 });
+    }
+
     fn refuse_retained(&mut self, topic: &str) {
-        let n = {
-            let mut shard = self.ctx.shard.borrow_mut();
-            shard.stats.retained_refused += 1;
-            shard.stats.retained_refused
-        };
+        let n = self.count(|s| &mut s.retained_refused);
         if crate::shard::worth_logging(n) {
             log::warn!(
                 "client {}: retained message on {} refused at retained_messages_max / \

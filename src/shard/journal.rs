@@ -423,18 +423,18 @@ impl Journal {
         self.progress.wake_all();
     }
 
-    /// Confirm `peer`'s `tag` once this log has committed what is appended now; `Some` when
+    /// Confirm `peer`'s `tag` once this log has committed what is appended now; true when
     /// that is already so (send the confirmation now).
-    pub fn confirm_after_commit(&self, peer: usize, lane: Lane, tag: u64) -> Option<()> {
+    pub fn confirm_after_commit(&self, peer: usize, lane: Lane, tag: u64) -> bool {
         let lsn = self.log.next_lsn() - 1;
         if lsn <= self.progress.committed.get() {
-            return Some(());
+            return true;
         }
         self.st
             .borrow_mut()
             .confirms
             .push_back((lsn, peer, lane, tag));
-        None
+        false
     }
 
     /// The log committed through `lsn`: returns the peers' confirmations now due, and wakes
@@ -458,10 +458,5 @@ impl Journal {
     /// The id this log knows `msg` by.
     pub fn id(&self, msg: &Arc<Message>) -> Option<MsgId> {
         Self::id_of(&self.st.borrow(), msg)
-    }
-
-    /// Messages this log holds for someone (for statistics and tests).
-    pub fn stored_messages(&self) -> usize {
-        self.st.borrow().ids.len()
     }
 }

@@ -364,7 +364,7 @@ impl Shard {
     /// Confirm `peer`'s `tag` on `lane` once what this shard stored for it is committed.
     pub fn confirm_to(&mut self, peer: usize, lane: Lane, tag: u64) {
         let now = match &self.journal {
-            Some(j) => j.confirm_after_commit(peer, lane, tag).is_some(),
+            Some(j) => j.confirm_after_commit(peer, lane, tag),
             None => true,
         };
         if now {

@@ -43,6 +43,16 @@ async fn connected(ev: &mut EventLoop) -> bool {
     }
 }
 
+/// SUBSCRIBE and wait for the SUBACK.
+async fn subscribed(c: &AsyncClient, ev: &mut EventLoop, filter: &str, q: QoS) {
+    c.subscribe(filter, q).await.expect("subscribe");
+    loop {
+        if let Ok(Event::Incoming(Packet::SubAck(_))) = ev.poll().await {
+            return;
+        }
+    }
+}
+
 /// Everything the subscriber gets until nothing arrives for `quiet`.
 async fn receive_all(ev: &mut EventLoop, quiet: Duration) -> Vec<String> {
     let mut got = Vec::new();
@@ -136,12 +146,7 @@ async fn acknowledged_messages_survive_kill_9(shards: usize, q: u8) {
     {
         let (c, mut ev) = client(&b, &sub_id, false, 100);
         connected(&mut ev).await;
-        c.subscribe("crash/#", qos(q)).await.expect("subscribe");
-        loop {
-            if let Ok(Event::Incoming(Packet::SubAck(_))) = ev.poll().await {
-                break;
-            }
-        }
+        subscribed(&c, &mut ev, "crash/#", qos(q)).await;
         // 200 retained messages, each acknowledged before the next round's crash.
         let (p, mut pev) = client(&b, "retainer", true, 100);
         connected(&mut pev).await;
@@ -246,14 +251,7 @@ async fn compaction_keeps_the_store_small(shards: usize) {
     let sub_id = b.id("compact-sub", 1);
     let (s, mut sev) = client(&b, &sub_id, false, 100);
     connected(&mut sev).await;
-    s.subscribe("flow/#", QoS::AtLeastOnce)
-        .await
-        .expect("subscribe");
-    loop {
-        if let Ok(Event::Incoming(Packet::SubAck(_))) = sev.poll().await {
-            break;
-        }
-    }
+    subscribed(&s, &mut sev, "flow/#", QoS::AtLeastOnce).await;
     let (p, mut pev) = client(&b, &b.id("compact-pub", 0), true, 100);
     connected(&mut pev).await;
     let n = 12_000usize;
@@ -373,14 +371,7 @@ async fn a_full_store_refuses_new_work_and_serves_the_rest() {
     {
         let (c, mut ev) = client(&b, "full-sub", false, 10);
         connected(&mut ev).await;
-        c.subscribe("full/#", QoS::AtLeastOnce)
-            .await
-            .expect("subscribe");
-        loop {
-            if let Ok(Event::Incoming(Packet::SubAck(_))) = ev.poll().await {
-                break;
-            }
-        }
+        subscribed(&c, &mut ev, "full/#", QoS::AtLeastOnce).await;
         c.disconnect().await.expect("disconnect");
         let _ = tokio::time::timeout(Duration::from_millis(300), ev.poll()).await;
     }
