@@ -75,6 +75,10 @@ pub struct Cli {
     /// 0 = never [default: 0].
     #[arg(long)]
     pub session_expiry_max_s: Option<u32>,
+    /// Session expiry given to v3 persistent sessions (clean session 0), which cannot ask for
+    /// one, seconds; 0 = never, as Mosquitto's default [default: 7200].
+    #[arg(long)]
+    pub persistent_session_expiry_s: Option<u32>,
     /// Maximum QoS granted to subscriptions and accepted from publishers [default: 2].
     #[arg(long)]
     pub maximum_qos: Option<u8>,
@@ -225,6 +229,7 @@ pub struct Config {
     pub subscriptions_per_session_max: usize,
     pub server_keep_alive_s: u16,
     pub session_expiry_max_s: u32,
+    pub persistent_session_expiry_s: u32,
     pub maximum_qos: u8,
     pub retain_available: bool,
     pub mesh_channel_capacity: usize,
@@ -314,6 +319,9 @@ impl Default for Config {
             subscriptions_per_session_max: limits::SUBSCRIPTIONS_PER_SESSION_MAX_DEFAULT,
             server_keep_alive_s: 0,
             session_expiry_max_s: 0,
+            // EMQX's default session expiry: a v3 client id that never comes back must not
+            // keep its session (and its stored queue) on disk for ever.
+            persistent_session_expiry_s: 7200,
             maximum_qos: 2,
             retain_available: true,
             mesh_channel_capacity: limits::MESH_CHANNEL_CAPACITY_DEFAULT,
@@ -401,6 +409,7 @@ impl Config {
             subscriptions_per_session_max,
             server_keep_alive_s,
             session_expiry_max_s,
+            persistent_session_expiry_s,
             maximum_qos,
             retain_available,
             mesh_channel_capacity,

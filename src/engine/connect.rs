@@ -318,13 +318,16 @@ fn owned_will(w: &Will) -> Will {
     }
 }
 
-/// Session Expiry Interval for this CONNECT: v5 asks for it; a v3 persistent session lasts
-/// "forever" (`u32::MAX`), both capped by `session_expiry_max_s` when set.
+/// Session Expiry Interval for this CONNECT: v5 asks for it; a v3 persistent session cannot,
+/// and gets `persistent_session_expiry_s` (0: "forever", `u32::MAX`), both capped by
+/// `session_expiry_max_s` when set.
 fn session_expiry(c: &Connect, cfg: &crate::config::Config) -> u32 {
     let asked = if c.protocol.is_v5() {
         c.properties.session_expiry_interval_s.unwrap_or(0)
     } else if c.clean_start {
         0
+    } else if cfg.persistent_session_expiry_s > 0 {
+        cfg.persistent_session_expiry_s
     } else {
         u32::MAX
     };

@@ -32,6 +32,16 @@ impl Session {
         }
     }
 
+    /// A QoS 2 PUBLISH must not reach the client before its `Sent` (and the message) is
+    /// committed: a crash in between would restore it unsent, and it would go out again under
+    /// another packet id, a second delivery the client cannot recognise. QoS 1 needs no gate
+    /// (a redelivery is allowed), and neither does a session without a journal.
+    pub(super) fn gate_until_logged(&self) {
+        if let (Some(j), Some(conn)) = (&self.journal, &self.conn) {
+            conn.set_gate(j.need_local());
+        }
+    }
+
     pub(super) fn log_done(&self, d: &Delivery) {
         if let Some(j) = self.journaled(d) {
             j.done(&self.client_id, &d.msg);

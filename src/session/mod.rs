@@ -404,6 +404,9 @@ impl Session {
             self.log_done(&delivery); // too large for the client: dropped and counted
         } else if packet_id != 0 {
             self.log_sent(&delivery, packet_id);
+            if delivery.qos == QoS::ExactlyOnce {
+                self.gate_until_logged();
+            }
             self.inflight.push_back(Inflight {
                 packet_id,
                 delivery,

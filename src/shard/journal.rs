@@ -385,6 +385,15 @@ impl Journal {
         }
     }
 
+    /// Everything appended on this shard so far, without the tags peers must confirm: what
+    /// a delivery written here waits for.
+    pub fn need_local(&self) -> Need {
+        Need {
+            lsn: self.log.next_lsn() - 1,
+            mark: 0,
+        }
+    }
+
     /// A tag for a message that peers must confirm.
     pub fn next_tag(&self) -> u64 {
         let mut st = self.st.borrow_mut();

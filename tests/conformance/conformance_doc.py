@@ -305,7 +305,7 @@ V311 = [
  ("2.2.1 (table)", "packet type 15 is reserved before 5.0 (no statement number); AUTH closes a 3.1.1 connection", "mqtt311_2_2_1_packet_type_15_is_reserved"),
  ("3.1.2-2", "unsupported protocol level: CONNACK return code 0x01, then close (v5: 0x84 optional)", "mqtt311_3_1_2_2_unsupported_level_gets_return_code_1"),
  ("3.1.2-3, 3.1.4-1", "a non-conforming CONNECT is closed without CONNACK (v5: CONNACK 0x81)", "mqtt311_3_1_4_1_bad_connect_is_closed_without_connack"),
- ("3.1.2-4, 3.1.2-6, 3.2.2-1..3", "CleanSession 0 keeps the session without expiry; CleanSession 1 discards it (v5: Clean Start + Session Expiry Interval)", "mqtt311_3_1_2_4_clean_session_0_keeps_the_session mqtt311_persistent_session_bounded_by_session_expiry_max"),
+ ("3.1.2-4, 3.1.2-6, 3.2.2-1..3", "CleanSession 0 keeps the session (for `persistent_session_expiry_s`, default 2 h; 0 = never); CleanSession 1 discards it (v5: Clean Start + Session Expiry Interval)", "mqtt311_3_1_2_4_clean_session_0_keeps_the_session mqtt311_persistent_session_bounded_by_session_expiry_max mqtt311_persistent_session_gets_the_configured_default_expiry"),
  ("3.1.2-22", "Password Flag 1 needs User Name Flag 1 (v5 allows a password alone: sec_3_1_2_9_password_without_user_name_is_allowed_in_v5)", "mqtt311_3_1_2_22_password_without_user_name_is_refused"),
  ("3.1.2-24", "keep-alive timeout closes the connection, without DISCONNECT (v5: DISCONNECT 0x8D)", "mqtt311_3_1_2_24_keep_alive_closes_without_disconnect"),
  ("3.1.3-6", "a zero-byte client id with CleanSession 1 is accepted (no Assigned Client Identifier in 3.1.1)", "mqtt311_3_1_3_6_empty_client_id_with_clean_session_is_accepted"),

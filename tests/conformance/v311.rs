@@ -100,7 +100,7 @@ async fn mqtt311_3_1_2_4_clean_session_0_keeps_the_session() {
 }
 
 /// ringmq: `--session-expiry-max-s` also bounds 3.1.1 persistent sessions (which otherwise
-/// never expire).
+/// get `persistent_session_expiry_s`).
 #[tokio::test]
 async fn mqtt311_persistent_session_bounded_by_session_expiry_max() {
     let b = Broker::with(&["--session-expiry-max-s", "1"]).await;
@@ -110,6 +110,31 @@ async fn mqtt311_persistent_session_bounded_by_session_expiry_max() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let (_s, ack) = Raw::handshake(&b, persistent(v3("s"), 0)).await;
     assert!(!ack.session_present);
+}
+
+/// ringmq: a 3.1.1 persistent session (which cannot ask for an expiry) gets
+/// `persistent_session_expiry_s` (default 7200 s, EMQX's; 0 = never, Mosquitto's), and outlives
+/// a disconnect shorter than it.
+#[tokio::test]
+async fn mqtt311_persistent_session_gets_the_configured_default_expiry() {
+    let b = Broker::with(&["--persistent-session-expiry-s", "1"]).await;
+    let mut s = Raw::connect(&b, persistent(v3("s"), 0)).await;
+    s.subscribe("t", 1).await;
+    s.disconnect().await;
+    let (s, ack) = Raw::handshake(&b, persistent(v3("s"), 0)).await;
+    assert!(ack.session_present, "reconnected within the expiry");
+    s.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let (_s, ack) = Raw::handshake(&b, persistent(v3("s"), 0)).await;
+    assert!(!ack.session_present, "expired after 1 s offline");
+    drop(_s);
+    let b = Broker::with(&["--persistent-session-expiry-s", "0"]).await;
+    let mut s = Raw::connect(&b, persistent(v3("s"), 0)).await;
+    s.subscribe("t", 1).await;
+    s.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let (_s, ack) = Raw::handshake(&b, persistent(v3("s"), 0)).await;
+    assert!(ack.session_present, "0 = never expires");
 }
 
 /// [MQTT-3.1.4-2] (3.1.1) A second connection with the same client id: the server disconnects
