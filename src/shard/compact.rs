@@ -1,7 +1,7 @@
 //! Compaction of a shard's log: a snapshot of the live state the store must keep (messages
 //! held by persistent sessions and retained entries, the retained topics this shard is home to,
 //! persistent sessions with their subscriptions, queued and in-flight messages, incoming QoS 2
-//! ids and delayed wills), appended in one synchronous burst from the shard's own memory; once
+//! ids and delayed wills, QoS 2 forwards not yet confirmed and the peers' forward marks), appended in one synchronous burst from the shard's own memory; once
 //! it is committed, every segment wholly before it is released.
 //!
 //! When: sealed segments hold more than twice the last snapshot's bytes (so the rewriting is
@@ -54,7 +54,11 @@ impl Shard {
                 }
             }
         };
+        let (forwards, marks) = j.forward_state();
         for (_, m) in &retained {
+            store(m, &mut emit);
+        }
+        for (_, m, _) in &forwards {
             store(m, &mut emit);
         }
         for s in &sessions {
@@ -126,6 +130,18 @@ impl Shard {
                     will: super::journal::stored_will(w),
                 });
             }
+        }
+        for (lsn, m, peers) in &forwards {
+            if let Some(id) = j.id(m) {
+                emit(&Entry::Forward {
+                    lsn: *lsn,
+                    msg: id,
+                    peers: *peers,
+                });
+            }
+        }
+        for (peer, lsn) in marks {
+            emit(&Entry::PeerMark { peer, lsn });
         }
         emit(&Entry::SnapshotEnd);
         (begin, bytes)

@@ -6,6 +6,7 @@
 //! ```text
 //!  route ─► Session::deliver ─► Journal::enqueue ─► Log::append (memory)      commit task
 //!     └──► peer shard (Publish, tag) ─► peer's journal ─► peer commit ─► Committed{tag}
+//!     └──► QoS 2 of a persistent session: Forward record ─► commit ─► peer (StoredPublish)
 //!  connection: PUBACK written ─► link gate = Need{lsn, mark} ─► leaves once Progress covers it
 //! ```
 //!
@@ -106,7 +107,13 @@ pub struct Journal {
     pub log: Rc<Log>,
     pub progress: Rc<Progress>,
     st: RefCell<State>,
+    /// QoS 2 store-then-forward ([`forward`]).
+    fwd: RefCell<forward::Forwards>,
 }
+
+#[path = "journal_forward.rs"]
+mod forward;
+pub use forward::DueForward;
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,6 +191,7 @@ impl Journal {
                 confirms: VecDeque::new(),
                 refused: 0,
             }),
+            fwd: RefCell::default(),
         }
     }
 
@@ -430,6 +438,9 @@ impl Journal {
         drop(st);
         self.progress.cross.set(cross);
         self.progress.wake_all();
+        if lane == Lane::Data {
+            self.settle_forwards(peer, tag);
+        }
     }
 
     /// Confirm `peer`'s `tag` once this log has committed what is appended now; true when

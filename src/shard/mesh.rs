@@ -26,6 +26,15 @@ pub enum MeshMsg {
     /// The tag, when not 0, asks the receiver to confirm once it committed what it stored for
     /// the message ([`MeshMsg::Committed`]): the publisher's acknowledgement waits for it.
     Publish(Arc<Message>, u64),
+    /// A QoS 2 message stored on shard `from` before it was sent (store-then-forward,
+    /// `journal_forward.rs`): applied only if `lsn`, its key, is above the mark of what was
+    /// applied from `from`; confirmed by `tag` like a `Publish`.
+    StoredPublish {
+        msg: Arc<Message>,
+        from: usize,
+        lsn: crate::store::Lsn,
+        tag: u64,
+    },
     /// Shard `shard` gained (`add`) or lost its first/last local subscriber of `filter`.
     Interest {
         filter: ByteString,
@@ -97,9 +106,10 @@ impl MeshMsg {
     /// acknowledgement, a hand-over or a release.
     pub fn lane(&self) -> super::Lane {
         match self {
-            MeshMsg::Publish(..) | MeshMsg::SharePublish { .. } | MeshMsg::ShareDeliver { .. } => {
-                super::Lane::Data
-            }
+            MeshMsg::Publish(..)
+            | MeshMsg::StoredPublish { .. }
+            | MeshMsg::SharePublish { .. }
+            | MeshMsg::ShareDeliver { .. } => super::Lane::Data,
             _ => super::Lane::Control,
         }
     }
@@ -109,7 +119,9 @@ impl MeshMsg {
     /// The confirmation tag this message asks for (0: none).
     pub fn confirm_tag(&self) -> u64 {
         match self {
-            MeshMsg::Publish(_, tag) | MeshMsg::Retain { tag, .. } => *tag,
+            MeshMsg::Publish(_, tag)
+            | MeshMsg::StoredPublish { tag, .. }
+            | MeshMsg::Retain { tag, .. } => *tag,
             _ => 0,
         }
     }

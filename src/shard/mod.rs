@@ -519,6 +519,17 @@ impl Shard {
             MeshMsg::Publish(m, _) => {
                 self.route(m, true);
             }
+            MeshMsg::StoredPublish { msg, from, lsn, .. } => {
+                // A re-forward after a crash of what was applied before is dropped (and still
+                // confirmed, so its shard releases it).
+                if self
+                    .journal
+                    .as_ref()
+                    .is_none_or(|j| j.accept_forward(from, lsn))
+                {
+                    self.route(msg, true);
+                }
+            }
             MeshMsg::Committed { from, lane, tag } => {
                 if let Some(j) = &self.journal {
                     j.confirmed(from, lane, tag);

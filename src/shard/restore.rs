@@ -268,6 +268,17 @@ pub fn restore(shard: &ShardRef, image: Image) {
     for session in expired {
         s.remove_session(&session);
     }
+    // QoS 2 forwards not confirmed by every peer go again (peers drop what they applied).
+    for (&lsn, &(id, peers)) in &image.forwards {
+        let Some(m) = get(id, &image) else { continue };
+        journal.adopt(id, &m, 1);
+        journal.restore_forward(lsn, m, peers);
+    }
+    for (&peer, &lsn) in &image.peer_marks {
+        journal.restore_mark(usize::from(peer), lsn);
+    }
+    let committed = journal.log.committed();
+    s.send_forwards(committed);
 }
 
 /// After each commit: confirm to peers what it covered and wake the connections whose
@@ -284,6 +295,7 @@ pub async fn commit_pump(shard: ShardRef, journal: Rc<Journal>) {
                 for (peer, lane, tag) in due {
                     s.send_to(peer, MeshMsg::Committed { from, lane, tag });
                 }
+                s.send_forwards(lsn);
             }
             Err(_) => {
                 // The log retries the commit; acknowledgements keep waiting, new work that

@@ -115,6 +115,9 @@ impl Shard {
         if !from_peer {
             let peers = remote & !(1u64 << self.id);
             matched |= peers != 0;
+            if peers != 0 && self.forward_after_commit(&msg, peers) {
+                return matched;
+            }
             // A QoS 1/2 message a peer may store: the acknowledgement waits for its commit.
             let tag = match &self.journal {
                 Some(j) if peers != 0 && msg.qos != QoS::AtMostOnce => j.next_tag(),
@@ -130,6 +133,39 @@ impl Shard {
             }
         }
         matched
+    }
+
+    /// QoS 2 from a persistent session goes to peers only once stored here
+    /// (`journal_forward.rs`): true when it was stored for that (the commit pump sends it).
+    fn forward_after_commit(&self, msg: &Arc<Message>, peers: u64) -> bool {
+        let Some(j) = &self.journal else { return false };
+        let persistent = msg.qos == QoS::ExactlyOnce
+            && self
+                .by_uid
+                .get(&msg.origin_uid)
+                .is_some_and(|s| s.try_borrow().is_ok_and(|s| s.journal.is_some()));
+        persistent && j.forward_later(msg, peers)
+    }
+
+    /// Send the stored QoS 2 forwards whose records are committed through `committed`.
+    pub fn send_forwards(&mut self, committed: crate::store::Lsn) {
+        let Some(j) = self.journal.clone() else {
+            return;
+        };
+        let from = self.id;
+        for (peers, msg, lsn, tag) in j.forwards_due(committed) {
+            for peer in 0..self.shards {
+                if peers & (1u64 << peer) != 0 {
+                    let m = MeshMsg::StoredPublish {
+                        msg: msg.clone(),
+                        from,
+                        lsn,
+                        tag,
+                    };
+                    self.send_to(peer, m);
+                }
+            }
+        }
     }
 
     /// Whether a publish to `topic` would reach anyone (v5 PUBREC's 0x10 is decided before

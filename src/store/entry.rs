@@ -10,7 +10,7 @@
 //! (a record that passed its CRC but does not decode is an [`EntryError`], reported by the
 //! caller), or gives meaning to the order of entries (that is [`super::image`]'s).
 
-use super::record::Kind;
+use super::record::{Kind, Lsn};
 use crate::codec::{self, Packet, Properties, Protocol, Publish, QoS, SubOptions};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
@@ -112,6 +112,25 @@ pub enum Entry {
     /// What follows, up to [`Entry::SnapshotEnd`], is the whole live state (compaction).
     SnapshotBegin,
     SnapshotEnd,
+    /// QoS 2 store-then-forward: message `msg`, published on this shard by a persistent
+    /// session, goes to the peer shards in `peers` (one bit each) once this record is
+    /// committed. `lsn` is this record's own LSN (kept through snapshots): the key peers
+    /// deduplicate re-forwards by ([`Entry::PeerMark`]).
+    Forward {
+        lsn: Lsn,
+        msg: MsgId,
+        peers: u64,
+    },
+    /// Every peer of forward `lsn` committed what it did with it: the message is released.
+    ForwardDone {
+        lsn: Lsn,
+    },
+    /// Forwards from shard `peer` up to its `lsn` are applied here; one at or below it again
+    /// (re-sent after a crash) is a duplicate.
+    PeerMark {
+        peer: u16,
+        lsn: Lsn,
+    },
 }
 
 /// A record that passed its checksum but does not decode as its kind: written by a newer or
@@ -151,6 +170,9 @@ mod kinds {
     pub const WILL_CLEAR: u8 = 29;
     pub const SNAPSHOT_BEGIN: u8 = 30;
     pub const SNAPSHOT_END: u8 = 31;
+    pub const FORWARD: u8 = 32;
+    pub const FORWARD_DONE: u8 = 33;
+    pub const PEER_MARK: u8 = 34;
 }
 
 const _: () = assert!(kinds::MSG_STORE >= Kind::FIRST_USER);
@@ -215,6 +237,21 @@ impl Entry {
             }
             Entry::SnapshotBegin => (SNAPSHOT_BEGIN, None),
             Entry::SnapshotEnd => (SNAPSHOT_END, None),
+            Entry::Forward { lsn, msg, peers } => {
+                out.extend_from_slice(&lsn.to_le_bytes());
+                out.extend_from_slice(&msg.to_le_bytes());
+                out.extend_from_slice(&peers.to_le_bytes());
+                (FORWARD, None)
+            }
+            Entry::ForwardDone { lsn } => {
+                out.extend_from_slice(&lsn.to_le_bytes());
+                (FORWARD_DONE, None)
+            }
+            Entry::PeerMark { peer, lsn } => {
+                out.extend_from_slice(&peer.to_le_bytes());
+                out.extend_from_slice(&lsn.to_le_bytes());
+                (PEER_MARK, None)
+            }
             Entry::SessionUpsert { client_id, .. } => (SESSION_UPSERT, Some(client_id)),
             Entry::SessionDelete { client_id } => (SESSION_DELETE, Some(client_id)),
             Entry::SubAdd { client_id, .. } => (SUB_ADD, Some(client_id)),
@@ -298,6 +335,16 @@ impl Entry {
             RETAIN_CLEAR => Entry::RetainClear { topic: r.str()? },
             SNAPSHOT_BEGIN => Entry::SnapshotBegin,
             SNAPSHOT_END => Entry::SnapshotEnd,
+            FORWARD => Entry::Forward {
+                lsn: r.u64()?,
+                msg: r.u64()?,
+                peers: r.u64()?,
+            },
+            FORWARD_DONE => Entry::ForwardDone { lsn: r.u64()? },
+            PEER_MARK => Entry::PeerMark {
+                peer: r.u16()?,
+                lsn: r.u64()?,
+            },
             k @ SESSION_UPSERT..=WILL_CLEAR => {
                 let client_id = r.str()?;
                 match k {

@@ -115,6 +115,13 @@ pub(crate) fn every_entry() -> Vec<Entry> {
         Entry::SessionDelete { client_id: c() },
         Entry::SnapshotBegin,
         Entry::SnapshotEnd,
+        Entry::Forward {
+            lsn: 77,
+            msg: 12,
+            peers: 0b110,
+        },
+        Entry::ForwardDone { lsn: 77 },
+        Entry::PeerMark { peer: 3, lsn: 1234 },
     ]
 }
 

@@ -118,6 +118,11 @@ pub struct Image {
     /// Topic → the message it retains.
     pub retained: BTreeMap<ByteString, MsgId>,
     pub sessions: BTreeMap<ByteString, SessionImage>,
+    /// QoS 2 forwards not yet confirmed by every peer: the forward's LSN → (message, peers
+    /// still to confirm, one bit per shard). Re-sent after a restart.
+    pub forwards: BTreeMap<Lsn, (MsgId, u64)>,
+    /// Per peer shard, the highest forward LSN applied here.
+    pub peer_marks: BTreeMap<u16, Lsn>,
     /// A snapshot being replayed, until its `SnapshotEnd`.
     building: Option<Box<Image>>,
 }
@@ -284,6 +289,22 @@ impl Image {
                     s.will = None;
                 }
             }
+            Entry::Forward { lsn, msg, peers } => {
+                if self.msgs.hold(*msg) {
+                    if let Some((old, _)) = self.forwards.insert(*lsn, (*msg, *peers)) {
+                        self.msgs.release(old);
+                    }
+                }
+            }
+            Entry::ForwardDone { lsn } => {
+                if let Some((msg, _)) = self.forwards.remove(lsn) {
+                    self.msgs.release(msg);
+                }
+            }
+            Entry::PeerMark { peer, lsn } => {
+                let m = self.peer_marks.entry(*peer).or_default();
+                *m = (*m).max(*lsn);
+            }
             Entry::SnapshotBegin | Entry::SnapshotEnd => {}
         }
     }
@@ -369,6 +390,12 @@ impl Image {
                     will: w.will.clone(),
                 })?;
             }
+        }
+        for (&lsn, &(msg, peers)) in &self.forwards {
+            emit(&Entry::Forward { lsn, msg, peers })?;
+        }
+        for (&peer, &lsn) in &self.peer_marks {
+            emit(&Entry::PeerMark { peer, lsn })?;
         }
         emit(&Entry::SnapshotEnd)?;
         Ok(begin)

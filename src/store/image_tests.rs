@@ -211,6 +211,49 @@ fn snapshot_then_replay_is_the_same_image() {
     assert_eq!(replay(&more), replay(&expected));
 }
 
+/// QoS 2 store-then-forward: a forward holds its message until `ForwardDone`, the highest
+/// mark per peer wins, and both survive a snapshot.
+#[test]
+fn forwards_hold_their_message_and_marks_keep_the_highest() {
+    let mut h = vec![
+        Entry::MsgStore {
+            id: 7,
+            msg: message("x/1", b"fwd", QoS::ExactlyOnce),
+        },
+        Entry::Forward {
+            lsn: 8,
+            msg: 7,
+            peers: 0b10,
+        },
+        Entry::MsgStore {
+            id: 9,
+            msg: message("x/2", b"fwd2", QoS::ExactlyOnce),
+        },
+        Entry::Forward {
+            lsn: 10,
+            msg: 9,
+            peers: 0b110,
+        },
+        Entry::PeerMark { peer: 1, lsn: 500 },
+        Entry::PeerMark { peer: 1, lsn: 400 },
+        Entry::PeerMark { peer: 2, lsn: 30 },
+    ];
+    let img = replay(&h);
+    assert_eq!(img.forwards.len(), 2);
+    assert_eq!(img.msgs.refs(7), 1);
+    assert_eq!(
+        img.peer_marks.get(&1),
+        Some(&500),
+        "a lower mark never lowers it"
+    );
+    assert_eq!(replay(&snapshot_entries(&img)), img);
+    h.push(Entry::ForwardDone { lsn: 8 });
+    let img = replay(&h);
+    assert_eq!(img.forwards.keys().copied().collect::<Vec<_>>(), vec![10]);
+    assert!(img.msgs.get(7).is_none(), "released with its forward");
+    assert_eq!(replay(&snapshot_entries(&img)), img);
+}
+
 #[test]
 fn a_snapshot_cut_by_a_crash_is_dropped() {
     let img = replay(&history());

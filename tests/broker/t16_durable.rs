@@ -239,6 +239,123 @@ mod qos2 {
     async fn with_1shard() {
         super::acknowledged_messages_survive_kill_9(1, 2).await;
     }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_2shards() {
+        super::acknowledged_messages_survive_kill_9(2, 2).await;
+    }
+}
+
+/// Exactly once with a publisher that resends: a persistent QoS 2 publisher keeps its rumqttc
+/// session across the kill -9 and, after the restart, resends every PUBLISH that got no PUBREC
+/// and every PUBREL that got no PUBCOMP, as the protocol has it. The persistent subscriber
+/// (offline meanwhile, on another shard when there are two) must then hold every message
+/// exactly once: a message the broker took responsibility for before the crash is neither lost
+/// (its PUBREC promised it) nor routed again when its resend arrives.
+async fn qos2_exactly_once_with_a_resending_publisher(shards: usize) {
+    let dir = fresh_data_dir();
+    let mut b = launch(shards, &dir).await;
+    let sub_id = b.id("x2-sub", 1);
+    let pub_id = b.id("x2-pub", 0);
+    {
+        let (c, mut ev) = client(&b, &sub_id, false, 100);
+        connected(&mut ev).await;
+        subscribed(&c, &mut ev, "x2/#", QoS::ExactlyOnce).await;
+        c.disconnect().await.expect("disconnect");
+        let _ = tokio::time::timeout(Duration::from_millis(300), ev.poll()).await;
+    }
+    let n = 300usize;
+    for (round, &kill_after) in [25usize, 110, 240].iter().enumerate() {
+        let (c, mut ev) = client(&b, &pub_id, false, 50);
+        connected(&mut ev).await;
+        let feeder = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for seq in 0..n {
+                    let body = format!("{round}-{seq}");
+                    if c.publish("x2/t", QoS::ExactlyOnce, false, body)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+        };
+        let (mut recs, mut comps) = (0usize, 0usize);
+        let mut restarted = false;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while comps < n {
+            match tokio::time::timeout_at(deadline, ev.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::PubRec(_)))) => recs += 1,
+                Ok(Ok(Event::Incoming(Packet::PubComp(_)))) => comps += 1,
+                Ok(Ok(Event::Incoming(Packet::ConnAck(a)))) if restarted => {
+                    assert!(a.session_present, "round {round}: the publisher's session");
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) if !b.is_running() && !restarted => {
+                    // Restart on the same data; the publisher's event loop reconnects to the
+                    // new port with its pending PUBLISHes and PUBRELs.
+                    b = launch(shards, &dir).await;
+                    let mut o = MqttOptions::new(pub_id.as_str(), "127.0.0.1", b.port);
+                    o.set_clean_session(false);
+                    o.set_keep_alive(Duration::from_secs(30));
+                    o.set_inflight(50);
+                    ev.mqtt_options = o;
+                    restarted = true;
+                }
+                Ok(Err(e)) => {
+                    assert!(restarted, "round {round}: publisher cut off: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(_) => panic!("round {round}: stuck at {recs} PUBREC, {comps} PUBCOMP"),
+            }
+            if recs >= kill_after && !restarted && b.is_running() {
+                b.kill9();
+            }
+        }
+        feeder.abort();
+        assert!(restarted, "round {round}: the broker was never killed");
+        c.disconnect().await.expect("disconnect");
+        let _ = tokio::time::timeout(Duration::from_millis(300), ev.poll()).await;
+        let (s, mut sev) = client(&b, &sub_id, false, 100);
+        assert!(
+            connected(&mut sev).await,
+            "round {round}: subscriber session"
+        );
+        let got = receive_all(&mut sev, Duration::from_millis(1500)).await;
+        let mut count: HashMap<usize, usize> = HashMap::new();
+        for t in &got {
+            if let Some((r, seq)) = t.split_once('-') {
+                if r.parse::<usize>().ok() == Some(round) {
+                    if let Ok(seq) = seq.parse::<usize>() {
+                        *count.entry(seq).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let lost: Vec<usize> = (0..n).filter(|s| !count.contains_key(s)).collect();
+        let twice: Vec<usize> = (0..n).filter(|s| count.get(s) > Some(&1)).collect();
+        assert!(
+            lost.is_empty() && twice.is_empty(),
+            "round {round} ({shards} shards, kill after {kill_after} PUBRECs): lost {lost:?}, \
+             delivered twice {twice:?}"
+        );
+        s.disconnect().await.expect("disconnect");
+        let _ = tokio::time::timeout(Duration::from_millis(300), sev.poll()).await;
+    }
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+mod qos2_resend {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_1shard() {
+        super::qos2_exactly_once_with_a_resending_publisher(1).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_2shards() {
+        super::qos2_exactly_once_with_a_resending_publisher(2).await;
+    }
 }
 
 /// A persistent subscriber that keeps up: the log is compacted as it grows, so the store stays
