@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A short smoke run of every cargo-fuzz target (decoder, engine, config, auth files, the
-# WebSocket frame decoder and handshake parser): a few seconds each, enough to catch a target
+# WebSocket frame decoder and handshake parser, the store's record decoder and loader): a few
+# seconds each, enough to catch a target
 # that no longer builds or a shallow crash. Long runs are for people: see fuzz/README.md.
 # libFuzzer needs nightly features; the one stable toolchain here provides them with
 # RUSTC_BOOTSTRAP=1 (only for this out-of-workspace crate).

@@ -235,17 +235,26 @@ fn read_segment(path: &Path) -> Result<(Vec<u8>, u64), StoreError> {
     }
 }
 
-struct SegmentScan {
+/// What [`scan_segment`] found in one segment's bytes.
+#[derive(Debug)]
+pub struct SegmentScan {
     /// Offset just past the last intact record.
-    end: usize,
-    next_lsn: Lsn,
+    pub end: usize,
+    pub next_lsn: Lsn,
     /// Why the scan stopped before the clean end of the data, if it did.
-    problem: Option<String>,
+    pub problem: Option<String>,
 }
 
-/// Read one segment's records: a header first, then records with consecutive LSNs from
-/// `first_lsn`, until a zero header or damage.
-fn scan_segment(
+/// The header record a segment of shard `shard` starting at `first_lsn` begins with (for
+/// building segments in memory: the fuzz target, tests).
+pub fn segment_start(shard: usize, first_lsn: Lsn, out: &mut Vec<u8>) {
+    segment::header(shard, first_lsn, out);
+}
+
+/// Read one segment's records from its bytes: a header first, then records with consecutive
+/// LSNs from `first_lsn`, until a zero header or damage. Public for the fuzz target (the
+/// loader's file handling around it is plain reads and renames).
+pub fn scan_segment(
     data: &Bytes,
     shard: usize,
     first_lsn: Lsn,
