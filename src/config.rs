@@ -183,6 +183,17 @@ pub struct Cli {
     /// [default: 86400].
     #[arg(long)]
     pub store_max_age_s: Option<u64>,
+    /// Refresh the retained `$SYS/broker/...` tree every this many seconds; 0 = no `$SYS`
+    /// tree [default: 10].
+    #[arg(long)]
+    pub sys_interval_s: Option<u64>,
+    /// Publish client online/offline events on `$SYS/brokers/<node>/clients/<id>/...`
+    /// [default: true].
+    #[arg(long)]
+    pub sys_events: Option<bool>,
+    /// This broker's name in event topics [default: ringmq@<hostname>].
+    #[arg(long)]
+    pub node_name: Option<String>,
     /// A tool to run instead of the broker; none runs the broker.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -279,6 +290,11 @@ pub struct Config {
     pub store_segment_bytes: u64,
     pub store_max_bytes: u64,
     pub store_max_age_s: u64,
+    /// `$SYS` (see `sys`): the tree's refresh interval (0 = off), the presence events, and
+    /// the node name in their topics (empty: `ringmq@<hostname>`, filled in by `load`).
+    pub sys_interval_s: u64,
+    pub sys_events: bool,
+    pub node_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -353,6 +369,9 @@ impl Default for Config {
             store_segment_bytes: store::SEGMENT_BYTES_DEFAULT,
             store_max_bytes: store::MAX_BYTES_DEFAULT,
             store_max_age_s: store::MAX_AGE_S_DEFAULT,
+            sys_interval_s: crate::sys::INTERVAL_S_DEFAULT,
+            sys_events: true,
+            node_name: String::new(),
         }
     }
 }
@@ -434,8 +453,14 @@ impl Config {
             commit_interval_us,
             store_segment_bytes,
             store_max_bytes,
-            store_max_age_s
+            store_max_age_s,
+            sys_interval_s,
+            sys_events,
+            node_name
         );
+        if cfg.node_name.is_empty() {
+            cfg.node_name = crate::sys::default_node_name();
+        }
         cfg.banned.extend(cli.banned.iter().cloned());
         if let Some(p) = &cli.password_file {
             cfg.password_file = Some(p.clone());
@@ -471,6 +496,9 @@ impl Config {
         }
         if self.inflight_max == 0 {
             return bad("inflight_max", "must be at least 1");
+        }
+        if self.node_name.contains(['/', '+', '#']) {
+            return bad("node_name", "is one topic level: no '/', '+' or '#'");
         }
         if self.queued_messages_max == 0 || self.queued_bytes_max == 0 {
             return bad("queued_messages_max/queued_bytes_max", "must be at least 1");

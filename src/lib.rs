@@ -17,6 +17,8 @@
 //!   MQTT 5 enhanced authentication (SCRAM-SHA-256); sans-IO, immutable state swapped on reload.
 //! - [`store`]: the per-shard durable log (group commit, segments, recovery); never interprets
 //!   what it stores or blocks the message loop on the disk.
+//! - [`sys`]: the broker's own topics: the retained `$SYS/broker` tree (computed on the control
+//!   thread, set through the retained path, never journaled) and client online/offline events.
 //! - [`config`], [`limits`]: configuration and every bound the broker enforces.
 //! - [`listeners`]: the listeners to open (`[[listener]]`, `--bind`, the loopback default).
 //! - [`tls`]: rustls server configurations of `mqtts` listeners; never on the data path.
@@ -36,6 +38,7 @@ pub mod net;
 pub mod session;
 pub mod shard;
 pub mod store;
+pub mod sys;
 pub mod tls;
 pub mod topic;
 pub mod transport;

@@ -1,11 +1,13 @@
 //! The control plane: one plain thread outside the shards, joined to each shard by a pair of
 //! `crossbeam-channel`s. Shards send it statistics snapshots and lifecycle events; it sends them
-//! commands (today: shut down). Later the admin API, metrics export, bridges and clustering run
-//! here too.
+//! commands (shut down, reload, `$SYS` values to set). Later the admin API, metrics export,
+//! bridges and clustering run here too.
 //!
 //! Owns: the latest statistics snapshot of every shard, and the decision to stop.
 //! Never: is called from the data path. A shard only `try_send`s a snapshot from a low-priority
 //! task and `try_recv`s commands on a timer; nothing here takes a lock a shard waits on.
+
+pub mod metrics;
 
 use crate::shard::Stats;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -19,6 +21,8 @@ pub enum Command {
     Shutdown,
     /// SIGHUP: configuration re-read from its files, ready to use.
     Reload(Arc<Reload>),
+    /// Retained `$SYS` values whose topics' home is this shard, to set (see `crate::sys`).
+    Sys(Vec<crate::sys::SysValue>),
 }
 
 /// What SIGHUP re-reads, built on the control thread so shards never read a file.
@@ -35,10 +39,18 @@ pub struct Reload {
 pub type Reloader = Box<dyn Fn() -> Result<Reload, String> + Send>;
 
 /// What a shard tells the control thread.
+// `Stats` is ~500 bytes and goes by value: a report a second per shard through a bounded
+// channel, where a box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Report {
     /// The shard's counters, about once a second.
     Stats { shard: usize, stats: Stats },
+    /// The shard's forwarding statistics per topic prefix, with each `Stats`.
+    Topics {
+        shard: usize,
+        rows: Vec<crate::shard::prefixes::PrefixRow>,
+    },
     /// The shard finished its shutdown.
     Stopped { shard: usize },
     /// The shard cannot go on (a mesh channel to a peer closed while serving): stop the broker.
@@ -67,6 +79,12 @@ pub struct Control {
     reports: Receiver<Report>,
     /// Latest snapshot per shard.
     pub stats: Vec<Stats>,
+    /// Latest forwarding statistics per topic prefix, per shard.
+    pub topics: Vec<Vec<crate::shard::prefixes::PrefixRow>>,
+    /// The `$SYS` tree and its refresh interval, when `sys_interval_s` > 0.
+    sys: Option<(crate::sys::tree::Tree, Duration)>,
+    /// When the control thread started (uptime).
+    pub started: Instant,
     reloader: Option<Reloader>,
     /// Run every [`POLL_EVERY`]: picks up changed JWT key files (one `stat` each).
     poller: Option<Box<dyn Fn() -> Option<Reload> + Send>>,
@@ -96,6 +114,9 @@ pub fn plane(shards: usize) -> (Control, Vec<ShardPort>) {
         commands,
         reports: rrx,
         stats: vec![Stats::default(); shards],
+        topics: vec![Vec::new(); shards],
+        sys: None,
+        started: Instant::now(),
         reloader: None,
         poller: None,
     };
@@ -103,6 +124,39 @@ pub fn plane(shards: usize) -> (Control, Vec<ShardPort>) {
 }
 
 impl Control {
+    /// Publish the `$SYS` tree every `interval` (the first refresh comes one second after
+    /// start, so version and uptime are there early).
+    pub fn enable_sys(&mut self, interval: Duration) {
+        self.sys = Some((crate::sys::tree::Tree::new(self.started), interval));
+    }
+
+    /// The highest number of clients connected at once (0 without a `$SYS` tree).
+    pub fn clients_max(&self) -> u64 {
+        self.sys.as_ref().map_or(0, |(t, _)| t.clients_max)
+    }
+
+    /// Refresh the `$SYS` tree: each changed value goes to its topic's home shard.
+    fn refresh_sys(&mut self, now: Instant) {
+        let Some((tree, _)) = self.sys.as_mut() else {
+            return;
+        };
+        let shards = self.commands.len();
+        let mut per_shard: Vec<Vec<crate::sys::SysValue>> = vec![Vec::new(); shards];
+        for v in tree.refresh(&self.stats, now) {
+            per_shard[crate::shard::home_shard(&v.topic, shards)].push(v);
+        }
+        for (tx, values) in self.commands.iter().zip(per_shard) {
+            if values.is_empty() {
+                continue;
+            }
+            if let Err(e) = tx.try_send(Command::Sys(values)) {
+                if let Command::Sys(lost) = e.into_inner() {
+                    tree.forget(&lost);
+                }
+            }
+        }
+    }
+
     /// What SIGHUP does.
     pub fn on_reload(&mut self, f: Reloader) {
         self.reloader = Some(f);
@@ -137,7 +191,31 @@ impl Control {
     /// fatal error), then shut every shard down and wait up to `grace` for them. Returns the
     /// process exit code: 0 for a requested stop, 1 after a fatal error.
     pub fn run(mut self, stop: Receiver<i32>, grace: Duration) -> i32 {
+        // Timed work runs on deadlines, not on a quiet channel: shards report every second,
+        // so a select's `default(timeout)` alone would never fire.
+        let mut next_poll = Instant::now() + POLL_EVERY;
+        let mut next_sys = self.started + Duration::from_secs(1);
         let code = loop {
+            let now = Instant::now();
+            if now >= next_poll {
+                next_poll = now + POLL_EVERY;
+                if let Some(r) = self.poller.as_ref().and_then(|f| f()) {
+                    log::info!("key files changed: reloaded");
+                    self.broadcast(Command::Reload(Arc::new(r)));
+                }
+            }
+            if let Some((_, interval)) = &self.sys {
+                if now >= next_sys {
+                    next_sys = now + *interval;
+                    self.refresh_sys(now);
+                }
+            }
+            let due = if self.sys.is_some() {
+                next_poll.min(next_sys)
+            } else {
+                next_poll
+            };
+            let wait = due.saturating_duration_since(Instant::now());
             crossbeam_channel::select! {
                 recv(stop) -> sig => {
                     match sig {
@@ -150,17 +228,19 @@ impl Control {
                     }
                     break 0;
                 }
-                default(POLL_EVERY) => {
-                    if let Some(r) = self.poller.as_ref().and_then(|f| f()) {
-                        log::info!("key files changed: reloaded");
-                        self.broadcast(Command::Reload(Arc::new(r)));
-                    }
-                    continue;
-                }
+                default(wait) => continue,
                 recv(self.reports) -> r => match r {
                     Ok(Report::Stats { shard, stats }) => {
                         if let Some(slot) = self.stats.get_mut(shard) {
                             *slot = stats;
+                        }
+                        if let Some((tree, _)) = self.sys.as_mut() {
+                            tree.observe(&self.stats);
+                        }
+                    }
+                    Ok(Report::Topics { shard, rows }) => {
+                        if let Some(slot) = self.topics.get_mut(shard) {
+                            *slot = rows;
                         }
                     }
                     Ok(Report::Stopped { shard }) => {

@@ -40,6 +40,31 @@ impl Engine {
         (codec::encoded_len(&bare, self.protocol) <= max).then_some(bare)
     }
 
+    /// EMQX's name for why this connection ended (presence events): a session another
+    /// connection took over is `takenover` when that connection kept it (clean start 0) and
+    /// `discarded` when it started afresh.
+    pub fn end_reason(&self, close: &Close) -> &'static str {
+        let still_ours = {
+            let s = self.session.borrow();
+            s.conn.as_ref().is_some_and(|l| Rc::ptr_eq(l, &self.link))
+        };
+        if still_ours {
+            return crate::sys::events::reason_name(close);
+        }
+        let kept = self
+            .ctx
+            .shard
+            .borrow()
+            .sessions
+            .get(&self.client_id)
+            .is_some_and(|s| Rc::ptr_eq(s, &self.session));
+        if kept {
+            "takenover"
+        } else {
+            "discarded"
+        }
+    }
+
     /// The connection is over: publish or schedule the will, then detach or end the session.
     pub fn close(self, close: Close) {
         let shard = self.ctx.shard.clone();

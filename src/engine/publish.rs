@@ -45,6 +45,7 @@ impl Engine {
     /// message is forwarded, so even a publisher subscribed to its own topic sees PUBREC first;
     /// QoS 1's PUBACK after routing, or queued if routing got this session held back.
     pub(super) fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+        crate::shard::tally::publish_in(p.qos);
         let cfg = self.ctx.cfg.clone();
         if let Some(budget) = self.budget.as_mut() {
             if !budget.take(crate::clock::now_ms(), p.payload.len()) {

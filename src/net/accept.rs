@@ -30,7 +30,9 @@ pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream, ti
     match (listener.tls(), &listener.ws) {
         (None, None) => serve_new(ctx, stream, cfg, ticket).await,
         (Some(tls), None) => {
-            let Some(stream) = tls_handshake(stream, tls, deadline, &cfg.bind).await else {
+            let stream = tls_handshake(stream, tls, deadline, &cfg.bind).await;
+            count_tls(&ctx, stream.is_some());
+            let Some(stream) = stream else {
                 return;
             };
             Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
@@ -42,7 +44,9 @@ pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream, ti
             Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
         }
         (Some(tls), Some(policy)) => {
-            let Some(stream) = tls_handshake(stream, tls, deadline, &cfg.bind).await else {
+            let stream = tls_handshake(stream, tls, deadline, &cfg.bind).await;
+            count_tls(&ctx, stream.is_some());
+            let Some(stream) = stream else {
                 return;
             };
             let Some(stream) = Box::pin(ws_handshake(stream, policy, deadline, &cfg.bind)).await
@@ -51,6 +55,15 @@ pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream, ti
             };
             Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
         }
+    }
+}
+
+fn count_tls(ctx: &ShardCtx, done: bool) {
+    let mut s = ctx.shard.borrow_mut();
+    if done {
+        s.stats.tls_handshakes += 1;
+    } else {
+        s.stats.tls_handshake_failures += 1;
     }
 }
 

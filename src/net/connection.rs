@@ -63,7 +63,10 @@ pub(super) async fn serve_new<S: Accepted + 'static>(
     })
     .await;
     let mut connect = match first {
-        Ok(Packet::Connect(c)) => c,
+        Ok(Packet::Connect(c)) => {
+            crate::shard::tally::packet_in();
+            c
+        }
         Ok(other) => {
             // [MQTT-3.1.0-1]: the first packet must be CONNECT.
             log::debug!("first packet was not CONNECT: {:?}", packet_name(&other));
@@ -120,6 +123,7 @@ pub(super) async fn serve_new<S: Accepted + 'static>(
         {
             Ok(i) => i,
             Err(r) => {
+                ctx.shard.borrow_mut().stats.auth_failures += 1;
                 log::info!(
                     "client {}: {} on {}; refused",
                     connect.client_id,
@@ -157,6 +161,7 @@ pub(super) async fn serve_new<S: Accepted + 'static>(
         // A task of its own, so this one (and the CONNECT-reading state it carries) ends and
         // frees its memory: an idle connection keeps only the serving task.
         let arrival = Arrival {
+            peer: stream.peer(),
             connect,
             rbuf,
             assigned,
@@ -198,6 +203,7 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
         // SAFETY: the HandOver owned this socket; glommio's stream owns it now.
         let stream = unsafe { TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
         let arrival = Arrival {
+            peer: stream.peer_addr().ok(),
             rbuf: BytesMut::from(&h.rest[..]),
             connect: h.connect,
             assigned: h.assigned_id,
@@ -233,6 +239,8 @@ struct Arrival {
     assigned: bool,
     identity: Authenticated,
     ticket: Ticket,
+    /// The client's address, for presence events.
+    peer: Option<std::net::SocketAddr>,
 }
 
 /// Counts a connection being served, for the bounded wait at shutdown.
@@ -260,6 +268,7 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
         assigned,
         identity,
         ticket: _ticket,
+        peer,
     } = arrival;
     // TCP_NODELAY was set at accept; a handed-over descriptor is the same socket.
     if ctx.shard.borrow().stopping {
@@ -274,6 +283,7 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
         match Box::pin(authenticate(&ctx, &mut stream, &mut rbuf, &connect)).await {
             Ok(data) => authenticated = Some(data),
             Err(code) => {
+                ctx.shard.borrow_mut().stats.auth_failures += 1;
                 // [MQTT-4.12.0-2..4]: a failed exchange ends with CONNACK and the reason code.
                 let refusal = Packet::ConnAck(codec::ConnAck {
                     session_present: false,
@@ -286,6 +296,18 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
             }
         }
     }
+    let presence = ctx.cfg.sys_events.then(|| crate::sys::events::Presence {
+        client_id: connect.client_id.to_string(),
+        username: identity
+            .username
+            .clone()
+            .or_else(|| connect.username.as_deref().map(str::to_owned)),
+        peer,
+        proto_ver: connect.protocol.level(),
+        keepalive: connect.keep_alive_s,
+        clean_start: connect.clean_start,
+        connected_at_ms: 0,
+    });
     let mut conn = match Engine::open(
         &ctx,
         link.clone(),
@@ -301,6 +323,11 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
             return;
         }
     };
+    // Boxed and only with `sys_events`: an idle connection carries one pointer for it.
+    let presence = presence.and_then(|mut p| {
+        p.connected_at_ms = crate::shard::journal::unix_ms();
+        crate::sys::events::connected(&ctx, p)
+    });
     let close = serve_loop(&mut conn, &mut stream, &link, &mut rbuf).await;
     // The gate first (unconfirmed acknowledgements are dropped, never sent early), then the
     // DISCONNECT a v5 client is owed.
@@ -309,7 +336,11 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
     if let Some(packet) = conn.disconnect_packet(&close) {
         link.write_packet(&packet, conn.protocol);
     }
+    let reason = presence.as_ref().map(|_| conn.end_reason(&close));
     conn.close(close);
+    if let (Some(p), Some(reason)) = (&presence, reason) {
+        crate::sys::events::disconnected(&ctx, p, reason);
+    }
     Box::pin(flush_link(&mut stream, &link)).await;
 }
 
@@ -452,6 +483,7 @@ async fn process(
         }
         match codec::decode_from_client(rbuf, conn.protocol, max) {
             Ok(Some(packet)) => {
+                crate::shard::tally::packet_in();
                 let publish = matches!(packet, Packet::Publish(_));
                 if let Step::AwaitMesh(pending) = conn.handle(packet)? {
                     // Boxed: keep the wait's state out of the future every idle connection
@@ -552,7 +584,10 @@ fn poll_flush<S: Transport>(
         while !out.is_empty() {
             match Pin::new(&mut *stream).poll_write(cx, out) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => out.advance(n),
+                Poll::Ready(Ok(n)) => {
+                    crate::shard::tally::bytes_out(n);
+                    out.advance(n);
+                }
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending => return Ok(()),
             }
@@ -587,6 +622,7 @@ pub(super) fn poll_read_into<S: Transport>(
         let r = Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]);
         if let Poll::Ready(Ok(n)) = r {
             rbuf.extend_from_slice(&scratch[..n]);
+            crate::shard::tally::bytes_in(n);
         }
         r
     })
@@ -631,6 +667,7 @@ pub(super) async fn write_all<S: Transport>(stream: &mut S, mut bytes: &[u8]) ->
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
+        crate::shard::tally::bytes_out(n);
         bytes = &bytes[n..];
     }
     Ok(())

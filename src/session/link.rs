@@ -48,6 +48,9 @@ impl ConnLink {
     /// Append an encoded packet and wake the connection. False if it could not be encoded.
     pub fn write_packet(&self, packet: &Packet, protocol: Protocol) -> bool {
         let ok = encode(packet, protocol, &mut self.out.borrow_mut()).is_ok();
+        if ok {
+            crate::shard::tally::packet_out();
+        }
         self.wake();
         ok
     }

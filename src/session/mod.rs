@@ -432,7 +432,11 @@ impl Session {
                 apply_outbound_alias(&mut self.out_aliases, self.client_alias_max, &mut publish);
             }
         }
-        conn.write_packet(&Packet::Publish(publish), self.protocol)
+        let written = conn.write_packet(&Packet::Publish(publish), self.protocol);
+        if written {
+            crate::shard::tally::publish_out(d.qos);
+        }
+        written
     }
 
     /// The in-flight entry for `packet_id`, if any, with its QoS and release state.

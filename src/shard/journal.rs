@@ -101,6 +101,12 @@ struct State {
     confirms: VecDeque<(Lsn, usize, Lane, u64)>,
     /// Records that could not be appended (too large): reported, counted.
     refused: u64,
+    /// Topic + payload bytes of the messages in `ids` (the store's `$SYS` figure).
+    msg_bytes: u64,
+    /// The first record appended since the last commit, and when: a commit covering it records
+    /// how long it waited (the commit latency histogram). One clock read per commit, not per
+    /// record.
+    pending_since: Option<(Lsn, Instant)>,
 }
 
 pub struct Journal {
@@ -190,6 +196,8 @@ impl Journal {
                 conf: [vec![0; shards], vec![0; shards]],
                 confirms: VecDeque::new(),
                 refused: 0,
+                msg_bytes: 0,
+                pending_since: None,
             }),
             fwd: RefCell::default(),
         }
@@ -199,7 +207,12 @@ impl Journal {
         st.buf.clear();
         let kind = e.encode(&mut st.buf);
         match self.log.append(kind, &st.buf) {
-            Ok(lsn) => lsn,
+            Ok(lsn) => {
+                if st.pending_since.is_none() && lsn > self.log.committed() {
+                    st.pending_since = Some((lsn, Instant::now()));
+                }
+                lsn
+            }
             Err(err) => {
                 st.refused += 1;
                 if crate::shard::worth_logging(st.refused) {
@@ -231,6 +244,7 @@ impl Journal {
             },
         );
         st.ids.insert(key(msg), (if got == 0 { 0 } else { id }, 1));
+        st.msg_bytes += msg.size_bytes() as u64;
         id
     }
 
@@ -243,6 +257,7 @@ impl Journal {
             *n -= 1;
             if *n == 0 {
                 st.ids.remove(&key(msg));
+                st.msg_bytes = st.msg_bytes.saturating_sub(msg.size_bytes() as u64);
             }
         }
     }
@@ -250,7 +265,31 @@ impl Journal {
     /// Recovery: `msg` (rebuilt from record `id`) has `holders` more holders.
     pub fn adopt(&self, id: MsgId, msg: &Arc<Message>, holders: u32) {
         let mut st = self.st.borrow_mut();
+        let fresh = !st.ids.contains_key(&key(msg));
         st.ids.entry(key(msg)).or_insert((id, 0)).1 += holders;
+        if fresh {
+            st.msg_bytes += msg.size_bytes() as u64;
+        }
+    }
+
+    /// Distinct messages this log holds, and their topic + payload bytes.
+    pub fn stored_messages(&self) -> (u64, u64) {
+        let st = self.st.borrow();
+        (st.ids.len() as u64, st.msg_bytes)
+    }
+
+    /// The commit through `lsn` completed: how long (µs) the oldest record it covered waited,
+    /// if it covered one this journal appended. Records appended while that commit was being
+    /// written are timed from now on (a slight underestimate for them).
+    pub fn commit_waited(&self, lsn: Lsn) -> Option<u64> {
+        let mut st = self.st.borrow_mut();
+        let (first, at) = st.pending_since?;
+        if first > lsn {
+            return None;
+        }
+        let now = Instant::now();
+        st.pending_since = (self.log.next_lsn() - 1 > lsn).then_some((lsn + 1, now));
+        Some(now.saturating_duration_since(at).as_micros() as u64)
     }
 
     pub fn enqueue(&self, client_id: &ByteString, msg: &Arc<Message>, qos: QoS) {

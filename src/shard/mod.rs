@@ -12,15 +12,19 @@ pub mod ctx;
 pub mod event;
 pub mod journal;
 pub mod mesh;
+pub mod prefixes;
 pub mod pressure;
 pub mod restore;
 mod route;
 pub mod runtime;
 pub mod shared;
+mod stats;
+pub mod tally;
 pub mod timers;
 
 pub use mesh::{home_shard, AckToken, HandOver, MeshMsg};
 pub use route::Target;
+pub use stats::{LatencyHistogram, Stats, COMMIT_BUCKETS_US};
 
 use crate::config::Config;
 use crate::session::{Message, Session, SessionLimits};
@@ -69,51 +73,10 @@ pub enum Deferred {
     AckAfter(u64, AckToken),
 }
 
-/// Counters of one shard. Plain integers: only this shard writes them.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Stats {
-    pub connections: u64,
-    pub publishes_in: u64,
-    pub deliveries: u64,
-    pub mesh_out: u64,
-    pub mesh_in: u64,
-    /// Messages for a shared group that had no member to take them.
-    pub shared_dropped: u64,
-    /// Session drops by reason (see [`crate::session::SessionDrops`]), added when
-    /// connections end.
-    pub drops: crate::session::SessionDrops,
-    /// Sessions that reached their queue bounds while connected (back-pressure episodes).
-    pub congestions: u64,
-    /// Holds put on publishers, and slow subscribers disconnected by the watchdog.
-    pub holds: u64,
-    pub slow_disconnects: u64,
-    /// Hostile-client limits: CONNECTs refused at `sessions_max`, retained PUBLISHes refused at
-    /// the retained bounds, clients disconnected over their publish rate.
-    pub sessions_refused: u64,
-    pub retained_refused: u64,
-    pub rate_disconnects: u64,
-    /// PUBLISHes and SUBSCRIBE filters the ACL refused.
-    pub acl_denied: u64,
-    /// QoS 1/2 PUBLISHes refused while the store could not commit.
-    pub store_refused: u64,
-}
-
 /// Log the 1st, 2nd, 4th, 8th... occurrence of something a flood could repeat: a line for the
 /// operator without a line per packet, and no clock read.
 pub fn worth_logging(count: u64) -> bool {
     count.is_power_of_two()
-}
-
-impl Stats {
-    pub fn add_drops(&mut self, d: &crate::session::SessionDrops) {
-        let t = &mut self.drops;
-        t.qos0 += d.qos0;
-        t.qos12 += d.qos12;
-        t.offline_full += d.offline_full;
-        t.offline_qos0 += d.offline_qos0;
-        t.too_large += d.too_large;
-        t.expired += d.expired;
-    }
 }
 
 /// The two lanes of the mesh: control messages (interest, acks, hand-overs, retained changes,
@@ -178,6 +141,14 @@ pub struct Shard {
     pub verify_cache: crate::auth::password::VerifyCache,
     /// The durable store's side of this shard; `None` with `durability = "none"`.
     pub journal: Option<Rc<journal::Journal>>,
+    /// Forwarding statistics per topic prefix (bounded; see [`prefixes`]).
+    pub prefixes: prefixes::Prefixes,
+    /// Retained messages (and bytes) whose topic's home is this shard, `$SYS` excluded: the
+    /// sum over shards is the broker's count, though every shard holds every message.
+    pub(crate) retained_home: (u64, u64),
+    /// `$SYS` retained messages in this shard's copy: not the clients', so not counted against
+    /// `retained_messages_max`.
+    pub(crate) retained_sys: usize,
 }
 
 /// What a shard timer is for.
@@ -240,6 +211,9 @@ impl Shard {
             security: Arc::new(crate::auth::security::Security::open()),
             verify_cache: crate::auth::password::VerifyCache::new(cfg_cache_users(&cfg_for_cache)),
             journal: None,
+            prefixes: Default::default(),
+            retained_home: (0, 0),
+            retained_sys: 0,
         }
     }
 
@@ -387,6 +361,7 @@ impl Shard {
                     let session = self.by_uid.get(&uid).cloned();
                     if let Some(s) = session {
                         if !s.borrow().is_connected() {
+                            self.stats.sessions_expired += 1;
                             self.remove_session(&s);
                         }
                     }

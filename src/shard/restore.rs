@@ -180,6 +180,8 @@ pub fn restore(shard: &ShardRef, image: Image) {
         let Some(m) = get(id, &image) else { continue };
         journal.adopt(id, &m, 1);
         s.retained_bytes += m.size_bytes();
+        s.retained_home.0 += 1;
+        s.retained_home.1 += m.size_bytes() as u64;
         s.retained.set(topic, m.clone());
         let peers: Vec<usize> = s.peers().collect();
         for peer in peers {
@@ -289,8 +291,12 @@ pub async fn commit_pump(shard: ShardRef, journal: Rc<Journal>) {
         match journal.log.wait_committed(target).await {
             Ok(lsn) => {
                 journal.progress.failing.set(false);
+                let waited = journal.commit_waited(lsn);
                 let due = journal.committed(lsn);
                 let mut s = shard.borrow_mut();
+                if let Some(us) = waited {
+                    s.stats.commit_latency.record(us);
+                }
                 let from = s.id;
                 for (peer, lane, tag) in due {
                     s.send_to(peer, MeshMsg::Committed { from, lane, tag });

@@ -30,6 +30,20 @@ impl Shard {
         if !from_peer {
             self.stats.publishes_in += 1;
         }
+        self.route_inner(msg, from_peer)
+    }
+
+    /// Route a message the broker publishes itself (`$SYS` values, presence events): as a
+    /// client's, but not counted as one received.
+    pub fn route_own(&mut self, msg: Arc<Message>) -> bool {
+        self.route_inner(msg, false)
+    }
+
+    fn route_inner(&mut self, msg: Arc<Message>, from_peer: bool) -> bool {
+        let prefix = self.prefixes.slot(msg.topic());
+        if !from_peer {
+            self.prefixes.count_in(prefix, msg.payload().len());
+        }
         let mut remote: u64 = 0;
         let mut targets: SmallVec<[Target<'_>; 8]> = SmallVec::new();
         let mut groups: SmallVec<[(ByteString, usize); 2]> = SmallVec::new();
@@ -106,6 +120,7 @@ impl Shard {
             delivered += 1;
         }
         self.stats.deliveries += delivered;
+        self.prefixes.count_deliveries(prefix, delivered);
         for (session, admit) in held {
             self.after_admit(&session, admit, origin);
         }
@@ -212,11 +227,16 @@ impl Shard {
 
     /// Set or clear `topic` in this shard's retained copy, keeping its byte count.
     pub(super) fn retain_local(&mut self, topic: &str, msg: Option<Arc<Message>>) {
+        let sys = crate::sys::is_sys_topic(topic);
+        let home = super::home_shard(topic, self.shards) == self.id;
+        // `$SYS` values are the broker's own, re-published every `sys_interval_s`: never
+        // journaled (the store would write them every refresh for nothing on restart).
         let journal = match &self.journal {
-            Some(j) if super::home_shard(topic, self.shards) == self.id => Some(j.clone()),
+            Some(j) if home && !sys => Some(j.clone()),
             _ => None,
         };
         let logged = journal.as_ref().map(|_| msg.clone());
+        let new_bytes = msg.as_ref().map_or(0, |m| m.size_bytes() as u64);
         let old = match msg {
             Some(m) => {
                 self.retained_bytes += m.size_bytes();
@@ -224,6 +244,15 @@ impl Shard {
             }
             None => self.retained.remove(topic),
         };
+        let old_bytes = old.as_ref().map_or(0, |m| m.size_bytes() as u64);
+        let delta = i64::from(new_bytes > 0) - i64::from(old.is_some());
+        if sys {
+            self.retained_sys = self.retained_sys.saturating_add_signed(delta as isize);
+        } else if home {
+            let (n, b) = &mut self.retained_home;
+            *n = n.saturating_add_signed(delta);
+            *b = (*b + new_bytes).saturating_sub(old_bytes);
+        }
         if let (Some(j), Some(new)) = (journal, logged) {
             // A clear of a topic that retained nothing needs no record.
             if new.is_some() || old.is_some() {
@@ -245,7 +274,8 @@ impl Shard {
         let size = topic.len() + payload_len;
         let old = self.retained.get(topic).map(|m| m.size_bytes());
         let count_max = self.cfg.retained_messages_max;
-        if old.is_none() && count_max > 0 && self.retained.len() >= count_max {
+        let clients = self.retained.len().saturating_sub(self.retained_sys);
+        if old.is_none() && count_max > 0 && clients >= count_max {
             return true;
         }
         let bytes_max = self.cfg.retained_bytes_max;

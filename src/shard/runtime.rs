@@ -78,6 +78,9 @@ pub fn run(
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     log_listeners(&opened, default, &cfg);
     let (mut control, ports) = crate::control::plane(shards);
+    if cfg.sys_interval_s > 0 {
+        control.enable_sys(Duration::from_secs(cfg.sys_interval_s));
+    }
     let security = Arc::new(security);
     // The control thread's own copy of what shards run with, to reload from (a mutex the data
     // path never sees).
@@ -245,6 +248,7 @@ async fn shard_main(
             let ctx = ctx.clone();
             glommio::spawn_local(async move {
                 while let Some(batch) = rx.recv().await {
+                    ctx.shard.borrow_mut().stats.mesh_batches_in += 1;
                     let mut confirm = 0;
                     for msg in batch {
                         confirm = confirm.max(msg.confirm_tag());
@@ -355,28 +359,33 @@ async fn control_task(
     loop {
         glommio::timer::sleep(limits::CONTROL_TICK).await;
         ticks += 1;
-        match port.commands.try_recv() {
-            Ok(Command::Shutdown) => {
-                shutdown.notify();
-                return;
-            }
-            Ok(Command::Reload(r)) => {
-                for (l, tls) in listeners.iter().zip(r.tls.iter()) {
-                    l.set_tls(tls.clone());
+        // Every command waiting (bounded by the channel's capacity), not one per tick.
+        while let Ok(command) = port.commands.try_recv() {
+            match command {
+                Command::Shutdown => {
+                    shutdown.notify();
+                    return;
                 }
-                if let Some(sec) = &r.security {
-                    shard.borrow_mut().security = sec.clone();
+                Command::Reload(r) => {
+                    for (l, tls) in listeners.iter().zip(r.tls.iter()) {
+                        l.set_tls(tls.clone());
+                    }
+                    if let Some(sec) = &r.security {
+                        shard.borrow_mut().security = sec.clone();
+                    }
                 }
+                Command::Sys(values) => shard.borrow_mut().publish_sys(&values),
             }
-            Err(_) => {}
         }
         shard.borrow_mut().fire_timers(Instant::now());
         if ticks.is_multiple_of(limits::CONTROL_TICKS_PER_SECOND) {
             let mut s = shard.borrow_mut();
             s.check_slow_subscribers(Instant::now(), timeout);
-            port.report(Report::Stats {
+            let stats = s.snapshot();
+            port.report(Report::Stats { shard: s.id, stats });
+            port.report(Report::Topics {
                 shard: s.id,
-                stats: s.stats,
+                rows: s.prefixes.snapshot(),
             });
         }
     }
@@ -409,6 +418,7 @@ async fn flusher(
             glommio::yield_if_needed().await;
             continue;
         }
+        shard.borrow_mut().stats.mesh_batches_out += 1;
         if let Err(e) = senders.send_to(peer, batch).await {
             let (id, stopping) = {
                 let s = shard.borrow();
