@@ -13,6 +13,7 @@ pub mod event;
 pub mod journal;
 pub mod mesh;
 pub mod pressure;
+pub mod query;
 pub mod restore;
 mod route;
 pub mod runtime;

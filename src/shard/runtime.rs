@@ -96,8 +96,10 @@ pub fn run(
         Ok(crate::control::Reload {
             tls,
             security: Some(cur.clone()),
+            errors: r.errors,
         })
     }));
+    let current_for_http = current.clone();
     let poll_current = current;
     control.on_poll(Box::new(move || {
         let mut cur = poll_current.lock().ok()?;
@@ -106,8 +108,12 @@ pub fn run(
         Some(crate::control::Reload {
             tls: Vec::new(),
             security: Some(fresh),
+            errors: Vec::new(),
         })
     }));
+    // The admin API on its own control-plane thread; bound here, after the MQTT listeners, so
+    // a busy port stops the start as clearly as theirs.
+    let _http = crate::http::start(&cfg, control.handle(), &opened, current_for_http)?;
     for ((id, listener), port) in sockets.into_iter().enumerate().zip(ports) {
         let listener: Vec<_> = listener
             .into_iter()
@@ -355,20 +361,23 @@ async fn control_task(
     loop {
         glommio::timer::sleep(limits::CONTROL_TICK).await;
         ticks += 1;
-        match port.commands.try_recv() {
-            Ok(Command::Shutdown) => {
-                shutdown.notify();
-                return;
-            }
-            Ok(Command::Reload(r)) => {
-                for (l, tls) in listeners.iter().zip(r.tls.iter()) {
-                    l.set_tls(tls.clone());
+        // Every command waiting (admin queries come several at a time), never blocking.
+        while let Ok(cmd) = port.commands.try_recv() {
+            match cmd {
+                Command::Shutdown => {
+                    shutdown.notify();
+                    return;
                 }
-                if let Some(sec) = &r.security {
-                    shard.borrow_mut().security = sec.clone();
+                Command::Reload(r) => {
+                    for (l, tls) in listeners.iter().zip(r.tls.iter()) {
+                        l.set_tls(tls.clone());
+                    }
+                    if let Some(sec) = &r.security {
+                        shard.borrow_mut().security = sec.clone();
+                    }
                 }
+                Command::Query { query, reply } => super::query::answer(&shard, &query, &reply),
             }
-            Err(_) => {}
         }
         shard.borrow_mut().fire_timers(Instant::now());
         if ticks.is_multiple_of(limits::CONTROL_TICKS_PER_SECOND) {
