@@ -38,6 +38,9 @@ pub enum Query {
     /// Clear a retained topic as a client's empty retained PUBLISH does (journaled by the
     /// topic's home shard). Answers `Done(true)` if something was retained there.
     RetainedDelete(String),
+    /// Answers `Done(true)`: a shard answering has applied every command sent before (a
+    /// reload waits for this, so a user added through the API can connect once it returns).
+    Ping,
 }
 
 /// One connected client (`GET /api/v1/clients`).

@@ -62,14 +62,22 @@ pub async fn reload(state: &State) -> Result<Vec<String>, Reply> {
             "the control thread is busy; try again",
         ));
     }
-    match tokio::time::timeout(RELOAD_WAIT, rx).await {
-        Ok(Ok(Ok(errors))) => Ok(errors),
-        Ok(Ok(Err(e))) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
-        _ => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the control thread did not answer",
-        )),
-    }
+    let errors = match tokio::time::timeout(RELOAD_WAIT, rx).await {
+        Ok(Ok(Ok(errors))) => errors,
+        Ok(Ok(Err(e))) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        _ => {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the control thread did not answer",
+            ))
+        }
+    };
+    // Shards take commands in order: once each answers, each runs with the reloaded files.
+    let all = super::shards::all(&state.control);
+    super::shards::ask(&state.control, crate::control::query::Query::Ping, &all)
+        .await
+        .map_err(super::routes::unavailable)?;
+    Ok(errors)
 }
 
 /// What an edit does to the user's line.

@@ -193,6 +193,7 @@ impl Shard {
                     .collect();
                 Answer::Retained { count, items }
             }
+            Query::Ping => Answer::Done(true),
             Query::RetainedDelete(topic) => {
                 if self.retained.get(topic).is_none() {
                     return Answer::Done(false);

@@ -77,5 +77,6 @@ mod t14_hostile;
 mod t15_auth;
 mod t16_durable;
 mod t17_websocket;
+mod t18_http;
 #[path = "../support/ws_raw.rs"]
 mod ws_raw;
