@@ -194,6 +194,17 @@ pub struct Cli {
     /// This broker's name in event topics [default: ringmq@<hostname>].
     #[arg(long)]
     pub node_name: Option<String>,
+    /// The admin HTTP API, /metrics and the dashboard on this address (`[http] bind`)
+    /// [default: 127.0.0.1:18083].
+    #[arg(long)]
+    pub http_bind: Option<String>,
+    /// Serve the admin HTTP API (`[http] enabled`) [default: true].
+    #[arg(long)]
+    pub http_enabled: Option<bool>,
+    /// Admin users of the HTTP API (`name:$argon2id$...` lines; see `ringmq admin add-user`)
+    /// (`[http] admin_users_file`) [default: <data_dir>/admin-users].
+    #[arg(long)]
+    pub admin_users_file: Option<PathBuf>,
     /// A tool to run instead of the broker; none runs the broker.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -204,6 +215,11 @@ pub struct Cli {
 pub enum Command {
     /// Add, update or delete a user in a Mosquitto-format password file (like mosquitto_passwd).
     Passwd(crate::auth::passwd_cmd::PasswdArgs),
+    /// Manage the admin users of the HTTP API (the file `[http] admin_users_file`).
+    #[command(subcommand)]
+    Admin(crate::admin::AdminCommand),
+    /// A command line over the admin HTTP API of a running broker (like `emqx ctl`).
+    Ctl(crate::admin::ctl::CtlArgs),
 }
 
 /// The merged configuration a broker runs with.
@@ -295,6 +311,29 @@ pub struct Config {
     pub sys_interval_s: u64,
     pub sys_events: bool,
     pub node_name: String,
+    /// `[http]`: the admin API's listener.
+    pub http: HttpConfig,
+}
+
+/// `[http]`: the admin HTTP API, /metrics and the dashboard (served off the shards, on the
+/// control plane's HTTP thread).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub bind: String,
+    /// `None`: `<data_dir>/admin-users`.
+    pub admin_users_file: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            bind: crate::limits::HTTP_BIND_DEFAULT.into(),
+            admin_users_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -372,6 +411,7 @@ impl Default for Config {
             sys_interval_s: crate::sys::INTERVAL_S_DEFAULT,
             sys_events: true,
             node_name: String::new(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -471,6 +511,15 @@ impl Config {
         if let Some(a) = cli.allow_anonymous {
             cfg.allow_anonymous = Some(a);
         }
+        if let Some(b) = &cli.http_bind {
+            cfg.http.bind = b.clone();
+        }
+        if let Some(e) = cli.http_enabled {
+            cfg.http.enabled = e;
+        }
+        if let Some(p) = &cli.admin_users_file {
+            cfg.http.admin_users_file = Some(p.clone());
+        }
         for u in &cli.users {
             let Some((username, password)) = u.split_once(':') else {
                 return Err(ConfigError(format!("--user {u}: expected NAME:PASSWORD")));
@@ -562,12 +611,26 @@ impl Config {
         for l in &self.listener {
             l.validate().map_err(ConfigError)?;
         }
+        if self.http.enabled && self.http.bind.parse::<std::net::SocketAddr>().is_err() {
+            return bad(
+                "http.bind",
+                "must be an address:port such as 127.0.0.1:18083",
+            );
+        }
         Ok(())
     }
 
     /// The listeners to open, and whether they are the loopback default.
     pub fn listeners(&self) -> (Vec<crate::listeners::ListenerConfig>, bool) {
         crate::listeners::effective(&self.listener, self.bind.as_deref())
+    }
+
+    /// The admin users file: `[http] admin_users_file`, or `admin-users` in the data directory.
+    pub fn admin_users_file(&self) -> PathBuf {
+        self.http
+            .admin_users_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("admin-users"))
     }
 
     /// Shards to start: the configured count, or one per CPU available to this process.

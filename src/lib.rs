@@ -23,15 +23,22 @@
 //! - [`listeners`]: the listeners to open (`[[listener]]`, `--bind`, the loopback default).
 //! - [`tls`]: rustls server configurations of `mqtts` listeners; never on the data path.
 //! - [`host`]: start-up checks of host limits (open files, memlock, somaxconn).
+//! - [`http`]: the admin HTTP API, /metrics and dashboard assets, on a control-plane thread of
+//!   its own (hyper on a current-thread tokio runtime); never on a shard.
+//! - [`admin`]: the admin users file (`ringmq admin ...`) and `ringmq ctl`, the command line
+//!   over the admin API.
+//! - [`web`]: the dashboard's embedded assets.
 
 pub use ringmq_codec as codec;
 
+pub mod admin;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod control;
 pub mod engine;
 pub mod host;
+pub mod http;
 pub mod limits;
 pub mod listeners;
 pub mod net;
@@ -42,3 +49,4 @@ pub mod sys;
 pub mod tls;
 pub mod topic;
 pub mod transport;
+pub mod web;

@@ -112,3 +112,26 @@ pub const SESSIONS_MAX_DEFAULT: usize = 1_000_000;
 /// topics is refused past them instead of filling memory.
 pub const RETAINED_MESSAGES_MAX_DEFAULT: usize = 1_000_000;
 pub const RETAINED_BYTES_MAX_DEFAULT: usize = 1 << 30;
+
+/// The admin HTTP API's default address: loopback only (the API can kick clients and edit
+/// users), EMQX's dashboard port.
+pub const HTTP_BIND_DEFAULT: &str = "127.0.0.1:18083";
+
+/// Admin HTTP API bounds. A request body (login, user edits) larger than this is refused 413:
+/// nothing the API takes is bigger.
+pub const HTTP_BODY_BYTES_MAX: usize = 64 * 1024;
+/// How long the API waits for every shard's answer before saying 503: shards look at commands
+/// every `CONTROL_TICK`, so a healthy shard answers within about one tick.
+pub const HTTP_SHARD_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Connections the HTTP server serves at once; more wait in the listen backlog.
+pub const HTTP_CONNECTIONS_MAX: usize = 256;
+/// A login token's lifetime, and the most tokens kept (the oldest goes first past it).
+pub const HTTP_TOKEN_TTL_S: u64 = 3600;
+pub const HTTP_TOKENS_MAX: usize = 10_000;
+/// Failed logins from one address within `HTTP_LOGIN_WINDOW` before it must wait for the
+/// window to pass (argon2 verification costs tens of milliseconds of CPU each: an unbounded
+/// guesser would take the HTTP thread).
+pub const HTTP_LOGIN_FAILURES_MAX: u32 = 5;
+pub const HTTP_LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Addresses whose failures are remembered, at most.
+pub const HTTP_LOGIN_ADDRESSES_MAX: usize = 10_000;

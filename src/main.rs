@@ -1,5 +1,5 @@
 //! `ringmq`: parse flags and the config file, report, start the shards; or run a tool subcommand
-//! (`ringmq passwd`). Nothing else.
+//! (`ringmq passwd`, `ringmq admin`, `ringmq ctl`). Nothing else.
 
 use clap::Parser;
 use ringmq::config::{Cli, Command, Config};
@@ -18,6 +18,18 @@ fn main() {
             }
         }
     }
+    if let Some(Command::Ctl(args)) = &cli.command {
+        match ringmq::admin::ctl::run(args) {
+            Ok(out) => {
+                println!("{out}");
+                std::process::exit(0);
+            }
+            Err(e) => {
+                eprintln!("ringmq ctl: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     let cfg = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -25,6 +37,18 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(Command::Admin(cmd)) = &cli.command {
+        match ringmq::admin::run(cmd, &cfg) {
+            Ok(out) => {
+                println!("{out}");
+                std::process::exit(0);
+            }
+            Err(e) => {
+                eprintln!("ringmq admin: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     // Passwords, ACL and JWT keys: a file that does not load stops the start with its error.
     let security = match ringmq::auth::security::Security::load(&cfg) {
         Ok(s) => s,

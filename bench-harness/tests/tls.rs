@@ -90,6 +90,8 @@ fn start_ringmq(bin: &Path, dir: PathBuf) -> Broker {
     let child = Command::new(bin)
         .arg("--config")
         .arg(&conf)
+        // No admin HTTP API: its fixed default port would collide with other brokers.
+        .args(["--http-enabled", "false"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -106,7 +106,7 @@ pub fn run(args: &PasswdArgs) -> Result<(), String> {
 
 /// Names a password file cannot carry: `:` ends the name, line breaks end the line, and
 /// surrounding blanks are trimmed by every reader (so the user could never log in).
-fn check_user(user: &str) -> Result<(), String> {
+pub fn check_user(user: &str) -> Result<(), String> {
     if user.is_empty() {
         return Err("empty user name".into());
     }
@@ -119,7 +119,7 @@ fn check_user(user: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn prompt_twice() -> Result<String, String> {
+pub fn prompt_twice() -> Result<String, String> {
     let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
     let again = rpassword::prompt_password("Reenter password: ").map_err(|e| e.to_string())?;
     if first != again {

@@ -145,6 +145,11 @@ impl PasswordFile {
         self.users.is_empty()
     }
 
+    /// The user names, in no particular order.
+    pub fn users(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(|u| &**u)
+    }
+
     pub fn contains(&self, user: &str) -> bool {
         self.users.contains_key(user)
     }

@@ -8,10 +8,11 @@
 //! task and `try_recv`s commands on a timer; nothing here takes a lock a shard waits on.
 
 pub mod metrics;
+pub mod query;
 
 use crate::shard::Stats;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What the control thread tells a shard.
@@ -23,6 +24,11 @@ pub enum Command {
     Reload(Arc<Reload>),
     /// Retained `$SYS` values whose topics' home is this shard, to set (see `crate::sys`).
     Sys(Vec<crate::sys::SysValue>),
+    /// The admin API asks (see [`query`]); the shard answers on `reply` without blocking.
+    Query {
+        query: Arc<query::Query>,
+        reply: query::ReplyTo,
+    },
 }
 
 /// What SIGHUP re-reads, built on the control thread so shards never read a file.
@@ -33,6 +39,30 @@ pub struct Reload {
     pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     /// Passwords, ACL and JWT keys, when they changed.
     pub security: Option<Arc<crate::auth::security::Security>>,
+    /// Files that failed to load (their previous version stays), for the admin API's answer.
+    pub errors: Vec<String>,
+}
+
+/// What the HTTP thread asks of the control thread itself.
+#[derive(Debug)]
+pub enum Request {
+    /// Reload as SIGHUP does; the answer is the files that failed (empty: all loaded), or
+    /// `Err` when nothing could be reloaded.
+    Reload(tokio::sync::oneshot::Sender<Result<Vec<String>, String>>),
+}
+
+/// What the HTTP thread holds of the control plane: the latest statistics (a lock no shard
+/// ever takes: the control thread writes it when a snapshot arrives), the shards' command
+/// channels (for [`Command::Query`]) and the control thread's request channel.
+#[derive(Clone)]
+pub struct Handle {
+    pub stats: Arc<Mutex<Vec<Stats>>>,
+    /// What `/metrics` shows besides the counters (node name, clients maximum, per-prefix
+    /// forwarding statistics merged over shards), kept by the control thread.
+    pub extra: Arc<Mutex<metrics::MetricsExtra>>,
+    pub shards: Vec<Sender<Command>>,
+    pub requests: Sender<Request>,
+    pub started: Instant,
 }
 
 /// Builds a [`Reload`] from the files, or says why it cannot (the old configuration stays).
@@ -88,6 +118,11 @@ pub struct Control {
     reloader: Option<Reloader>,
     /// Run every [`POLL_EVERY`]: picks up changed JWT key files (one `stat` each).
     poller: Option<Box<dyn Fn() -> Option<Reload> + Send>>,
+    /// The copy of `stats` the HTTP thread reads.
+    shared_stats: Arc<Mutex<Vec<Stats>>>,
+    shared_extra: Arc<Mutex<metrics::MetricsExtra>>,
+    requests: Receiver<Request>,
+    requests_tx: Sender<Request>,
 }
 
 /// How often the control thread looks for changed key files.
@@ -96,6 +131,10 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 /// Reports in flight from all shards before a shard's snapshot is dropped: a few seconds of
 /// snapshots, far more than lifecycle events ever need.
 const REPORTS_CAPACITY: usize = 1024;
+
+/// Requests from the HTTP thread waiting for the control thread (reloads are rare; a full
+/// channel answers the API call 503).
+const REQUESTS_CAPACITY: usize = 16;
 
 /// The control plane for `shards` shards: the control side and one port per shard.
 pub fn plane(shards: usize) -> (Control, Vec<ShardPort>) {
@@ -110,6 +149,7 @@ pub fn plane(shards: usize) -> (Control, Vec<ShardPort>) {
             reports: rtx.clone(),
         });
     }
+    let (qtx, qrx) = crossbeam_channel::bounded(REQUESTS_CAPACITY);
     let control = Control {
         commands,
         reports: rrx,
@@ -119,6 +159,10 @@ pub fn plane(shards: usize) -> (Control, Vec<ShardPort>) {
         started: Instant::now(),
         reloader: None,
         poller: None,
+        shared_stats: Arc::new(Mutex::new(vec![Stats::default(); shards])),
+        shared_extra: Arc::default(),
+        requests: qrx,
+        requests_tx: qtx,
     };
     (control, ports)
 }
@@ -167,17 +211,41 @@ impl Control {
         self.poller = Some(f);
     }
 
-    fn reload(&self) {
+    /// The node name `/metrics` labels its build info with.
+    pub fn set_node_name(&self, name: &str) {
+        if let Ok(mut e) = self.shared_extra.lock() {
+            e.node_name = name.to_string();
+        }
+    }
+
+    /// The handle the HTTP thread serves from.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            stats: self.shared_stats.clone(),
+            extra: self.shared_extra.clone(),
+            shards: self.commands.clone(),
+            requests: self.requests_tx.clone(),
+            started: self.started,
+        }
+    }
+
+    /// Reload the files; the ones that failed, or why nothing could be reloaded.
+    fn reload(&self) -> Result<Vec<String>, String> {
         let Some(f) = &self.reloader else {
             log::info!("SIGHUP: nothing to reload");
-            return;
+            return Ok(Vec::new());
         };
         match f() {
             Ok(r) => {
                 log::info!("SIGHUP: configuration files reloaded");
+                let errors = r.errors.clone();
                 self.broadcast(Command::Reload(Arc::new(r)));
+                Ok(errors)
             }
-            Err(e) => log::error!("SIGHUP: reload failed, keeping the current files: {e}"),
+            Err(e) => {
+                log::error!("SIGHUP: reload failed, keeping the current files: {e}");
+                Err(e)
+            }
         }
     }
 
@@ -220,7 +288,7 @@ impl Control {
                 recv(stop) -> sig => {
                     match sig {
                         Ok(libc::SIGHUP) => {
-                            self.reload();
+                            let _ = self.reload();
                             continue;
                         }
                         Ok(sig) => log::info!("signal {sig} received: shutting down"),
@@ -229,6 +297,12 @@ impl Control {
                     break 0;
                 }
                 default(wait) => continue,
+                recv(self.requests) -> r => {
+                    if let Ok(Request::Reload(answer)) = r {
+                        let _ = answer.send(self.reload());
+                    }
+                    continue;
+                }
                 recv(self.reports) -> r => match r {
                     Ok(Report::Stats { shard, stats }) => {
                         if let Some(slot) = self.stats.get_mut(shard) {
@@ -237,10 +311,21 @@ impl Control {
                         if let Some((tree, _)) = self.sys.as_mut() {
                             tree.observe(&self.stats);
                         }
+                        if let Ok(mut shared) = self.shared_stats.lock() {
+                            if let Some(slot) = shared.get_mut(shard) {
+                                *slot = stats;
+                            }
+                        }
                     }
                     Ok(Report::Topics { shard, rows }) => {
                         if let Some(slot) = self.topics.get_mut(shard) {
                             *slot = rows;
+                        }
+                        let merged = crate::shard::prefixes::merge(&self.topics);
+                        let clients_max = self.clients_max();
+                        if let Ok(mut e) = self.shared_extra.lock() {
+                            e.topics = merged;
+                            e.clients_max = clients_max;
                         }
                     }
                     Ok(Report::Stopped { shard }) => {

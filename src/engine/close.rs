@@ -145,6 +145,7 @@ pub fn reason_string(code: u8) -> Option<&'static str> {
         0x94 => "topic alias invalid",
         0x95 => "packet too large",
         0x97 => "quota exceeded: a slow subscriber past its queue bounds (slow_subscriber_timeout_s), or a full store",
+        0x98 => "administrative action: disconnected by the admin API",
         0x99 => "payload format invalid",
         0x9A => "retain not supported",
         0x9B => "QoS not supported",

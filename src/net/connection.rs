@@ -276,6 +276,12 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
     }
     let _live = Live::new(&ctx);
     let link = Rc::new(ConnLink::new());
+    link.set_info(crate::session::ConnInfo {
+        fd: stream.socket_fd(),
+        keep_alive_s: connect.keep_alive_s,
+        clean_start: connect.clean_start,
+        connected_at_ms: crate::shard::journal::unix_ms(),
+    });
     let mut authenticated = None;
     if connect.properties.authentication_method.is_some() {
         // Boxed here and below: cold paths stay out of the connection task's future, which

@@ -27,6 +27,34 @@ pub struct ConnLink {
     /// The output holds an acknowledgement whose promise is not committed yet: nothing in the
     /// buffer leaves until the store's progress covers this (FIFO: later bytes wait too).
     gate: Cell<Option<crate::shard::journal::Need>>,
+    /// What the admin API shows of this connection; set once when it is served.
+    info: Cell<ConnInfo>,
+}
+
+/// A connection's facts for the admin API (`GET /api/v1/clients`), 16 bytes per connection:
+/// the addresses are not stored but asked of the socket (`getpeername`) when listed.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The socket, while the connection task owns it (-1: none, e.g. in unit tests). Only
+    /// read by the shard's own control task, which runs while the connection is attached (the
+    /// session drops its link before the task closes the socket).
+    pub fd: i32,
+    /// The CONNECT's keep alive and clean start flag.
+    pub keep_alive_s: u16,
+    pub clean_start: bool,
+    /// Unix ms.
+    pub connected_at_ms: u64,
+}
+
+impl Default for ConnInfo {
+    fn default() -> Self {
+        ConnInfo {
+            fd: -1,
+            keep_alive_s: 0,
+            clean_start: false,
+            connected_at_ms: 0,
+        }
+    }
 }
 
 /// What the keep-alive check found.
@@ -107,6 +135,14 @@ impl ConnLink {
                 true
             }
         }
+    }
+
+    pub fn set_info(&self, info: ConnInfo) {
+        self.info.set(info);
+    }
+
+    pub fn info(&self) -> ConnInfo {
+        self.info.get()
     }
 
     pub fn request_close(&self, reason: u8) {

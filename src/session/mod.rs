@@ -12,7 +12,7 @@ mod durable;
 mod link;
 mod message;
 
-pub use link::{ConnLink, KeepAlive};
+pub use link::{ConnInfo, ConnLink, KeepAlive};
 
 pub use message::{expiry_from, own_properties, Delivery, Message};
 

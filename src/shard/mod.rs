@@ -14,6 +14,7 @@ pub mod journal;
 pub mod mesh;
 pub mod prefixes;
 pub mod pressure;
+pub mod query;
 pub mod restore;
 mod route;
 pub mod runtime;

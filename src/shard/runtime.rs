@@ -81,6 +81,7 @@ pub fn run(
     if cfg.sys_interval_s > 0 {
         control.enable_sys(Duration::from_secs(cfg.sys_interval_s));
     }
+    control.set_node_name(&cfg.node_name);
     let security = Arc::new(security);
     // The control thread's own copy of what shards run with, to reload from (a mutex the data
     // path never sees).
@@ -99,8 +100,10 @@ pub fn run(
         Ok(crate::control::Reload {
             tls,
             security: Some(cur.clone()),
+            errors: r.errors,
         })
     }));
+    let current_for_http = current.clone();
     let poll_current = current;
     control.on_poll(Box::new(move || {
         let mut cur = poll_current.lock().ok()?;
@@ -109,8 +112,12 @@ pub fn run(
         Some(crate::control::Reload {
             tls: Vec::new(),
             security: Some(fresh),
+            errors: Vec::new(),
         })
     }));
+    // The admin API on its own control-plane thread; bound here, after the MQTT listeners, so
+    // a busy port stops the start as clearly as theirs.
+    let _http = crate::http::start(&cfg, control.handle(), &opened, current_for_http)?;
     for ((id, listener), port) in sockets.into_iter().enumerate().zip(ports) {
         let listener: Vec<_> = listener
             .into_iter()
@@ -375,6 +382,7 @@ async fn control_task(
                     }
                 }
                 Command::Sys(values) => shard.borrow_mut().publish_sys(&values),
+                Command::Query { query, reply } => super::query::answer(&shard, &query, &reply),
             }
         }
         shard.borrow_mut().fire_timers(Instant::now());

@@ -71,6 +71,16 @@ impl<T> RetainedIndex<T> {
         }
     }
 
+    /// Every retained topic and its value, in no particular order, `$` topics included (the
+    /// admin API's listing; control plane only).
+    pub fn for_each<'a>(&'a self, mut f: impl FnMut(&'a str, &'a T)) {
+        for n in &self.nodes {
+            if let Some((topic, v)) = &n.entry {
+                f(topic, v);
+            }
+        }
+    }
+
     /// Number of retained topics.
     pub fn len(&self) -> usize {
         self.len

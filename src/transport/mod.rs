@@ -20,6 +20,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 pub trait Transport: AsyncRead + AsyncWrite + Unpin {
     /// Stop sending, keep reading (a TCP half-close; TLS sends close_notify first).
     fn shutdown_write(&mut self) -> impl Future<Output = io::Result<()>>;
+
+    /// The socket under every layer, for the admin API's `getpeername` (`-1` if none).
+    fn socket_fd(&self) -> std::os::fd::RawFd;
 }
 
 impl Transport for TcpStream {
@@ -27,6 +30,10 @@ impl Transport for TcpStream {
         self.shutdown(std::net::Shutdown::Write)
             .await
             .map_err(io::Error::from)
+    }
+
+    fn socket_fd(&self) -> std::os::fd::RawFd {
+        self.as_raw_fd()
     }
 }
 

@@ -266,4 +266,8 @@ impl<S: Transport> Transport for TlsStream<S> {
         std::future::poll_fn(|cx| self.poll_send_tls(cx)).await?;
         self.io.shutdown_write().await
     }
+
+    fn socket_fd(&self) -> std::os::fd::RawFd {
+        self.io.socket_fd()
+    }
 }

@@ -78,5 +78,6 @@ mod t15_auth;
 mod t16_durable;
 mod t17_websocket;
 mod t18_sys;
+mod t18_http;
 #[path = "../support/ws_raw.rs"]
 mod ws_raw;

@@ -79,6 +79,7 @@ async fn a_second_broker_on_a_busy_port_refuses_to_start(shards: usize) {
     let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_ringmq"))
         .args(["--bind", &format!("127.0.0.1:{}", b.port), "--pin", "false"])
         .args(["--durability", "none"])
+        .args(["--http-enabled", "false"])
         .args(["--shards", &shards.to_string()])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

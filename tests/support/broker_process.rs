@@ -116,6 +116,11 @@ impl Broker {
             if let Some(d) = &data_dir {
                 cmd.arg("--data-dir").arg(d);
             }
+            // The admin HTTP API's default port is fixed: test brokers leave it off unless a test
+            // gives it a leased port of its own.
+            if !args.iter().any(|a| a.starts_with("--http-")) {
+                cmd.args(["--http-enabled", "false"]);
+            }
             cmd.arg("--bind")
                 .arg(format!("127.0.0.1:{port}"))
                 .args(["--shards", &shards.to_string(), "--pin", "false"])

@@ -272,6 +272,10 @@ impl<S: Transport> Transport for WsStream<S> {
         poll_fn(|cx| self.poll_control(cx)).await?;
         self.io.shutdown_write().await
     }
+
+    fn socket_fd(&self) -> std::os::fd::RawFd {
+        self.io.socket_fd()
+    }
 }
 
 /// Why a handshake did not produce a WebSocket stream.
