@@ -21,6 +21,7 @@
 //! - [`listeners`]: the listeners to open (`[[listener]]`, `--bind`, the loopback default).
 //! - [`tls`]: rustls server configurations of `mqtts` listeners; never on the data path.
 //! - [`host`]: start-up checks of host limits (open files, memlock, somaxconn).
+//! - [`web`]: the browser apps embedded in the binary (chat demo, dashboard) and their paths.
 
 pub use ringmq_codec as codec;
 
@@ -39,3 +40,4 @@ pub mod store;
 pub mod tls;
 pub mod topic;
 pub mod transport;
+pub mod web;
