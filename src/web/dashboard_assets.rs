@@ -3,9 +3,14 @@
 
 pub(super) static ASSETS: &[(&str, &str, &[u8])] = &[
     (
-        "/assets/index-gYhES4ab.js",
+        "/assets/index--XHgP_ks.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../web/dashboard/dist/assets/index--XHgP_ks.css"),
+    ),
+    (
+        "/assets/index-BlTqUYV0.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/dashboard/dist/assets/index-gYhES4ab.js"),
+        include_bytes!("../../web/dashboard/dist/assets/index-BlTqUYV0.js"),
     ),
     (
         "/index.html",

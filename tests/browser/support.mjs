@@ -59,13 +59,17 @@ function canConnect(port) {
 
 /// The broker with `config` (TOML text) in a fresh directory, ready once every port in
 /// `waitPorts` accepts. `stop()` kills it (SIGTERM, then SIGKILL) and removes the directory.
-export async function startBroker(config, waitPorts, { extraArgs = [] } = {}) {
+/// `{dir}` in `config` is that directory. `prepare(flags, dir)` runs before the broker starts
+/// (files it reads, `ringmq <flags> admin add-user ...`); `flags` name the broker's config and
+/// data directory.
+export async function startBroker(config, waitPorts, { extraArgs = [], prepare } = {}) {
   if (!existsSync(bin)) throw new Error(`no broker binary at ${bin} (cargo build, or set RINGMQ_BIN)`);
   const dir = mkdtempSync(join(tmpdir(), 'ringmq-browser-'));
   const cfg = join(dir, 'ringmq.toml');
   writeFileSync(cfg, config.replaceAll('{dir}', dir));
-  const args = ['--config', cfg, '--shards', '2', '--pin', 'false', '--data-dir', join(dir, 'data'),
-    '--log-level', 'warn', ...extraArgs];
+  const common = ['--config', cfg, '--data-dir', join(dir, 'data')];
+  if (prepare) await prepare(common, dir);
+  const args = [...common, '--shards', '2', '--pin', 'false', '--log-level', 'warn', ...extraArgs];
   const child = spawn(bin, args, { stdio: ['ignore', 'inherit', 'pipe'] });
   let log = '';
   child.stderr.on('data', (d) => { log += d; process.stderr.write(d); });
