@@ -8,9 +8,9 @@ pub(super) static ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../web/dashboard/dist/assets/index--XHgP_ks.css"),
     ),
     (
-        "/assets/index-BlTqUYV0.js",
+        "/assets/index-CJdeYOU0.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/dashboard/dist/assets/index-BlTqUYV0.js"),
+        include_bytes!("../../web/dashboard/dist/assets/index-CJdeYOU0.js"),
     ),
     (
         "/index.html",

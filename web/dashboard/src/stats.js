@@ -41,7 +41,7 @@ function record(s, at) {
   push(history.t, at / 1000);
   push(history.in, rate(s.total, p?.total, 'messages_in', dt));
   push(history.out, rate(s.total, p?.total, 'messages_out', dt));
-  push(history.conns, s.total.connections ?? 0);
+  push(history.conns, s.total.connections ?? null);
   s.shards.forEach((sh, i) => {
     if (!history.shardLoad[i]) {
       // A shard seen for the first time gets an empty past, aligned with the time axis.
