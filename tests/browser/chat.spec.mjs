@@ -1,22 +1,36 @@
 // The chat demo in a real browser against the real broker: a ws listener on a free port
 // serves /chat; two pages (separate browser contexts) join one room under different
 // nicknames, see each other's presence, talk both ways; one tab closes and the other sees it
-// go offline through its will. Screenshots in out/chat/.
+// go offline through its will; a page served over wss (TLS, custom path) connects back with
+// wss and talks to a page of the ws listener. Screenshots in out/chat/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join as pathJoin } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { freePort, startBroker, launchBrowser, outDir } from './support.mjs';
 
 let broker;
 let browser;
 let port;
+let tlsPort;
 const shots = outDir('chat');
 
 before(async () => {
   port = await freePort();
+  tlsPort = await freePort();
   broker = await startBroker(
-    `[[listener]]\nbind = "127.0.0.1:${port}"\nprotocol = "ws"\nallow_anonymous = true\n`,
-    [port],
+    [
+      '[[listener]]', `bind = "127.0.0.1:${port}"`, 'protocol = "ws"', 'allow_anonymous = true',
+      '[[listener]]', `bind = "127.0.0.1:${tlsPort}"`, 'protocol = "wss"', 'path = "/ws/mqtt"',
+      'allow_anonymous = true', 'certfile = "{dir}/server.pem"', 'keyfile = "{dir}/server.key"', '',
+    ].join('\n'),
+    [port, tlsPort],
+    {
+      // A self-signed certificate for 127.0.0.1 (the browser context ignores its issuer).
+      prepare: async (_flags, dir) => execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048',
+        '-nodes', '-keyout', `${dir}/server.key`, '-out', `${dir}/server.pem`, '-days', '2',
+        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' }),
+    },
   );
   browser = await launchBrowser();
 });
@@ -47,11 +61,12 @@ test('the listener serves the chat page, its config and 404 around it', async ()
   assert.equal((await fetch(`${base}/mqtt`)).status, 400);
 });
 
-async function join(nick, room) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
+async function join(nick, room, url = `http://127.0.0.1:${port}/chat`, sockets = []) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 640 }, ignoreHTTPSErrors: true });
   const page = await context.newPage();
+  page.on('websocket', (ws) => sockets.push(ws.url()));
   page.on('pageerror', (e) => console.error(`[${nick}] page error: ${e.message}`));
-  await page.goto(`http://127.0.0.1:${port}/chat`);
+  await page.goto(url);
   await page.getByTestId('nick').fill(nick);
   await page.getByTestId('room').fill(room);
   await page.getByTestId('join').click();
@@ -106,4 +121,22 @@ test('two pages chat in one room and see each other come and go', async () => {
   await roster(carol.page, 'alice', 'offline').waitFor({ timeout: 10000 });
   await carol.context.close();
   await alice.context.close();
+});
+
+test('over wss the page comes over HTTPS and connects back with wss at the listener\'s path', async () => {
+  const room = `tls${Date.now().toString(36)}`;
+  const sockets = [];
+  const dave = await join('dave', room, `https://127.0.0.1:${tlsPort}/chat/`, sockets);
+  assert.deepEqual(sockets, [`wss://127.0.0.1:${tlsPort}/ws/mqtt`]);
+  const erin = await join('erin', room, `http://127.0.0.1:${port}/chat`);
+  // Both listeners share one broker: a wss page and a ws page talk.
+  await roster(dave.page, 'erin', 'online').waitFor({ timeout: 10000 });
+  await erin.page.getByTestId('text').fill('across listeners');
+  await erin.page.getByTestId('send').click();
+  await said(dave.page, 'erin', 'across listeners').waitFor({ timeout: 10000 });
+  const cfg = await dave.page.evaluate(async () => (await fetch('/chat/config.json')).json());
+  assert.deepEqual(cfg, { mqtt_path: '/ws/mqtt' });
+  await dave.page.screenshot({ path: pathJoin(shots, 'dave-over-wss.png') });
+  await dave.context.close();
+  await erin.context.close();
 });
