@@ -41,6 +41,11 @@ cargo test --workspace 2>&1 | tee "$log"
 # One closing line for the whole workspace (cargo prints one per test binary, the last of them
 # often a crate's empty doc-test run).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }' "$log"
+echo "== browser apps: the committed build (web/*/dist, src/web/*_assets.rs) matches the sources"
+for app in chat dashboard; do
+  (cd "web/$app" && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent >/dev/null)
+done
+git diff --exit-code --stat -- web src/web || { echo "rebuild web/ and commit its dist/ (see web/README.md)"; exit 1; }
 echo "== browser tests (tests/browser: Chromium against target/debug/ringmq)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 cargo build --bin ringmq

@@ -88,18 +88,36 @@ test('login: a wrong password is refused, the right one opens the overview', asy
   assert.ok(await page.evaluate(() => sessionStorage.getItem('ringmq.token')), 'token kept in sessionStorage');
 });
 
-test('a connecting client appears, the charts update while it publishes, and a kick disconnects it', async () => {
-  const id = `dash-client-${Date.now().toString(36)}`;
-  const client = await connectClient(id);
+// The MQTT client the next two tests watch: connected once, publishing 200 messages/s.
+let client = null;
+let pump = null;
+const clientId = `dash-client-${Date.now().toString(36)}`;
+async function publishingClient() {
+  if (client) return client;
+  client = await connectClient(clientId);
   await new Promise((r) => client.subscribe('sensors/#', { qos: 0 }, r));
-  let published = 0;
-  const pump = setInterval(() => {
-    for (let i = 0; i < 20; i += 1) { client.publish(`sensors/dash/${i % 4}`, `v${published}`); published += 1; }
+  let n = 0;
+  pump = setInterval(() => {
+    for (let i = 0; i < 20; i += 1) { client.publish(`sensors/dash/${i % 4}`, `v${n}`); n += 1; }
   }, 100);
   client.publish('sensors/dash/retained', '21.5', { retain: true, qos: 1 });
+  return client;
+}
+after(() => {
+  clearInterval(pump);
+  client?.end(true);
+});
+
+test('a connecting client is counted on the overview', async () => {
+  await publishingClient();
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=tile-connections] .tile-value')?.textContent) >= 1,
+    null, { timeout: 10000 });
+});
+
+test('the charts update while the client publishes; it appears among the clients and a kick disconnects it', async () => {
+  const c = await publishingClient();
   try {
-    // Overview: the connection count and the message rate move; the rate chart is redrawn.
-    await page.waitForFunction(() => Number(document.querySelector('[data-testid=tile-connections] .tile-value')?.textContent) >= 1);
+    // The rate chart is redrawn with new points and messages in goes up.
     const points = async () => Number(await page.getByTestId('chart-rate').getAttribute('data-points'));
     await page.waitForFunction(() => Number(document.querySelector('[data-testid=chart-rate]')?.dataset.points) >= 3);
     const chartBefore = await page.getByTestId('chart-rate').screenshot();
@@ -113,22 +131,21 @@ test('a connecting client appears, the charts update while it publishes, and a k
 
     // Clients: search finds it, kick disconnects it.
     await page.getByTestId('nav-clients').click();
-    await page.getByTestId('client-search').fill(id.slice(0, 12));
-    const row = page.locator(`[data-testid=clients] tr[data-key="${id}"]`);
+    await page.getByTestId('client-search').fill(clientId.slice(0, 12));
+    const row = page.locator(`[data-testid=clients] tr[data-key="${clientId}"]`);
     await row.waitFor({ timeout: 10000 });
     await shot('03-clients');
-    const closed = new Promise((r) => client.once('close', r));
-    const reason = new Promise((r) => client.once('disconnect', (p) => r(p.reasonCode)));
+    const closed = new Promise((r) => c.once('close', r));
+    const reason = new Promise((r) => c.once('disconnect', (p) => r(p.reasonCode)));
     await row.getByTestId('kick').click();
     await closed;
     assert.equal(await Promise.race([reason, new Promise((r) => setTimeout(() => r('none'), 1000))]), 0x98,
       'DISCONNECT 0x98 (administrative action)');
     await row.waitFor({ state: 'detached', timeout: 10000 });
-    await page.getByTestId('clients-status').filter({ hasText: `Kicked ${id}` }).waitFor();
+    await page.getByTestId('clients-status').filter({ hasText: `Kicked ${clientId}` }).waitFor();
     await shot('04-kicked');
   } finally {
     clearInterval(pump);
-    client.end(true);
   }
 });
 
@@ -163,13 +180,20 @@ test('MQTT users are added, re-passworded and deleted, and the new user can conn
   await row.waitFor({ state: 'detached', timeout: 10000 });
 });
 
-test('the ACL is shown and reloaded; topic statistics list the prefix', async () => {
+test('the ACL is shown and reloaded', async () => {
   await page.getByTestId('nav-acl').click();
   await page.getByTestId('acl-text').filter({ hasText: 'pattern readwrite #' }).waitFor();
   await page.getByTestId('acl-reload').click();
   await page.getByTestId('acl-status').filter({ hasText: 'Reloaded' }).waitFor();
   await shot('07-acl');
+});
+
+test('forwarding statistics list the prefix the client published under', async () => {
   await page.getByTestId('nav-topics').click();
-  await page.locator('[data-testid=topics] tr[data-key="sensors"]').waitFor({ timeout: 10000 });
+  const row = page.locator('[data-testid=topics] tr[data-key="sensors"]');
+  await row.waitFor({ timeout: 10000 });
+  const cells = await row.locator('td').allInnerTexts();
+  assert.ok(Number(cells[1].replace(/\D/g, '')) > 0, `messages in counted: ${cells}`);
+  assert.ok(Number(cells[4].replace(/\D/g, '')) > 0, `deliveries counted: ${cells}`);
   await shot('08-topics');
 });
