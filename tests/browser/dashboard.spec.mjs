@@ -1,7 +1,8 @@
 // The dashboard in a real browser against the real broker: an admin user made with
 // `ringmq admin add-user --password-stdin`, the login page (a wrong password refused, the right
 // one admitted), a connecting MQTT client (MQTT.js in Node) appearing in the clients list, a
-// kick that disconnects it, the overview's charts updating while it publishes, retained
+// kick that disconnects it, the overview's charts updating while it publishes, a persistent
+// session listed offline after its client left, retained
 // messages (list, delete), MQTT users (add, change password, delete), the ACL (view, reload)
 // and the per-prefix statistics. Screenshots in out/dashboard/.
 import { test, before, after } from 'node:test';
@@ -149,12 +150,31 @@ test('the charts update while the client publishes; it appears among the clients
   }
 });
 
+test('a persistent session stays listed, offline, after its client leaves', async () => {
+  const id = `dash-device-${Date.now().toString(36)}`;
+  const c = await new Promise((res, rej) => {
+    const cl = mqtt.connect(`mqtt://127.0.0.1:${mqttPort}`, {
+      clientId: id, protocolVersion: 5, clean: false, reconnectPeriod: 0,
+      properties: { sessionExpiryInterval: 300 },
+    });
+    cl.once('connect', () => res(cl));
+    cl.once('error', rej);
+  });
+  await new Promise((r) => c.subscribe('devices/+/cmd', { qos: 1 }, r));
+  await new Promise((r) => c.end(false, r));
+  await page.getByTestId('nav-sessions').click();
+  await page.getByTestId('session-search').fill(id);
+  const row = page.locator(`[data-testid=sessions] tr[data-key="${id}"]`);
+  await row.filter({ hasText: 'offline' }).waitFor({ timeout: 10000 });
+  await shot('05-sessions');
+});
+
 test('retained messages are listed and deleted', async () => {
   await page.getByTestId('nav-retained').click();
   const row = page.locator('[data-testid=retained] tr[data-key="sensors/dash/retained"]');
   await row.waitFor({ timeout: 10000 });
   assert.match(await row.innerText(), /21\.5/);
-  await shot('05-retained');
+  await shot('06-retained');
   await row.getByTestId('delete-retained').click();
   await row.waitFor({ state: 'detached', timeout: 10000 });
 });
@@ -166,7 +186,7 @@ test('MQTT users are added, re-passworded and deleted, and the new user can conn
   await page.getByTestId('add-user').click();
   const row = page.locator('[data-testid=users] tr[data-key="carol"]');
   await row.waitFor({ timeout: 10000 });
-  await shot('06-users');
+  await shot('07-users');
   const c = await new Promise((res, rej) => {
     const cl = mqtt.connect(`mqtt://127.0.0.1:${mqttPort}`, { username: 'carol', password: 'carol-pw-1', reconnectPeriod: 0 });
     cl.once('connect', () => res(cl));
@@ -185,7 +205,7 @@ test('the ACL is shown and reloaded', async () => {
   await page.getByTestId('acl-text').filter({ hasText: 'pattern readwrite #' }).waitFor();
   await page.getByTestId('acl-reload').click();
   await page.getByTestId('acl-status').filter({ hasText: 'Reloaded' }).waitFor();
-  await shot('07-acl');
+  await shot('08-acl');
 });
 
 test('forwarding statistics list the prefix the client published under', async () => {
@@ -195,5 +215,5 @@ test('forwarding statistics list the prefix the client published under', async (
   const cells = await row.locator('td').allInnerTexts();
   assert.ok(Number(cells[1].replace(/\D/g, '')) > 0, `messages in counted: ${cells}`);
   assert.ok(Number(cells[4].replace(/\D/g, '')) > 0, `deliveries counted: ${cells}`);
-  await shot('08-topics');
+  await shot('09-topics');
 });

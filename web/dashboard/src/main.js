@@ -7,6 +7,7 @@ import { h } from './dom.js';
 import { startPolling, stopPolling } from './stats.js';
 import { overview } from './views/overview.js';
 import { clients } from './views/clients.js';
+import { sessions } from './views/sessions.js';
 import { subscriptions } from './views/subscriptions.js';
 import { retained } from './views/retained.js';
 import { users } from './views/users.js';
@@ -17,6 +18,7 @@ const app = document.getElementById('app');
 const routes = [
   ['overview', 'Overview', overview],
   ['clients', 'Clients', clients],
+  ['sessions', 'Sessions', sessions],
   ['subscriptions', 'Subscriptions', subscriptions],
   ['retained', 'Retained', retained],
   ['topics', 'Topic statistics', topics],
