@@ -68,7 +68,14 @@ export async function startBroker(config, waitPorts, { extraArgs = [], prepare }
   const cfg = join(dir, 'ringmq.toml');
   writeFileSync(cfg, config.replaceAll('{dir}', dir));
   const common = ['--config', cfg, '--data-dir', join(dir, 'data')];
-  if (prepare) await prepare(common, dir);
+  if (prepare) {
+    try {
+      await prepare(common, dir);
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
   const args = [...common, '--shards', '2', '--pin', 'false', '--log-level', 'warn', ...extraArgs];
   const child = spawn(bin, args, { stdio: ['ignore', 'inherit', 'pipe'] });
   let log = '';

@@ -71,13 +71,15 @@ impl Page {
     }
 }
 
-/// `200 OK` for a chat page. The CSP keeps the page to its own files and WebSocket connections.
+/// `200 OK` for a chat page. The CSP keeps the page to its own files, and its connections to its
+/// own origin (CSP 3's `'self'` covers `ws:`/`wss:` to the same host and port), so a crafted
+/// link cannot point the served page at another broker.
 pub fn page_head(content_type: &str, cache_control: &str, len: usize) -> Vec<u8> {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n\
          Cache-Control: {cache_control}\r\nX-Content-Type-Options: nosniff\r\n\
-         Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; \
-         img-src 'self' data:\r\nConnection: close\r\n\r\n"
+         Content-Security-Policy: default-src 'self'; img-src 'self' data:\r\n\
+         Connection: close\r\n\r\n"
     )
     .into_bytes()
 }

@@ -15,7 +15,7 @@ const params = new URLSearchParams(location.search);
 
 // The listener's MQTT path: the broker answers /chat/config.json with it. `?path=` overrides
 // it, `?broker=ws://host:port/path` points the page at another broker (development with
-// `vite dev`).
+// `vite dev`; the page the broker serves may only connect to its own origin, by its CSP).
 async function brokerUrl() {
   if (params.get('broker')) return params.get('broker');
   let path = params.get('path');
