@@ -3,14 +3,14 @@
 
 pub(super) static ASSETS: &[(&str, &str, &[u8])] = &[
     (
-        "/assets/index-CDgHOyRU.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../web/dashboard/dist/assets/index-CDgHOyRU.js"),
-    ),
-    (
         "/assets/index-D0PSU6kl.css",
         "text/css; charset=utf-8",
         include_bytes!("../../web/dashboard/dist/assets/index-D0PSU6kl.css"),
+    ),
+    (
+        "/assets/index-Dib_6KpX.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/dashboard/dist/assets/index-Dib_6KpX.js"),
     ),
     (
         "/index.html",

@@ -11,6 +11,18 @@ const TILES = [
   ['bytes_in', 'Bytes in', fmtBytes], ['bytes_out', 'Bytes out', fmtBytes], ['dropped', 'Dropped'],
 ];
 
+// WebSocket listeners serve the chat demo at /chat; a wildcard bind is reached through the host
+// this dashboard was loaded from.
+function chatLink(l) {
+  if (l.protocol !== 'ws' && l.protocol !== 'wss') return '';
+  const m = /^(.*):(\d+)$/.exec(l.bind || '');
+  if (!m) return '';
+  let host = m[1];
+  if (host === '0.0.0.0' || host === '[::]' || host === '::') host = location.hostname;
+  const scheme = l.protocol === 'wss' ? 'https' : 'http';
+  return h('a', { href: `${scheme}://${host}:${m[2]}/chat`, target: '_blank', rel: 'noopener' }, 'chat demo');
+}
+
 export function overview(main) {
   const tiles = h('div', { class: 'tiles', testid: 'tiles' });
   const boxes = {
@@ -89,6 +101,7 @@ export function overview(main) {
     { title: 'TLS', cell: (l) => (l.tls ? 'yes' : 'no') },
     { title: 'Path', cell: (l) => l.path || '' },
     { title: 'Anonymous', cell: (l) => (l.allow_anonymous ? 'allowed' : 'refused') },
+    { title: '', cell: chatLink },
   ], r.data || []))).catch((e) => listenersBox.replaceChildren(h('p', { class: 'error' }, e.message)));
 
   return {
