@@ -27,7 +27,7 @@
 //!   its own (hyper on a current-thread tokio runtime); never on a shard.
 //! - [`admin`]: the admin users file (`ringmq admin ...`) and `ringmq ctl`, the command line
 //!   over the admin API.
-//! - [`web`]: the dashboard's embedded assets.
+//! - [`web`]: the browser apps embedded in the binary (chat demo, dashboard) and their paths.
 
 pub use ringmq_codec as codec;
 

@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian machine: installs what the tests need, checks
 # formatting and lints, then runs every test of the workspace (unit, property, integration
 # against the real broker on loopback, and the load generator against Mosquitto), and a short
-# smoke run of every fuzz target (tests/fuzz-smoke.sh).
+# smoke run of every fuzz target (tests/fuzz-smoke.sh), and the browser tests (tests/browser:
+# Playwright driving Debian's Chromium against the broker binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,11 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 # MQTT over WebSocket tests (tests/broker/t17_websocket.rs) drive Eclipse paho for Python.
 python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need_apt+=(python3 python3-paho-mqtt)
+# Browser tests (tests/browser): Playwright's playwright-core drives Debian's Chromium (a
+# Playwright browser download is not possible offline); Node.js runs them.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -35,5 +41,14 @@ cargo test --workspace 2>&1 | tee "$log"
 # One closing line for the whole workspace (cargo prints one per test binary, the last of them
 # often a crate's empty doc-test run).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }' "$log"
+echo "== browser apps: the committed build (web/*/dist, src/web/*_assets.rs) matches the sources"
+for app in chat dashboard; do
+  (cd "web/$app" && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent >/dev/null)
+done
+git diff --exit-code --stat -- web src/web || { echo "rebuild web/ and commit its dist/ (see web/README.md)"; exit 1; }
+echo "== browser tests (tests/browser: Chromium against target/debug/ringmq)"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+cargo build --bin ringmq
+(cd tests/browser && RINGMQ_BIN="$PWD/../../target/debug/ringmq" npm test)
 echo "== fuzz smoke (every cargo-fuzz target, a few seconds each)"
 tests/fuzz-smoke.sh

@@ -5,7 +5,9 @@
 //!
 //! Owns: the order of the layers and the handshake deadline (a slowloris that dribbles a TLS
 //! hello or an HTTP request is closed at it). Never: parses MQTT, or answers a failed handshake
-//! with more than its own layer's refusal (a TLS alert, an HTTP status).
+//! with more than its own layer's refusal (a TLS alert, an HTTP status). The one exception to
+//! "a handshake or nothing": a WebSocket listener answers a plain GET under `/chat` with the
+//! embedded chat demo page, written within its own deadline, then closes.
 
 use super::connection::{close_gracefully, serve_new, CLOSE_DRAIN};
 use super::listener::{Listener, WsPolicy};
@@ -38,7 +40,7 @@ pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream, ti
             Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
         }
         (None, Some(policy)) => {
-            let Some(stream) = ws_handshake(stream, policy, deadline, &cfg.bind).await else {
+            let Some(stream) = ws_handshake(&ctx, stream, policy, deadline, &cfg.bind).await else {
                 return;
             };
             Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
@@ -49,7 +51,8 @@ pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream, ti
             let Some(stream) = stream else {
                 return;
             };
-            let Some(stream) = Box::pin(ws_handshake(stream, policy, deadline, &cfg.bind)).await
+            let Some(stream) =
+                Box::pin(ws_handshake(&ctx, stream, policy, deadline, &cfg.bind)).await
             else {
                 return;
             };
@@ -105,6 +108,7 @@ async fn tls_handshake(
 
 /// The WebSocket upgrade; a refused request gets its HTTP status, then a graceful close.
 async fn ws_handshake<S: Transport>(
+    ctx: &ShardCtx,
     mut stream: S,
     policy: &WsPolicy,
     deadline: Instant,
@@ -122,6 +126,23 @@ async fn ws_handshake<S: Transport>(
         Ok(Err(ws::Refused::Http(r))) => {
             log::debug!("WebSocket handshake on {bind} refused: {r}");
             close_gracefully(&mut stream, r.response()).await;
+            None
+        }
+        Ok(Err(ws::Refused::Page(page))) => {
+            // The body (up to a few hundred KiB) gets a deadline of its own, as long as the
+            // request's: a reader too slow for it is dropped like a slow handshake.
+            let (head, body) = page.response(&policy.handshake);
+            let write = Duration::from_millis(ctx.cfg.connect_timeout_ms);
+            let sent = until(Instant::now() + write, async {
+                super::connection::write_all(&mut stream, &head).await?;
+                super::connection::write_all(&mut stream, &body).await?;
+                stream.flush().await
+            })
+            .await;
+            match sent {
+                Ok(()) => close_gracefully(&mut stream, &[]).await,
+                Err(e) => log::debug!("chat page on {bind} not sent: {e}"),
+            }
             None
         }
         Ok(Err(ws::Refused::Io(e))) | Err(e) => {

@@ -24,6 +24,7 @@ shard_tests!(
     text_unmasked_and_oversize_frames_are_closed_with_their_codes,
     bad_path_gets_404_bad_origin_403_and_bad_version_426,
     a_handshake_dribbled_slowly_is_closed_at_the_deadline,
+    the_chat_page_is_served_within_the_handshake_bounds,
 );
 
 /// A broker with a plain listener (the harness's `--bind`) and one WebSocket listener.
@@ -354,5 +355,89 @@ async fn a_handshake_dribbled_slowly_is_closed_at_the_deadline(shards: usize) {
         }
     }
     assert!(closed, "a dribbling handshake is closed");
+    assert_between(start.elapsed(), 700, 2500, "handshake deadline");
+}
+
+/// Send `request` and read the whole answer until the broker closes.
+async fn http_exchange(port: u16, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    s.write_all(request).await.expect("send");
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .expect("the broker closes after answering")
+        .expect("read");
+    out
+}
+
+/// (status, headers, body) of an HTTP/1.1 answer.
+fn split_http(answer: &[u8]) -> (u16, String, Vec<u8>) {
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    let head = String::from_utf8(answer[..end].to_vec()).expect("ASCII head");
+    let status = head[9..12].parse().expect("status");
+    (status, head, answer[end + 4..].to_vec())
+}
+
+async fn the_chat_page_is_served_within_the_handshake_bounds(shards: usize) {
+    let w = ws_broker(shards, "ws", "", &["--connect-timeout-ms", "800"]).await;
+    let port = w.ws.port;
+    // The page, then its script, each on a connection of its own that the broker closes.
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let (status, head, body) = split_http(&http_exchange(port, get("/chat").as_bytes()).await);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("Content-Type: text/html"), "{head}");
+    assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+    assert_eq!(
+        Some(&body[..]),
+        ringmq::web::chat_asset("/chat").map(|a| a.1)
+    );
+    let html = String::from_utf8(body).expect("UTF-8 page");
+    let at = html
+        .find("/chat/assets/")
+        .expect("the page names its files");
+    let script = &html[at..at + html[at..].find('"').expect("quoted")];
+    let (status, head, body) = split_http(&http_exchange(port, get(script).as_bytes()).await);
+    assert_eq!(status, 200, "{script}: {head}");
+    assert_eq!(
+        Some(&body[..]),
+        ringmq::web::chat_asset(script).map(|a| a.1)
+    );
+    let (_, _, cfg) = split_http(&http_exchange(port, get("/chat/config.json").as_bytes()).await);
+    assert_eq!(cfg, br#"{"mqtt_path":"/mqtt"}"#);
+    // No other file, no page for an upgrade, the 8 KiB bound as for upgrades.
+    let (status, _, _) = split_http(&http_exchange(port, get("/chat/x.js").as_bytes()).await);
+    assert_eq!(status, 404);
+    assert_eq!(upgrade(port, "/chat", &[]).await.0, 404);
+    let mut long = b"GET /chat HTTP/1.1\r\nX: ".to_vec();
+    long.resize(9 * 1024, b'a');
+    assert_eq!(split_http(&http_exchange(port, &long).await).0, 431);
+    // A page request dribbled slowly is closed at the handshake deadline like an upgrade.
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let start = Instant::now();
+    s.write_all(b"GET /chat HTTP/1.1\r\n").await.expect("send");
+    let mut closed = false;
+    for i in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut b = [0u8; 64];
+        if s.write_all(format!("X-{i}: y\r\n").as_bytes())
+            .await
+            .is_err()
+            || matches!(
+                tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await,
+                Ok(Ok(0) | Err(_))
+            )
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a dribbling page request is closed");
     assert_between(start.elapsed(), 700, 2500, "handshake deadline");
 }

@@ -6,8 +6,12 @@
 //! Owns: the request's bound ([`crate::limits::WS_HANDSHAKE_BYTES_MAX`]) and the mapping of each
 //! refusal to a status: bad path 404, Origin not allowed 403, a version other than 13 426 (with
 //! `Sec-WebSocket-Version: 13`, as §4.4 asks), too long 431, anything else malformed 400.
-//! Never: does I/O, allocates per header, or panics on request bytes. It serves nothing but the
-//! upgrade (no other HTTP).
+//! Besides the upgrade it recognises one other request, like Mosquitto's `http_dir` on its
+//! websockets listeners: a plain `GET` (no `Upgrade` header) for `/chat` or `/chat/...` is the
+//! browser chat demo ([`crate::web::chat_asset`]), answered with the embedded file and a close,
+//! under the same size bound and deadline as an upgrade; `/chat/config.json` tells the page
+//! the listener's MQTT path.
+//! Never: does I/O, allocates per header, or panics on request bytes. It serves no other HTTP.
 
 use crate::limits::WS_HANDSHAKE_BYTES_MAX;
 use base64::Engine as _;
@@ -30,6 +34,54 @@ pub struct Upgrade {
     pub accept: String,
     /// The subprotocol chosen among the client's, if it offered any.
     pub protocol: Option<&'static str>,
+}
+
+/// What a complete, valid request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Upgrade(Upgrade),
+    /// A page of the chat demo; answered with [`page_head`] and the body, then closed.
+    Page(Page),
+}
+
+/// A chat demo response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// An embedded file: (content type, `Cache-Control`, body).
+    Asset(&'static str, &'static str, &'static [u8]),
+    /// `/chat/config.json`: `{"mqtt_path": ...}`, the path this listener upgrades.
+    Config,
+}
+
+impl Page {
+    /// The head and body of the response (the head names the length; the connection closes).
+    pub fn response(self, policy: &Policy) -> (Vec<u8>, std::borrow::Cow<'static, [u8]>) {
+        let (ctype, cache, body) = match self {
+            Page::Asset(ctype, cache, body) => (ctype, cache, std::borrow::Cow::Borrowed(body)),
+            Page::Config => {
+                let json = serde_json::json!({ "mqtt_path": policy.path }).to_string();
+                (
+                    "application/json",
+                    "no-store",
+                    std::borrow::Cow::Owned(json.into_bytes()),
+                )
+            }
+        };
+        (page_head(ctype, cache, body.len()), body)
+    }
+}
+
+/// `200 OK` for a chat page. The CSP keeps the page to its own files, and its connections to its
+/// own origin (CSP 3's `'self'` covers `ws:`/`wss:` to the same host and port), so a crafted
+/// link cannot point the served page at another broker.
+pub fn page_head(content_type: &str, cache_control: &str, len: usize) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n\
+         Cache-Control: {cache_control}\r\nX-Content-Type-Options: nosniff\r\n\
+         Content-Security-Policy: default-src 'self'; img-src 'self' data:\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .into_bytes()
 }
 
 /// Why a request is refused; each has its response.
@@ -87,9 +139,19 @@ pub fn accept_key(key: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
 
-/// Parse the request at the start of `buf`. `Ok(None)`: incomplete, read more. `Ok(Some((u,
-/// n)))`: accepted, the request is `buf[..n]` (bytes after it are already WebSocket frames).
+/// Parse an upgrade request at the start of `buf`. `Ok(None)`: incomplete, read more.
+/// `Ok(Some((u, n)))`: accepted, the request is `buf[..n]` (bytes after it are already
+/// WebSocket frames). A chat page request is `NotFound` here; see [`parse_request`].
 pub fn parse(buf: &[u8], policy: &Policy) -> Result<Option<(Upgrade, usize)>, Reject> {
+    match parse_request(buf, policy)? {
+        None => Ok(None),
+        Some((Request::Upgrade(u), n)) => Ok(Some((u, n))),
+        Some((Request::Page(_), _)) => Err(Reject::NotFound),
+    }
+}
+
+/// As [`parse`], but a plain GET for the chat demo is a [`Request::Page`].
+pub fn parse_request(buf: &[u8], policy: &Policy) -> Result<Option<(Request, usize)>, Reject> {
     let window = &buf[..buf.len().min(WS_HANDSHAKE_BYTES_MAX)];
     let Some(end) = window.windows(4).position(|w| w == b"\r\n\r\n") else {
         return if buf.len() >= WS_HANDSHAKE_BYTES_MAX {
@@ -115,9 +177,7 @@ pub fn parse(buf: &[u8], policy: &Policy) -> Result<Option<(Upgrade, usize)>, Re
     if version != b"HTTP/1.1" {
         return Err(Reject::BadRequest("HTTP/1.1 required"));
     }
-    if path_of(target) != policy.path.as_bytes() {
-        return Err(Reject::NotFound);
-    }
+    let path = path_of(target);
     let mut h = Headers::default();
     for line in lines {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -128,6 +188,12 @@ pub fn parse(buf: &[u8], policy: &Policy) -> Result<Option<(Upgrade, usize)>, Re
             return Err(Reject::BadRequest("malformed header name"));
         }
         h.add(name, value)?;
+    }
+    if path != policy.path.as_bytes() {
+        return match page(path, &h) {
+            Some(p) => Ok(Some((Request::Page(p), end + 4))),
+            None => Err(Reject::NotFound),
+        };
     }
     if !h.host {
         return Err(Reject::BadRequest("no Host"));
@@ -172,7 +238,21 @@ pub fn parse(buf: &[u8], policy: &Policy) -> Result<Option<(Upgrade, usize)>, Re
         accept: accept_key(key),
         protocol,
     };
-    Ok(Some((upgrade, end + 4)))
+    Ok(Some((Request::Upgrade(upgrade), end + 4)))
+}
+
+/// The chat page a request for `path` gets: only without an `Upgrade` header (a WebSocket
+/// client that asks for the wrong path still gets 404), and only for a file that exists.
+fn page(path: &[u8], h: &Headers<'_>) -> Option<Page> {
+    if h.upgrade_any {
+        return None;
+    }
+    let path = std::str::from_utf8(path).ok()?;
+    if path == "/chat/config.json" {
+        return Some(Page::Config);
+    }
+    let (ctype, body) = crate::web::chat_asset(path)?;
+    Some(Page::Asset(ctype, crate::web::cache_control(path), body))
 }
 
 /// The `101 Switching Protocols` answer.
@@ -195,6 +275,8 @@ pub fn response(u: &Upgrade) -> Vec<u8> {
 #[derive(Default)]
 struct Headers<'a> {
     host: bool,
+    /// Any `Upgrade` header at all (a page request has none).
+    upgrade_any: bool,
     upgrade_websocket: bool,
     connection_upgrade: bool,
     version_13: bool,
@@ -211,6 +293,7 @@ impl<'a> Headers<'a> {
         if is("host") {
             self.host = true;
         } else if is("upgrade") {
+            self.upgrade_any = true;
             self.upgrade_websocket |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"websocket"));
         } else if is("connection") {
             self.connection_upgrade |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"upgrade"));

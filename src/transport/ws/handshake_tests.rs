@@ -125,3 +125,50 @@ fn refusals_map_to_their_statuses() {
         .windows(25)
         .any(|w| w == b"Sec-WebSocket-Version: 13"));
 }
+
+#[test]
+fn a_plain_get_under_chat_is_a_page_and_an_upgrade_there_is_not() {
+    let p = policy(&[]);
+    let get = |target: &str, extra: &str| {
+        let r = format!("GET {target} HTTP/1.1\r\nHost: h\r\n{extra}\r\n");
+        parse_request(r.as_bytes(), &p)
+    };
+    let page = |target: &str| match get(target, "") {
+        Ok(Some((Request::Page(pg), _))) => Some(pg),
+        _ => None,
+    };
+    let Some(Page::Asset(ctype, cache, body)) = page("/chat") else {
+        panic!("no page for /chat");
+    };
+    assert_eq!(ctype, "text/html; charset=utf-8");
+    assert_eq!(cache, "no-cache");
+    assert_eq!(Some((ctype, body)), crate::web::chat_asset("/chat"));
+    assert!(page("/chat/?nick=a").is_some());
+    assert_eq!(page("/chat/config.json"), Some(Page::Config));
+    let (head, body) = Page::Config.response(&p);
+    assert_eq!(&body[..], br#"{"mqtt_path":"/mqtt"}"#);
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(head.contains("Content-Length: 21\r\n"));
+    assert!(head.ends_with("Connection: close\r\n\r\n"));
+    // Unknown files, other paths, an Upgrade header, a non-GET: no page.
+    assert_eq!(get("/chat/assets/nope.js", ""), Err(Reject::NotFound));
+    assert_eq!(get("/chatroom", ""), Err(Reject::NotFound));
+    assert_eq!(get("/", ""), Err(Reject::NotFound));
+    assert_eq!(
+        get("/chat", "Upgrade: websocket\r\n"),
+        Err(Reject::NotFound)
+    );
+    assert_eq!(
+        parse(b"GET /chat HTTP/1.1\r\nHost: h\r\n\r\n", &p),
+        Err(Reject::NotFound)
+    );
+    assert!(matches!(
+        parse_request(b"POST /chat HTTP/1.1\r\nHost: h\r\n\r\n", &p),
+        Err(Reject::BadRequest(_))
+    ));
+    // The bound holds for pages as for upgrades.
+    let mut long = b"GET /chat HTTP/1.1\r\nX: ".to_vec();
+    long.resize(WS_HANDSHAKE_BYTES_MAX, b'a');
+    assert_eq!(parse_request(&long, &p), Err(Reject::TooLarge));
+}

@@ -283,6 +283,8 @@ impl<S: Transport> Transport for WsStream<S> {
 pub enum Refused {
     /// Answer with this HTTP response, then close.
     Http(handshake::Reject),
+    /// Not an upgrade: a chat demo page to answer with, then close.
+    Page(handshake::Page),
     Io(io::Error),
 }
 
@@ -304,9 +306,10 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(Refused::Io(io::ErrorKind::UnexpectedEof.into()));
         }
         req.extend_from_slice(&chunk[..n]);
-        match handshake::parse(&req, policy) {
+        match handshake::parse_request(&req, policy) {
             Ok(None) => continue,
-            Ok(Some((upgrade, len))) => {
+            Ok(Some((handshake::Request::Page(page), _))) => return Err(Refused::Page(page)),
+            Ok(Some((handshake::Request::Upgrade(upgrade), len))) => {
                 let resp = handshake::response(&upgrade);
                 let mut sent = 0;
                 while sent < resp.len() {
