@@ -73,9 +73,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Forwarding statistics per first topic level",
         query: &[],
         body: None,
-        responses: responses![
-            ("200", "per prefix", "TopicStats"),
-        ],
+        responses: responses![("200", "per prefix", "TopicStats"),],
         open: false,
     },
     Route {

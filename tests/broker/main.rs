@@ -77,7 +77,7 @@ mod t14_hostile;
 mod t15_auth;
 mod t16_durable;
 mod t17_websocket;
-mod t18_sys;
 mod t18_http;
+mod t18_sys;
 #[path = "../support/ws_raw.rs"]
 mod ws_raw;
