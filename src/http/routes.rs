@@ -76,7 +76,14 @@ pub async fn handle(
     } else if path == "/api" || path.starts_with("/api/") {
         api(&state, peer, req).await
     } else if method == Method::GET || method == Method::HEAD {
-        match crate::web::dashboard_asset(&path) {
+        // A path without a dot that is no asset is a route of the dashboard's own (client-side
+        // routing): its index.html answers it.
+        let asset = crate::web::dashboard_asset(&path).or_else(|| {
+            (!path.contains('.'))
+                .then(|| crate::web::dashboard_asset("/index.html"))
+                .flatten()
+        });
+        match asset {
             Some((ct, body)) => respond(StatusCode::OK, ct, Bytes::from_static(body)),
             None => error(StatusCode::NOT_FOUND, "not found"),
         }
