@@ -7,7 +7,8 @@
 #   persistence true + autosave_on_changes (a save after every 100 changes).
 # Usage: perf/durable-sidebyside.sh [ROUNDS] [SHARDS]   (from the repository root, after
 # cargo build --release --workspace). Output: one JSON line per run in $OUT/results.jsonl and a
-# median table (ringmq-bench summarize).
+# median table (ringmq-bench summarize); for ringmq, the store's commit latency histogram from
+# /metrics after each run ($OUT/commit-<label>.txt).
 set -euo pipefail
 ROUNDS=${1:-3}
 SHARDS=${2:-1}
@@ -16,6 +17,7 @@ BENCH=target/release/ringmq-bench
 MOSQ=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 OUT=$(mktemp -d /tmp/ringmq-durable-XXXX)
 PORT=18841
+HTTP_PORT=18842
 echo "results in $OUT"
 run() { # label, then the broker command
     local label=$1; shift
@@ -26,6 +28,12 @@ run() { # label, then the broker command
     taskset -c 1 "$BENCH" fanin --port $PORT --publishers 8 --subscribers 1 --persistent \
         -q 1 -s 64 -d 10s -w 2s --drain 5s --broker-pid $pid --label "$label" \
         --json "$OUT/results.jsonl" --quiet || true
+    # ringmq: the store's commit latency histogram (cumulative over the run) from /metrics.
+    if [ "${label#ringmq}" != "$label" ]; then
+        curl -s "http://127.0.0.1:$HTTP_PORT/metrics" \
+            | grep '^ringmq_store_commit_latency_seconds' >>"$OUT/commit-$label.txt" || true
+        echo "--" >>"$OUT/commit-$label.txt"
+    fi
     kill $pid; wait $pid 2>/dev/null || true
 }
 cat >"$OUT/mosq.conf" <<CONF
@@ -42,9 +50,11 @@ printf 'autosave_on_changes true\nautosave_interval 100\n' >>"$OUT/mosq-autosave
 for r in $(seq 1 "$ROUNDS"); do
     for d in process power none; do
         run "ringmq-$d" "$BIN" --bind 127.0.0.1:$PORT --shards "$SHARDS" --pin false \
-            --data-dir "$OUT/data" --durability $d --log-level warn
+            --data-dir "$OUT/data" --durability $d --log-level warn \
+            --http-bind 127.0.0.1:$HTTP_PORT
     done
     run mosquitto-persist "$MOSQ" -c "$OUT/mosq.conf"
     run mosquitto-autosave "$MOSQ" -c "$OUT/mosq-autosave.conf"
 done
 "$BENCH" summarize "$OUT/results.jsonl"
+echo "commit latency histograms (cumulative per run): $OUT/commit-ringmq-*.txt"
