@@ -11,6 +11,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
 # MQTT over WebSocket tests (tests/broker/t17_websocket.rs) drive Eclipse paho for Python.
 python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need_apt+=(python3 python3-paho-mqtt)
+# The Prometheus exposition is checked with the reference parser (src/control/metrics.rs), run
+# by Debian's /usr/bin/python3.
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need_apt+=(python3 python3-prometheus-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
