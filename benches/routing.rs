@@ -71,6 +71,22 @@ fn bench_fanin(c: &mut Criterion) {
             })
         });
     }
+    // Every message under another first level: the per-prefix counters' worst case (a hash
+    // lookup per message instead of the repeat check).
+    let (mut shard, links) = shard_with(1, "+/temp", Protocol::V311);
+    let msgs: Vec<_> = (0..64)
+        .map(|i| message(&format!("site{i}/temp"), QoS::AtMostOnce))
+        .collect();
+    let mut i = 0;
+    g.bench_function(BenchmarkId::new("qos0_64B_prefixes", "V311"), |b| {
+        b.iter(|| {
+            shard.route(black_box(msgs[i % msgs.len()].clone()), false);
+            i += 1;
+            if i % 1024 == 0 {
+                drain(&links);
+            }
+        })
+    });
     g.finish();
 }
 
@@ -90,5 +106,36 @@ fn bench_fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_fanin, bench_fanout);
-criterion_main!(benches);
+/// `ROUTING_FIXED=N`: route N fan-in messages (64 topics under one prefix, then 64 prefixes)
+/// and exit, for an instruction count with `perf stat -e instructions:u` (time is too noisy on
+/// a shared machine to see a few nanoseconds; the difference of two N cancels start-up).
+fn fixed_iterations() {
+    let Some(n) = std::env::var("ROUTING_FIXED")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        return;
+    };
+    for (filter, topic) in [("bench/+/temp", "bench/{}/temp"), ("+/temp", "site{}/temp")] {
+        let (mut shard, links) = shard_with(1, filter, Protocol::V311);
+        let msgs: Vec<_> = (0..64)
+            .map(|i| message(&topic.replace("{}", &i.to_string()), QoS::AtMostOnce))
+            .collect();
+        for i in 0..n {
+            shard.route(black_box(msgs[i % msgs.len()].clone()), false);
+            if i % 1024 == 0 {
+                drain(&links);
+            }
+        }
+    }
+    std::process::exit(0);
+}
+
+fn benches(c: &mut Criterion) {
+    fixed_iterations();
+    bench_fanin(c);
+    bench_fanout(c);
+}
+
+criterion_group!(routing, benches);
+criterion_main!(routing);

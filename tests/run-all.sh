@@ -17,6 +17,9 @@ python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need_apt+=(python3 pytho
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# The Prometheus exposition is checked with the reference parser (src/control/metrics.rs), run
+# by Debian's /usr/bin/python3.
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need_apt+=(python3 python3-prometheus-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

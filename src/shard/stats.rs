@@ -197,8 +197,8 @@ impl Stats {
 
 impl super::Shard {
     /// The counters plus the gauges, for the control thread (about once a second, on the
-    /// shard's control task). One walk over the sessions homed here: sub-millisecond for 100k
-    /// sessions, and it keeps a per-subscription counter off the SUBSCRIBE path.
+    /// shard's control task). One walk over the sessions homed here (O(sessions) once a
+    /// second), which keeps per-subscription and per-queue bookkeeping off the data path.
     pub fn snapshot(&self) -> Stats {
         let mut st = self.stats;
         let t = super::tally::read();
