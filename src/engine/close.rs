@@ -40,6 +40,27 @@ impl Engine {
         (codec::encoded_len(&bare, self.protocol) <= max).then_some(bare)
     }
 
+    /// What a presence event says about this connection, read now: the CONNECT's keep alive
+    /// and clean start and the connect time from the link, the address from the socket.
+    pub fn presence(&self) -> crate::sys::events::Presence {
+        let info = self.link.info();
+        let username = self
+            .session
+            .borrow()
+            .identity
+            .as_ref()
+            .and_then(|i| i.username.clone());
+        crate::sys::events::Presence {
+            client_id: self.client_id.to_string(),
+            username,
+            peer: crate::shard::query::addresses(info.fd).0,
+            proto_ver: self.protocol.level(),
+            keepalive: info.keep_alive_s,
+            clean_start: info.clean_start,
+            connected_at_ms: info.connected_at_ms,
+        }
+    }
+
     /// EMQX's name for why this connection ended (presence events): a session another
     /// connection took over is `takenover` when that connection kept it (clean start 0) and
     /// `discarded` when it started afresh.

@@ -125,8 +125,9 @@ impl Engine {
     /// PUBACK and PUBCOMP end a delivery: their `Done` record promises the client nothing, so
     /// the step does not gate. A crash that loses it redelivers a QoS 1 message (DUP, allowed)
     /// or resends PUBREL for a QoS 2 one (answered PUBCOMP, no second delivery). Gating them
-    /// held the subscriber's next deliveries behind every commit (measured: the subscriber's
-    /// output waited one commit per batch of acknowledgements). The QoS 2 deliveries such a
+    /// held the subscriber's next deliveries behind a commit for every batch of
+    /// acknowledgements (not measured apart: the A/B in docs/ARCHITECTURE.md changed this and
+    /// buffered writes together). The QoS 2 deliveries such a
     /// step may send gate the link themselves ([`crate::session::Session`]'s `send`).
     pub fn handle(&mut self, packet: Packet) -> Result<Step, Close> {
         let ends_delivery = matches!(packet, Packet::PubAck(_) | Packet::PubComp(_));

@@ -161,7 +161,6 @@ pub(super) async fn serve_new<S: Accepted + 'static>(
         // A task of its own, so this one (and the CONNECT-reading state it carries) ends and
         // frees its memory: an idle connection keeps only the serving task.
         let arrival = Arrival {
-            peer: stream.peer(),
             connect,
             rbuf,
             assigned,
@@ -203,7 +202,6 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
         // SAFETY: the HandOver owned this socket; glommio's stream owns it now.
         let stream = unsafe { TcpStream::from_raw_fd(h.fd.into_raw_fd()) };
         let arrival = Arrival {
-            peer: stream.peer_addr().ok(),
             rbuf: BytesMut::from(&h.rest[..]),
             connect: h.connect,
             assigned: h.assigned_id,
@@ -239,8 +237,6 @@ struct Arrival {
     assigned: bool,
     identity: Authenticated,
     ticket: Ticket,
-    /// The client's address, for presence events.
-    peer: Option<std::net::SocketAddr>,
 }
 
 /// Counts a connection being served, for the bounded wait at shutdown.
@@ -268,7 +264,6 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
         assigned,
         identity,
         ticket: _ticket,
-        peer,
     } = arrival;
     // TCP_NODELAY was set at accept; a handed-over descriptor is the same socket.
     if ctx.shard.borrow().stopping {
@@ -302,18 +297,6 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
             }
         }
     }
-    let presence = ctx.cfg.sys_events.then(|| crate::sys::events::Presence {
-        client_id: connect.client_id.to_string(),
-        username: identity
-            .username
-            .clone()
-            .or_else(|| connect.username.as_deref().map(str::to_owned)),
-        peer,
-        proto_ver: connect.protocol.level(),
-        keepalive: connect.keep_alive_s,
-        clean_start: connect.clean_start,
-        connected_at_ms: 0,
-    });
     let mut conn = match Engine::open(
         &ctx,
         link.clone(),
@@ -329,11 +312,7 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
             return;
         }
     };
-    // Boxed and only with `sys_events`: an idle connection carries one pointer for it.
-    let presence = presence.and_then(|mut p| {
-        p.connected_at_ms = crate::shard::journal::unix_ms();
-        crate::sys::events::connected(&ctx, p)
-    });
+    crate::sys::events::connected(&ctx, &conn);
     let close = serve_loop(&mut conn, &mut stream, &link, &mut rbuf).await;
     // The gate first (unconfirmed acknowledgements are dropped, never sent early), then the
     // DISCONNECT a v5 client is owed.
@@ -342,10 +321,10 @@ async fn serve_connected<S: Transport>(ctx: ShardCtx, mut stream: S, arrival: Ar
     if let Some(packet) = conn.disconnect_packet(&close) {
         link.write_packet(&packet, conn.protocol);
     }
-    let reason = presence.as_ref().map(|_| conn.end_reason(&close));
+    let event = crate::sys::events::disconnected(&ctx, &conn, &close);
     conn.close(close);
-    if let (Some(p), Some(reason)) = (&presence, reason) {
-        crate::sys::events::disconnected(&ctx, p, reason);
+    if let Some(e) = event {
+        crate::sys::events::publish_event(&ctx, e);
     }
     Box::pin(flush_link(&mut stream, &link)).await;
 }

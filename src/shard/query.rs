@@ -41,7 +41,7 @@ fn proto_ver(p: Protocol) -> u8 {
 }
 
 /// Both ends of a connected socket, asked of the kernel (nothing is stored per connection).
-fn addresses(fd: i32) -> (Option<SocketAddr>, Option<SocketAddr>) {
+pub(crate) fn addresses(fd: i32) -> (Option<SocketAddr>, Option<SocketAddr>) {
     if fd < 0 {
         return (None, None);
     }

@@ -8,17 +8,18 @@
 //! `connected_at` and `ts` (Unix ms); the disconnect adds `disconnected_at` and `reason`, one of
 //! EMQX's names ([`reason_name`]).
 //!
-//! Never: builds a payload nobody receives (the topic is matched first), or keeps more than a
-//! small box per connection while events are on (nothing when they are off).
+//! Never: builds a payload nobody receives (the topic is matched first), or keeps anything per
+//! connection: the facts are read from the engine and the link when an event is due, and the
+//! address is asked of the socket then.
 
 use crate::codec::{Properties, QoS};
-use crate::engine::Close;
+use crate::engine::{Close, Engine};
 use crate::session::Message;
 use crate::shard::ctx::ShardCtx;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// What the disconnect event repeats of the connect, kept for the connection's lifetime.
+/// What an event says about its connection ([`Engine::presence`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presence {
     pub client_id: String,
@@ -98,24 +99,37 @@ fn publish(ctx: &ShardCtx, topic: &str, payload: impl FnOnce() -> String) {
     shard.route_own(msg);
 }
 
-/// A client is connected (CONNACK written). Returns what its disconnect event needs, or `None`
-/// with `sys_events = false`.
-pub fn connected(ctx: &ShardCtx, p: Presence) -> Option<Box<Presence>> {
+/// A client is connected (CONNACK written): its `connected` event, if anyone subscribed.
+pub fn connected(ctx: &ShardCtx, conn: &Engine) {
+    if !ctx.cfg.sys_events {
+        return;
+    }
+    if let Some(t) = topic(&ctx.cfg.node_name, &conn.client_id, "connected") {
+        publish(ctx, &t, || conn.presence().connected_payload());
+    }
+}
+
+/// The `disconnected` event (topic, payload) of a connection ending for `close`, if anyone
+/// subscribed. Built before the engine closes (the reason depends on who holds the session
+/// then), published after it with [`publish_event`].
+pub fn disconnected(ctx: &ShardCtx, conn: &Engine, close: &Close) -> Option<(String, String)> {
     if !ctx.cfg.sys_events {
         return None;
     }
-    if let Some(t) = topic(&ctx.cfg.node_name, &p.client_id, "connected") {
-        publish(ctx, &t, || p.connected_payload());
+    let t = topic(&ctx.cfg.node_name, &conn.client_id, "disconnected")?;
+    if !ctx.shard.borrow().matches_any(&t) {
+        return None;
     }
-    Some(Box::new(p))
+    let now = crate::shard::journal::unix_ms();
+    let payload = conn
+        .presence()
+        .disconnected_payload(conn.end_reason(close), now);
+    Some((t, payload))
 }
 
-/// The connection ended for `reason` (see [`reason_name`]).
-pub fn disconnected(ctx: &ShardCtx, p: &Presence, reason: &str) {
-    if let Some(t) = topic(&ctx.cfg.node_name, &p.client_id, "disconnected") {
-        let now = crate::shard::journal::unix_ms();
-        publish(ctx, &t, || p.disconnected_payload(reason, now));
-    }
+/// Publish an event [`disconnected`] built.
+pub fn publish_event(ctx: &ShardCtx, (topic, payload): (String, String)) {
+    publish(ctx, &topic, || payload);
 }
 
 /// EMQX's name for why a connection ended (its `reason` field): `normal` for a DISCONNECT,

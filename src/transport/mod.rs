@@ -53,9 +53,6 @@ pub trait Accepted: Transport + Sized {
     fn identity(&self) -> Option<String> {
         None
     }
-
-    /// The client's address (presence events).
-    fn peer(&self) -> Option<std::net::SocketAddr>;
 }
 
 fn dup(fd: &impl AsRawFd) -> io::Result<OwnedFd> {
@@ -76,10 +73,6 @@ impl Accepted for TcpStream {
             ws: None,
         })
     }
-
-    fn peer(&self) -> Option<std::net::SocketAddr> {
-        self.peer_addr().ok()
-    }
 }
 
 impl Accepted for tls::TlsStream<TcpStream> {
@@ -95,10 +88,6 @@ impl Accepted for tls::TlsStream<TcpStream> {
     fn identity(&self) -> Option<String> {
         crate::tls::identity(self.connection())
     }
-
-    fn peer(&self) -> Option<std::net::SocketAddr> {
-        self.get_ref().peer_addr().ok()
-    }
 }
 
 impl<S: Accepted> Accepted for ws::WsStream<S> {
@@ -111,9 +100,5 @@ impl<S: Accepted> Accepted for ws::WsStream<S> {
 
     fn identity(&self) -> Option<String> {
         self.get_ref().identity()
-    }
-
-    fn peer(&self) -> Option<std::net::SocketAddr> {
-        self.get_ref().peer()
     }
 }
