@@ -33,8 +33,10 @@ impl Shard {
         };
         let begin = emit(&Entry::SnapshotBegin);
         let mut retained = Vec::new();
-        self.retained.for_each_match("#", |topic, m| {
-            if home_shard(topic, self.shards) == self.id {
+        // Every retained topic, `$` ones too (a `#` match skips them and lost them here);
+        // `$SYS` values are never journaled, so they are not part of the snapshot.
+        self.retained.for_each(|topic, m| {
+            if home_shard(topic, self.shards) == self.id && !crate::sys::is_sys_topic(topic) {
                 retained.push((topic.to_string(), m.clone()));
             }
         });

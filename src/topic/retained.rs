@@ -72,7 +72,7 @@ impl<T> RetainedIndex<T> {
     }
 
     /// Every retained topic and its value, in no particular order, `$` topics included (the
-    /// admin API's listing; control plane only).
+    /// admin API's listing and the store's compaction snapshot; never per message).
     pub fn for_each<'a>(&'a self, mut f: impl FnMut(&'a str, &'a T)) {
         for n in &self.nodes {
             if let Some((topic, v)) = &n.entry {
