@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_apt+=(mosquitto-clients)
-# MQTT over WebSocket tests (tests/broker/t17_websocket.rs) drive Eclipse paho for Python.
-python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need_apt+=(python3 python3-paho-mqtt)
+# MQTT over WebSocket tests (tests/broker/t17_websocket.rs) drive Eclipse paho for Python, run
+# by Debian's /usr/bin/python3 (where apt installs it; a pyenv `python3` on PATH would not see it).
+/usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need_apt+=(python3 python3-paho-mqtt)
 # Browser tests (tests/browser): Playwright's playwright-core drives Debian's Chromium (a
 # Playwright browser download is not possible offline); Node.js runs them.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)

@@ -78,10 +78,12 @@ fn start_ringmq(bin: &Path, dir: PathBuf) -> Broker {
     std::fs::write(
         &conf,
         format!(
-            "shards = 1\npin = false\nlog_level = \"warn\"\n\
+            "shards = 1\npin = false\nlog_level = \"warn\"\ndata_dir = \"{}\"\n\
              [[listener]]\nbind = \"127.0.0.1:{plain}\"\n\
              [[listener]]\nbind = \"127.0.0.1:{tls}\"\nprotocol = \"mqtts\"\n\
              certfile = \"{}\"\nkeyfile = \"{}\"\n",
+            // In the test's directory: the default (./ringmq-data) would land in the source tree.
+            dir.join("data").display(),
             dir.join("server.pem").display(),
             dir.join("server.key").display()
         ),

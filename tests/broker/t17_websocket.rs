@@ -55,7 +55,14 @@ async fn ws_broker(shards: usize, protocol: &str, extra: &str, flags: &[&str]) -
 
 fn paho(args: &[&str]) -> Child {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/broker/ws_paho.py");
-    Command::new("python3")
+    // Debian's interpreter, where apt puts python3-paho-mqtt: a pyenv or venv `python3`
+    // earlier on PATH would not see it (CI failed on exactly that).
+    let python = if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    Command::new(python)
         .arg(script)
         .args(args)
         .stdin(Stdio::null())
