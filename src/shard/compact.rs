@@ -60,7 +60,7 @@ impl Shard {
         for (_, m) in &retained {
             store(m, &mut emit);
         }
-        for (_, m, _) in &forwards {
+        for (_, m, ..) in &forwards {
             store(m, &mut emit);
         }
         for s in &sessions {
@@ -133,12 +133,13 @@ impl Shard {
                 });
             }
         }
-        for (lsn, m, peers) in &forwards {
+        for (lsn, m, peers, share) in &forwards {
             if let Some(id) = j.id(m) {
                 emit(&Entry::Forward {
                     lsn: *lsn,
                     msg: id,
                     peers: *peers,
+                    share: share.clone(),
                 });
             }
         }

@@ -95,10 +95,14 @@ struct State {
     buf: Vec<u8>,
     tag: u64,
     /// Per lane, per peer: last tag sent, last tag confirmed.
-    sent: [Vec<u64>; 2],
-    conf: [Vec<u64>; 2],
-    /// Peers' tags to confirm once this log commits through the LSN: (lsn, peer, lane, tag).
-    confirms: VecDeque<(Lsn, usize, Lane, u64)>,
+    sent: [Vec<u64>; 3],
+    conf: [Vec<u64>; 3],
+    /// Peers' tags to confirm once this log commits through the LSN and the relays sent before
+    /// are confirmed (see [`Confirm`]).
+    confirms: VecDeque<Confirm>,
+    /// Per peer: the highest tag of a shared-group relay sent to it on the data lane (a
+    /// `ShareDeliver` to a member's shard, or a message given back to its group's owner).
+    relayed: Vec<u64>,
     /// Records that could not be appended (too large): reported, counted.
     refused: u64,
     /// Topic + payload bytes of the messages in `ids` (the store's `$SYS` figure).
@@ -107,6 +111,19 @@ struct State {
     /// how long it waited (the commit latency histogram). One clock read per commit, not per
     /// record.
     pending_since: Option<(Lsn, Instant)>,
+}
+
+/// A peer's tag this shard confirms once its log committed through `lsn`, and once every
+/// shared-group relay sent before the confirmation was due is confirmed (`relays`: peer, tag).
+/// A relay carries a message this shard acknowledged to no one but will have confirmed to its
+/// sender: a group's owner stores nothing when the member lives on another shard, so its
+/// confirmation must wait for the member's shard.
+struct Confirm {
+    lsn: Lsn,
+    relays: smallvec::SmallVec<[(usize, u64); 2]>,
+    peer: usize,
+    lane: Lane,
+    tag: u64,
 }
 
 pub struct Journal {
@@ -192,9 +209,10 @@ impl Journal {
                 ids: HashMap::new(),
                 buf: Vec::with_capacity(256),
                 tag: 0,
-                sent: [vec![0; shards], vec![0; shards]],
-                conf: [vec![0; shards], vec![0; shards]],
+                sent: Lane::ALL.map(|_| vec![0; shards]),
+                conf: Lane::ALL.map(|_| vec![0; shards]),
                 confirms: VecDeque::new(),
+                relayed: vec![0; shards],
                 refused: 0,
                 msg_bytes: 0,
                 pending_since: None,
@@ -467,7 +485,7 @@ impl Journal {
             *c = (*c).max(tag);
         }
         let mut cross = u64::MAX;
-        for l in 0..2 {
+        for l in 0..Lane::ALL.len() {
             for (sent, conf) in st.sent[l].iter().zip(&st.conf[l]) {
                 if conf < sent {
                     cross = cross.min(*conf);
@@ -482,17 +500,45 @@ impl Journal {
         }
     }
 
-    /// Confirm `peer`'s `tag` once this log has committed what is appended now; true when
-    /// that is already so (send the confirmation now).
+    /// `tag` goes to `peer` on the relay lane (a shared group's message for a member there):
+    /// data-lane confirmations this shard gives from now on wait for it ([`Confirm`]).
+    pub fn relayed_to(&self, peer: usize, tag: u64) {
+        self.sent_to(peer, Lane::Relay, tag);
+        if let Some(r) = self.st.borrow_mut().relayed.get_mut(peer) {
+            *r = (*r).max(tag);
+        }
+    }
+
+    /// Confirm `peer`'s `tag` once this log has committed what is appended now and the relays
+    /// sent so far are confirmed; true when that is already so (send the confirmation now).
     pub fn confirm_after_commit(&self, peer: usize, lane: Lane, tag: u64) -> bool {
         let lsn = self.log.next_lsn() - 1;
-        if lsn <= self.progress.committed.get() {
+        let mut st = self.st.borrow_mut();
+        // Only what arrives on the data lane can have caused a relay (a group's owner got it).
+        // Relay-lane confirmations need the commit alone: that keeps the waits acyclic.
+        let relays: smallvec::SmallVec<[(usize, u64); 2]> = if lane == Lane::Data {
+            st.relayed
+                .iter()
+                .zip(&st.conf[Lane::Relay as usize])
+                .enumerate()
+                .filter(|(_, (r, c))| r > c)
+                .map(|(p, (r, _))| (p, *r))
+                .collect()
+        } else {
+            Default::default()
+        };
+        // Behind an earlier confirmation to the same peer and lane: they leave in order.
+        let queued = st.confirms.iter().any(|c| c.peer == peer && c.lane == lane);
+        if lsn <= self.progress.committed.get() && relays.is_empty() && !queued {
             return true;
         }
-        self.st
-            .borrow_mut()
-            .confirms
-            .push_back((lsn, peer, lane, tag));
+        st.confirms.push_back(Confirm {
+            lsn,
+            relays,
+            peer,
+            lane,
+            tag,
+        });
         false
     }
 
@@ -500,17 +546,37 @@ impl Journal {
     /// the connections waiting on it.
     pub fn committed(&self, lsn: Lsn) -> Vec<(usize, Lane, u64)> {
         self.progress.committed.set(lsn);
-        let mut st = self.st.borrow_mut();
-        let mut due = Vec::new();
-        while let Some(&(l, peer, lane, tag)) = st.confirms.front() {
-            if l > lsn {
-                break;
-            }
-            st.confirms.pop_front();
-            due.push((peer, lane, tag));
-        }
-        drop(st);
+        let due = self.take_due();
         self.progress.wake_all();
+        due
+    }
+
+    /// The confirmations whose commit and relays are done. Per peer and lane they leave in
+    /// order; one waiting on a relay never holds back another peer's (that peer's own
+    /// confirmation may be what the relay waits for).
+    pub fn take_due(&self) -> Vec<(usize, Lane, u64)> {
+        let committed = self.progress.committed.get();
+        let mut st = self.st.borrow_mut();
+        let st = &mut *st;
+        if st.confirms.is_empty() {
+            return Vec::new();
+        }
+        let mut blocked: smallvec::SmallVec<[(usize, Lane); 4]> = smallvec::SmallVec::new();
+        let mut due = Vec::new();
+        let conf = &st.conf[Lane::Relay as usize];
+        st.confirms.retain(|c| {
+            if blocked.contains(&(c.peer, c.lane)) {
+                return true;
+            }
+            let ready =
+                c.lsn <= committed && c.relays.iter().all(|&(p, t)| conf.get(p) >= Some(&t));
+            if ready {
+                due.push((c.peer, c.lane, c.tag));
+            } else {
+                blocked.push((c.peer, c.lane));
+            }
+            !ready
+        });
         due
     }
 

@@ -20,7 +20,7 @@
 use super::Journal;
 use crate::session::Message;
 use crate::shard::Lane;
-use crate::store::{Entry, Lsn};
+use crate::store::{Entry, Lsn, ShareTarget};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -31,13 +31,15 @@ struct PendingForward {
     waiting: u64,
     /// The confirmation tag it was sent with; 0 while unsent.
     tag: u64,
+    /// A shared group's message for one member on the (single) peer.
+    share: Option<Box<ShareTarget>>,
 }
 
-/// A forward ready to go: (peers, message, key LSN, tag).
-pub type DueForward = (u64, Arc<Message>, Lsn, u64);
+/// A forward ready to go: (peers, message, key LSN, tag, shared group member).
+pub type DueForward = (u64, Arc<Message>, Lsn, u64, Option<Box<ShareTarget>>);
 
-/// A forward not done, for a snapshot: (key LSN, message, peers still to confirm).
-pub type OpenForward = (Lsn, Arc<Message>, u64);
+/// A forward not done, for a snapshot: (key LSN, message, peers still to confirm, member).
+pub type OpenForward = (Lsn, Arc<Message>, u64, Option<Box<ShareTarget>>);
 
 #[derive(Default)]
 pub(super) struct Forwards {
@@ -54,9 +56,15 @@ fn bits(mask: u64) -> impl Iterator<Item = usize> {
 }
 
 impl Journal {
-    /// Store `msg` here, to forward it to `peers` once committed. False when the store refused
-    /// the records; the caller then forwards it at once, as it does QoS 1.
-    pub fn forward_later(&self, msg: &Arc<Message>, peers: u64) -> bool {
+    /// Store `msg` here, to forward it to `peers` once committed (with `share`, to that
+    /// group member on the one peer). False when the store refused the records; the caller
+    /// then forwards it at once, as it does QoS 1.
+    pub fn forward_later(
+        &self,
+        msg: &Arc<Message>,
+        peers: u64,
+        share: Option<Box<ShareTarget>>,
+    ) -> bool {
         let mut st = self.st.borrow_mut();
         self.hold(&mut st, msg);
         let lsn = self.log.next_lsn();
@@ -66,6 +74,7 @@ impl Journal {
                 lsn,
                 msg: id,
                 peers,
+                share: share.clone(),
             };
             self.append(&mut st, &e) != 0
         };
@@ -79,6 +88,7 @@ impl Journal {
             msg: msg.clone(),
             waiting: peers,
             tag: 0,
+            share,
         });
         true
     }
@@ -101,7 +111,7 @@ impl Journal {
                 self.sent_to(peer, Lane::Data, tag);
             }
             p.tag = tag;
-            due.push((p.waiting, p.msg.clone(), p.lsn, tag));
+            due.push((p.waiting, p.msg.clone(), p.lsn, tag, p.share.clone()));
             self.fwd.borrow_mut().sent.push_back(p);
         }
         due
@@ -136,7 +146,7 @@ impl Journal {
     }
 
     /// A forward from `peer` keyed `lsn`: false when it was applied before (re-sent after a
-    /// crash). Otherwise its mark is journaled, in the same commit as what applying it stores.
+    /// crash). Otherwise the caller applies it, then journals [`Journal::mark_forward`].
     pub fn accept_forward(&self, peer: usize, lsn: Lsn) -> bool {
         let mut f = self.fwd.borrow_mut();
         if f.marks.len() <= peer {
@@ -146,22 +156,34 @@ impl Journal {
             return false;
         }
         f.marks[peer] = lsn;
-        drop(f);
+        true
+    }
+
+    /// Journal the mark of an applied forward after what applying it stored, in the same
+    /// commit: a commit torn between them keeps the stored part and not the mark, so the
+    /// re-sent forward is applied again (a duplicate at worst) rather than dropped (a loss).
+    pub fn mark_forward(&self, peer: usize, lsn: Lsn) {
         self.put(Entry::PeerMark {
             peer: peer as u16,
             lsn,
         });
-        true
     }
 
     /// Recovery: a forward not every peer confirmed; sent again by the next `forwards_due`.
     /// The caller has adopted its message's holder.
-    pub fn restore_forward(&self, lsn: Lsn, msg: Arc<Message>, peers: u64) {
+    pub fn restore_forward(
+        &self,
+        lsn: Lsn,
+        msg: Arc<Message>,
+        peers: u64,
+        share: Option<Box<ShareTarget>>,
+    ) {
         self.fwd.borrow_mut().unsent.push_back(PendingForward {
             lsn,
             msg,
             waiting: peers,
             tag: 0,
+            share,
         });
     }
 
@@ -182,7 +204,7 @@ impl Journal {
             .sent
             .iter()
             .chain(&f.unsent)
-            .map(|p| (p.lsn, p.msg.clone(), p.waiting))
+            .map(|p| (p.lsn, p.msg.clone(), p.waiting, p.share.clone()))
             .collect();
         pending.sort_unstable_by_key(|p| p.0);
         let marks = f

@@ -29,11 +29,14 @@ pub enum MeshMsg {
     /// A QoS 2 message stored on shard `from` before it was sent (store-then-forward,
     /// `journal_forward.rs`): applied only if `lsn`, its key, is above the mark of what was
     /// applied from `from`; confirmed by `tag` like a `Publish`.
+    /// With `share`, it is a shared group's message for that member (picked by the group's
+    /// owner, the sender) rather than for the receiver's subscribers.
     StoredPublish {
         msg: Arc<Message>,
         from: usize,
         lsn: crate::store::Lsn,
         tag: u64,
+        share: Option<Box<crate::store::ShareTarget>>,
     },
     /// Shard `shard` gained (`add`) or lost its first/last local subscriber of `filter`.
     Interest {
@@ -58,6 +61,14 @@ pub enum MeshMsg {
     },
     /// The receiver applied a change that carried this token.
     Ack(u64),
+    /// The restore barrier, on the FIFO control lanes. Phase 1: shard `from` restored its
+    /// store and sent, before this, everything peers must learn of it (group memberships to
+    /// their owners, retained messages, interests). A shard with every peer's phase 1 has
+    /// applied all of that, and announced the groups it owns as a result: it sends phase 2.
+    /// Until every peer's phase 2 arrived, a shard applies nothing from the data lanes and
+    /// accepts no client: a re-sent QoS 2 forward, or a resent PUBLISH, would otherwise meet a
+    /// shared group without its restored members and be lost.
+    Restored { from: usize, phase: u8 },
     /// A subscriber session on the sending shard queued a message of publisher `uid` (a
     /// session homed on the receiver) past its bounds: hold that publisher back.
     Hold(u64),
@@ -83,11 +94,12 @@ pub enum MeshMsg {
         reply: Option<AckToken>,
     },
     /// To the group's owner: pick a member for `msg` (never `exclude_uid`, a member that just
-    /// gave the message back).
+    /// gave the message back). Confirmed by `tag` like a `Publish`, once the member stored it.
     SharePublish {
         key: ByteString,
         msg: Arc<Message>,
         exclude_uid: u64,
+        tag: u64,
     },
     /// To a member's shard: deliver `msg` to that member session.
     ShareDeliver {
@@ -97,6 +109,8 @@ pub enum MeshMsg {
         qos: QoS,
         identifier: Option<u32>,
         key: ByteString,
+        /// As for `Publish`: the owner's confirmation to the publisher's shard waits for it.
+        tag: u64,
     },
 }
 
@@ -106,10 +120,10 @@ impl MeshMsg {
     /// acknowledgement, a hand-over or a release.
     pub fn lane(&self) -> super::Lane {
         match self {
-            MeshMsg::Publish(..)
-            | MeshMsg::StoredPublish { .. }
-            | MeshMsg::SharePublish { .. }
-            | MeshMsg::ShareDeliver { .. } => super::Lane::Data,
+            MeshMsg::Publish(..) | MeshMsg::StoredPublish { .. } | MeshMsg::SharePublish { .. } => {
+                super::Lane::Data
+            }
+            MeshMsg::ShareDeliver { .. } => super::Lane::Relay,
             _ => super::Lane::Control,
         }
     }
@@ -121,6 +135,8 @@ impl MeshMsg {
         match self {
             MeshMsg::Publish(_, tag)
             | MeshMsg::StoredPublish { tag, .. }
+            | MeshMsg::SharePublish { tag, .. }
+            | MeshMsg::ShareDeliver { tag, .. }
             | MeshMsg::Retain { tag, .. } => *tag,
             _ => 0,
         }

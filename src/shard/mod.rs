@@ -7,6 +7,7 @@
 //! Never: takes a lock, blocks, or is touched from another thread. Cross-shard effects are
 //! [`MeshMsg`]s put in an outbox; the runtime's flusher tasks send them in batches.
 
+mod apply;
 mod compact;
 pub mod ctx;
 pub mod event;
@@ -80,12 +81,25 @@ pub fn worth_logging(count: u64) -> bool {
     count.is_power_of_two()
 }
 
-/// The two lanes of the mesh: control messages (interest, acks, hand-overs, retained changes,
-/// holds) never wait behind a backlog of publishes.
+/// The lanes of the mesh: control messages (interest, acks, hand-overs, retained changes,
+/// holds) never wait behind a backlog of publishes. Shared-group deliveries from a group's owner
+/// to its member's shard have a lane of their own, so that their confirmations, which only need
+/// the member shard's commit, never wait behind a data-lane message whose confirmation waits
+/// for such a delivery elsewhere (a cycle: see `journal.rs`, `Confirm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
     Data = 0,
     Control = 1,
+    Relay = 2,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 3] = [Lane::Data, Lane::Control, Lane::Relay];
+
+    /// Lanes that carry messages, bounded together by [`OUTBOX_MAX`].
+    fn bulk(self) -> bool {
+        self != Lane::Control
+    }
 }
 
 struct PendingAck {
@@ -111,12 +125,16 @@ pub struct Shard {
     /// Per lane and peer shard: messages waiting for that peer's flusher.
     /// A deque: a burst (a restored retained set, a backlog) leaves in batches from the front
     /// without moving the rest, and each batch is sized to what it holds.
-    outbox: [Vec<std::collections::VecDeque<MeshMsg>>; 2],
+    outbox: [Vec<std::collections::VecDeque<MeshMsg>>; 3],
     /// Per lane and peer shard: wakes its flusher when its outbox becomes non-empty.
-    pub outbox_ready: [Vec<Rc<Event>>; 2],
+    pub outbox_ready: [Vec<Rc<Event>>; 3],
     /// Some data outbox is past [`OUTBOX_MAX`]: publishers wait for a drain. Updated where
     /// messages are enqueued and taken, so a check costs a load.
     data_congested: bool,
+    /// Per `Restored` phase (1, 2): the peers whose marker arrived (see [`MeshMsg::Restored`]).
+    peers_restored: [u64; 2],
+    /// Notified once every peer is restored: data from peers waits for it (see `Restored`).
+    pub restored: Rc<event::Event>,
     /// Notified whenever a flusher sent a batch (publishers waiting on back-pressure).
     pub outbox_drained: Rc<Event>,
     uid_next: u64,
@@ -195,9 +213,12 @@ impl Shard {
             subs: Automaton::new(),
             retained: RetainedIndex::new(),
             groups: HashMap::new(),
-            outbox: [0, 1].map(|_| (0..shards).map(|_| Default::default()).collect()),
-            outbox_ready: [0, 1].map(|_| (0..shards).map(|_| Rc::new(Event::default())).collect()),
+            outbox: Lane::ALL.map(|_| (0..shards).map(|_| Default::default()).collect()),
+            outbox_ready: Lane::ALL
+                .map(|_| (0..shards).map(|_| Rc::new(Event::default())).collect()),
             data_congested: false,
+            peers_restored: [0; 2],
+            restored: Rc::default(),
             outbox_drained: Rc::new(Event::default()),
             uid_next: 1,
             acks: HashMap::new(),
@@ -228,13 +249,14 @@ impl Shard {
     /// Queue `msg` for shard `peer` on its lane; wakes that lane's flusher.
     pub fn send_to(&mut self, peer: usize, msg: MeshMsg) {
         debug_assert!(peer != self.id && peer < self.shards);
-        let lane = msg.lane() as usize;
+        let l = msg.lane();
+        let lane = l as usize;
         let q = &mut self.outbox[lane][peer];
         q.push_back(msg);
         if q.len() == 1 {
             self.outbox_ready[lane][peer].notify();
         }
-        if lane == Lane::Data as usize && q.len() > OUTBOX_MAX {
+        if l.bulk() && q.len() > OUTBOX_MAX {
             self.data_congested = true;
         }
         self.stats.mesh_out += 1;
@@ -249,8 +271,11 @@ impl Shard {
             // After a burst: do not keep its memory for the quiet times.
             *q = Default::default();
         }
-        if self.data_congested && lane == Lane::Data {
-            self.data_congested = self.outbox[0].iter().any(|q| q.len() > OUTBOX_MAX);
+        if self.data_congested && lane.bulk() {
+            self.data_congested = Lane::ALL
+                .iter()
+                .filter(|l| l.bulk())
+                .any(|&l| self.outbox[l as usize].iter().any(|q| q.len() > OUTBOX_MAX));
         }
         batch
     }
@@ -482,91 +507,30 @@ impl Shard {
         }
     }
 
+    fn all_peers_at(&self, phase: usize) -> bool {
+        self.peers()
+            .all(|p| self.peers_restored[phase] & (1u64 << p) != 0)
+    }
+
+    /// Whether every peer's restore and what it caused (groups announced by their owners)
+    /// were applied here: peers' data and clients may come in.
+    pub fn all_peers_restored(&self) -> bool {
+        self.all_peers_at(1)
+    }
+
+    /// Tell every peer this shard reached `phase` of the restore barrier.
+    pub fn send_restored(&mut self, phase: u8) {
+        let from = self.id;
+        let peers: Vec<usize> = self.peers().collect();
+        for peer in peers {
+            self.send_to(peer, MeshMsg::Restored { from, phase });
+        }
+    }
+
     /// Every shard but this one.
     pub fn peers(&self) -> impl Iterator<Item = usize> {
         let me = self.id;
         (0..self.shards).filter(move |&s| s != me)
-    }
-
-    /// Apply one message from a peer. Returns what needs a task for the runtime to do.
-    pub fn apply(&mut self, msg: MeshMsg) -> Option<Deferred> {
-        self.stats.mesh_in += 1;
-        match msg {
-            MeshMsg::Publish(m, _) => {
-                self.route(m, true);
-            }
-            MeshMsg::StoredPublish { msg, from, lsn, .. } => {
-                // A re-forward after a crash of what was applied before is dropped (and still
-                // confirmed, so its shard releases it).
-                if self
-                    .journal
-                    .as_ref()
-                    .is_none_or(|j| j.accept_forward(from, lsn))
-                {
-                    self.route(msg, true);
-                }
-            }
-            MeshMsg::Committed { from, lane, tag } => {
-                if let Some(j) = &self.journal {
-                    j.confirmed(from, lane, tag);
-                }
-            }
-            MeshMsg::Interest {
-                filter,
-                shard,
-                add,
-                ack,
-            } => {
-                self.apply_interest(&filter, shard, add);
-                self.reply_ack(ack);
-            }
-            MeshMsg::Retain {
-                topic, msg, ack, ..
-            } => {
-                // The publishing shard checked the retained bounds; every copy follows it.
-                self.retain_local(&topic, msg);
-                self.reply_ack(ack);
-            }
-            MeshMsg::Ack(token) => self.on_ack(token),
-            MeshMsg::Hold(uid) => self.hold_local(uid),
-            MeshMsg::Release(uid) => self.release_local(uid),
-            MeshMsg::HandOver(h) => return Some(Deferred::HandOver(h)),
-            MeshMsg::ShareGroup {
-                key,
-                filter,
-                owner,
-                add,
-                ack,
-            } => {
-                self.group_ref(&key, &filter, owner, add);
-                self.reply_ack(ack);
-            }
-            MeshMsg::ShareMember {
-                key,
-                filter,
-                member,
-                op,
-                reply,
-            } => {
-                if let Some((own, reply)) = self.share_op(key, filter, *member, op, reply) {
-                    return Some(Deferred::AckAfter(own, reply));
-                }
-            }
-            MeshMsg::SharePublish {
-                key,
-                msg,
-                exclude_uid,
-            } => self.share_dispatch(&key, msg, exclude_uid),
-            MeshMsg::ShareDeliver {
-                client_id,
-                uid,
-                msg,
-                qos,
-                identifier,
-                key,
-            } => self.deliver_shared(&client_id, uid, msg, qos, identifier, &key),
-        }
-        None
     }
 
     pub fn reply_ack(&mut self, ack: Option<AckToken>) {

@@ -271,10 +271,10 @@ pub fn restore(shard: &ShardRef, image: Image) {
         s.remove_session(&session);
     }
     // QoS 2 forwards not confirmed by every peer go again (peers drop what they applied).
-    for (&lsn, &(id, peers)) in &image.forwards {
-        let Some(m) = get(id, &image) else { continue };
-        journal.adopt(id, &m, 1);
-        journal.restore_forward(lsn, m, peers);
+    for (&lsn, (id, peers, share)) in &image.forwards {
+        let Some(m) = get(*id, &image) else { continue };
+        journal.adopt(*id, &m, 1);
+        journal.restore_forward(lsn, m, *peers, share.clone());
     }
     for (&peer, &lsn) in &image.peer_marks {
         journal.restore_mark(usize::from(peer), lsn);

@@ -124,14 +124,35 @@ impl Shard {
         for (session, admit) in held {
             self.after_admit(&session, admit, origin);
         }
+        // QoS 2 from a persistent session reaches other shards by store-then-forward, the
+        // groups owned elsewhere too: their owners get the stored forward and dispatch it.
+        let durable = !from_peer && self.durable_qos2(&msg);
+        let mut via_forward: SmallVec<[(ByteString, usize); 2]> = SmallVec::new();
         for (key, owner) in groups {
-            self.share_publish(&key, owner, msg.clone(), 0);
+            if owner == self.id {
+                self.share_dispatch(&key, msg.clone(), 0, durable);
+            } else if durable {
+                via_forward.push((key, owner));
+            } else {
+                self.share_publish(&key, owner, msg.clone(), 0);
+            }
         }
         if !from_peer {
             let peers = remote & !(1u64 << self.id);
+            let owners = via_forward.iter().fold(0u64, |m, (_, o)| m | (1u64 << o));
             matched |= peers != 0;
-            if peers != 0 && self.forward_after_commit(&msg, peers) {
+            let stored = (peers | owners) != 0
+                && durable
+                && self
+                    .journal
+                    .as_ref()
+                    .is_some_and(|j| j.forward_later(&msg, peers | owners, None));
+            if stored {
                 return matched;
+            }
+            // Not stored (the store refused it): sent at once, as QoS 1 is.
+            for (key, owner) in via_forward {
+                self.share_publish(&key, owner, msg.clone(), 0);
             }
             // A QoS 1/2 message a peer may store: the acknowledgement waits for its commit.
             let tag = match &self.journal {
@@ -150,16 +171,15 @@ impl Shard {
         matched
     }
 
-    /// QoS 2 from a persistent session goes to peers only once stored here
-    /// (`journal_forward.rs`): true when it was stored for that (the commit pump sends it).
-    fn forward_after_commit(&self, msg: &Arc<Message>, peers: u64) -> bool {
-        let Some(j) = &self.journal else { return false };
-        let persistent = msg.qos == QoS::ExactlyOnce
+    /// QoS 2 from a persistent session, with a store: it goes to peers only once stored here
+    /// (`journal_forward.rs`).
+    fn durable_qos2(&self, msg: &Message) -> bool {
+        self.journal.is_some()
+            && msg.qos == QoS::ExactlyOnce
             && self
                 .by_uid
                 .get(&msg.origin_uid)
-                .is_some_and(|s| s.try_borrow().is_ok_and(|s| s.journal.is_some()));
-        persistent && j.forward_later(msg, peers)
+                .is_some_and(|s| s.try_borrow().is_ok_and(|s| s.journal.is_some()))
     }
 
     /// Send the stored QoS 2 forwards whose records are committed through `committed`.
@@ -168,7 +188,7 @@ impl Shard {
             return;
         };
         let from = self.id;
-        for (peers, msg, lsn, tag) in j.forwards_due(committed) {
+        for (peers, msg, lsn, tag, share) in j.forwards_due(committed) {
             for peer in 0..self.shards {
                 if peers & (1u64 << peer) != 0 {
                     let m = MeshMsg::StoredPublish {
@@ -176,6 +196,7 @@ impl Shard {
                         from,
                         lsn,
                         tag,
+                        share: share.clone(),
                     };
                     self.send_to(peer, m);
                 }

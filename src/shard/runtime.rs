@@ -1,5 +1,5 @@
 //! The glue between shards and glommio: one pinned executor per shard, its SO_REUSEPORT
-//! listener, the two full meshes of lock-free channels (data and control lanes), per peer and
+//! listener, the full meshes of lock-free channels (data, control and relay lanes), per peer and
 //! lane a flusher task (outbox → channel, batched) and a receiver task (channel →
 //! [`Shard::apply`]), and the shard's control task (commands from the control thread,
 //! statistics snapshots, the slow-subscriber watchdog, shutdown).
@@ -40,6 +40,7 @@ pub fn run(
         .unwrap_or(1);
     let data: Mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
     let control_lane: Mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
+    let relay_lane: Mesh = MeshBuilder::full(shards, cfg.mesh_channel_capacity);
     let auth = Arc::new(Registry::from_config(&cfg));
     let admission = Arc::new(
         crate::net::admission::Admission::from_config(&cfg)
@@ -124,7 +125,7 @@ pub fn run(
             .zip(opened.iter().cloned().zip(tls.iter().cloned()))
             .collect();
         let cfg = cfg.clone();
-        let meshes = (data.clone(), control_lane.clone());
+        let meshes = (data.clone(), control_lane.clone(), relay_lane.clone());
         let auth = auth.clone();
         let shared = (admission.clone(), sessions_total.clone(), security.clone());
         let placement = if cfg.pin && shards <= cpus {
@@ -200,7 +201,7 @@ async fn shard_main(
     id: usize,
     shards: usize,
     cfg: Config,
-    meshes: (Mesh, Mesh),
+    meshes: (Mesh, Mesh, Mesh),
     listener: Sockets,
     shared: Shared,
     port: ShardPort,
@@ -233,7 +234,11 @@ async fn shard_main(
         admission: shared.admission,
     };
     let port = Rc::new(port);
-    let lanes = [(Lane::Data, meshes.0), (Lane::Control, meshes.1)];
+    let lanes = [
+        (Lane::Data, meshes.0),
+        (Lane::Control, meshes.1),
+        (Lane::Relay, meshes.2),
+    ];
     for (lane, mesh) in lanes {
         let (senders, mut receivers) = match mesh.join().await {
             Ok(x) => x,
@@ -254,6 +259,14 @@ async fn shard_main(
         for (peer, rx) in receivers.streams() {
             let ctx = ctx.clone();
             glommio::spawn_local(async move {
+                if lane != Lane::Control {
+                    // Data waits for every peer's restore (`MeshMsg::Restored`).
+                    let ev = ctx.shard.borrow().restored.clone();
+                    let notified = ev.wait();
+                    if !ctx.shard.borrow().all_peers_restored() {
+                        notified.await;
+                    }
+                }
                 while let Some(batch) = rx.recv().await {
                     ctx.shard.borrow_mut().stats.mesh_batches_in += 1;
                     let mut confirm = 0;
@@ -281,6 +294,8 @@ async fn shard_main(
             .detach();
         }
     }
+    // After everything restore queued for the peers, on the same control lanes.
+    shard.borrow_mut().send_restored(1);
     let journal = shard.borrow().journal.clone();
     if let Some(j) = &journal {
         let interval = Duration::from_micros(cfg.commit_interval_us);
@@ -289,6 +304,15 @@ async fn shard_main(
         glommio::spawn_local(super::compact::compactor(shard.clone(), j.clone())).detach();
     }
     let shutdown = Rc::new(super::event::Event::default());
+    // No client before the restore barrier (`MeshMsg::Restored`): a resent PUBLISH must find
+    // every restored shared group. Milliseconds: the peers only exchange two control messages.
+    {
+        let ev = shard.borrow().restored.clone();
+        let notified = ev.wait();
+        if !shard.borrow().all_peers_restored() {
+            notified.await;
+        }
+    }
     let mut views = Vec::new();
     let mut accepting = Vec::new();
     for (socket, (lcfg, tls)) in listener {

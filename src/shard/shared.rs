@@ -12,7 +12,9 @@
 use super::{home_shard, AckToken, MeshMsg, Shard};
 use crate::codec::QoS;
 use crate::session::{Delivery, Message};
+use crate::store::ShareTarget;
 use bytestring::ByteString;
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// How a group's owner picks the member for each message.
@@ -220,16 +222,37 @@ impl Shard {
         exclude_uid: u64,
     ) {
         if owner == self.id {
-            self.share_dispatch(key, msg, exclude_uid);
+            self.share_dispatch(key, msg, exclude_uid, false);
         } else {
+            let tag = self.relay_tag(owner, &msg, false);
             self.send_to(
                 owner,
                 MeshMsg::SharePublish {
                     key: key.clone(),
                     msg,
                     exclude_uid,
+                    tag,
                 },
             );
+        }
+    }
+
+    /// A confirmation tag for a QoS 1/2 group message going to `peer` (0 without a store or
+    /// for QoS 0): the acknowledgement to its publisher waits until `peer` stored it. A relay
+    /// (owner → member's shard, on the relay lane) also holds back this shard's data-lane
+    /// confirmations ([`crate::shard::journal`]).
+    fn relay_tag(&self, peer: usize, msg: &Message, relay: bool) -> u64 {
+        match &self.journal {
+            Some(j) if msg.qos != QoS::AtMostOnce => {
+                let tag = j.next_tag();
+                if relay {
+                    j.relayed_to(peer, tag);
+                } else {
+                    j.sent_to(peer, super::Lane::Data, tag);
+                }
+                tag
+            }
+            _ => 0,
         }
     }
 
@@ -251,8 +274,17 @@ impl Shard {
         }
     }
 
-    /// Owner side: pick one member and deliver (locally or on the member's shard).
-    pub(super) fn share_dispatch(&mut self, key: &ByteString, msg: Arc<Message>, exclude_uid: u64) {
+    /// Owner side: pick one member and deliver (locally or on the member's shard). `durable`:
+    /// a QoS 2 message from a persistent session, which reaches a member on another shard
+    /// exactly once through a crash only by store-then-forward (`journal_forward.rs`): this
+    /// shard stores it with its pick, and sends it once that is committed.
+    pub(super) fn share_dispatch(
+        &mut self,
+        key: &ByteString,
+        msg: Arc<Message>,
+        exclude_uid: u64,
+        durable: bool,
+    ) {
         let policy = self.cfg.shared_subscription_policy;
         let Some(g) = self.groups.get_mut(key) else {
             self.shared_drop(key, &msg, "the group has no members left");
@@ -265,18 +297,61 @@ impl Shard {
         let qos = m.qos.min(msg.qos);
         if m.shard == self.id {
             self.deliver_shared(&m.client_id, m.uid, msg, qos, m.identifier, key);
-        } else {
-            self.send_to(
-                m.shard,
-                MeshMsg::ShareDeliver {
-                    client_id: m.client_id.clone(),
-                    uid: m.uid,
-                    msg,
-                    qos,
-                    identifier: m.identifier,
-                    key: key.clone(),
-                },
+            return;
+        }
+        if durable && qos == QoS::ExactlyOnce {
+            let target = ShareTarget {
+                key: key.clone(),
+                client_id: m.client_id.clone(),
+                qos,
+                identifier: m.identifier.unwrap_or(0),
+            };
+            let stored = self
+                .journal
+                .as_ref()
+                .is_some_and(|j| j.forward_later(&msg, 1u64 << m.shard, Some(Box::new(target))));
+            if stored {
+                return; // the commit pump sends it
+            }
+        }
+        let tag = self.relay_tag(m.shard, &msg, true);
+        self.send_to(
+            m.shard,
+            MeshMsg::ShareDeliver {
+                client_id: m.client_id.clone(),
+                uid: m.uid,
+                msg,
+                qos,
+                identifier: m.identifier,
+                key: key.clone(),
+                tag,
+            },
+        );
+    }
+
+    /// A stored QoS 2 forward from a group's owner for one member here (its session may have
+    /// been restored since the owner picked it, so any session of that client id takes it).
+    pub(super) fn deliver_stored_share(&mut self, msg: Arc<Message>, t: ShareTarget) {
+        let identifier = (t.identifier != 0).then_some(t.identifier);
+        self.deliver_shared(&t.client_id, 0, msg, t.qos, identifier, &t.key);
+    }
+
+    /// A QoS 2 message forwarded here by its publisher's shard (store-then-forward): the
+    /// groups this shard owns get it from here, as the publisher's shard did not send it to
+    /// them.
+    pub(super) fn dispatch_owned_groups(&mut self, msg: &Arc<Message>) {
+        let me = self.id;
+        let mut owned: SmallVec<[ByteString; 2]> = SmallVec::new();
+        self.subs.for_each_match(msg.topic(), |e| {
+            owned.extend(
+                e.groups
+                    .iter()
+                    .filter(|(_, o)| *o == me)
+                    .map(|(k, _)| k.clone()),
             );
+        });
+        for key in owned {
+            self.share_dispatch(&key, msg.clone(), 0, true);
         }
     }
 
@@ -291,10 +366,11 @@ impl Shard {
         identifier: Option<u32>,
         key: &ByteString,
     ) {
+        // uid 0: whichever session the client id has (a stored forward outlives uids).
         let session = self
             .sessions
             .get(client_id)
-            .filter(|s| s.borrow().uid == uid)
+            .filter(|s| uid == 0 || s.borrow().uid == uid)
             .cloned();
         match session {
             Some(s) if !self.may(&s.borrow(), msg.topic(), crate::auth::acl::Access::Read) => {
@@ -319,6 +395,9 @@ impl Shard {
             }
             None if msg.qos != QoS::AtMostOnce => {
                 let owner = self.share_owner(key);
+                // Not a relay: a relay-lane confirmation waits for nothing but the commit (a
+                // crash before the owner's next pick is stored loses this one; see
+                // docs/ARCHITECTURE.md).
                 self.share_publish(key, owner, msg, uid);
             }
             None => self.shared_drop(key, &msg, "its member is gone"),

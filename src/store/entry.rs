@@ -116,10 +116,13 @@ pub enum Entry {
     /// session, goes to the peer shards in `peers` (one bit each) once this record is
     /// committed. `lsn` is this record's own LSN (kept through snapshots): the key peers
     /// deduplicate re-forwards by ([`Entry::PeerMark`]).
+    /// With `share`, a shared group's message for one member on the peer (the group's owner
+    /// picked it): the peer hands it to that member instead of its own subscribers.
     Forward {
         lsn: Lsn,
         msg: MsgId,
         peers: u64,
+        share: Option<Box<ShareTarget>>,
     },
     /// Every peer of forward `lsn` committed what it did with it: the message is released.
     ForwardDone {
@@ -131,6 +134,18 @@ pub enum Entry {
         peer: u16,
         lsn: Lsn,
     },
+}
+
+/// The member a shared group's stored forward is for ([`Entry::Forward`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareTarget {
+    /// The group (the shared filter as subscribed).
+    pub key: ByteString,
+    pub client_id: ByteString,
+    /// The QoS it is delivered at (the member's granted QoS, at most the message's).
+    pub qos: QoS,
+    /// The member's subscription identifier; 0 for none (identifiers start at 1).
+    pub identifier: u32,
 }
 
 /// A record that passed its checksum but does not decode as its kind: written by a newer or
@@ -173,6 +188,7 @@ mod kinds {
     pub const FORWARD: u8 = 32;
     pub const FORWARD_DONE: u8 = 33;
     pub const PEER_MARK: u8 = 34;
+    pub const SHARE_FORWARD: u8 = 35;
 }
 
 const _: () = assert!(kinds::MSG_STORE >= Kind::FIRST_USER);
@@ -237,11 +253,25 @@ impl Entry {
             }
             Entry::SnapshotBegin => (SNAPSHOT_BEGIN, None),
             Entry::SnapshotEnd => (SNAPSHOT_END, None),
-            Entry::Forward { lsn, msg, peers } => {
+            Entry::Forward {
+                lsn,
+                msg,
+                peers,
+                share,
+            } => {
                 out.extend_from_slice(&lsn.to_le_bytes());
                 out.extend_from_slice(&msg.to_le_bytes());
                 out.extend_from_slice(&peers.to_le_bytes());
-                (FORWARD, None)
+                match share {
+                    None => (FORWARD, None),
+                    Some(t) => {
+                        put_str(out, &t.key);
+                        put_str(out, &t.client_id);
+                        out.push(t.qos as u8);
+                        out.extend_from_slice(&t.identifier.to_le_bytes());
+                        (SHARE_FORWARD, None)
+                    }
+                }
             }
             Entry::ForwardDone { lsn } => {
                 out.extend_from_slice(&lsn.to_le_bytes());
@@ -339,6 +369,18 @@ impl Entry {
                 lsn: r.u64()?,
                 msg: r.u64()?,
                 peers: r.u64()?,
+                share: None,
+            },
+            SHARE_FORWARD => Entry::Forward {
+                lsn: r.u64()?,
+                msg: r.u64()?,
+                peers: r.u64()?,
+                share: Some(Box::new(ShareTarget {
+                    key: r.str()?,
+                    client_id: r.str()?,
+                    qos: r.qos()?,
+                    identifier: r.u32()?,
+                })),
             },
             FORWARD_DONE => Entry::ForwardDone { lsn: r.u64()? },
             PEER_MARK => Entry::PeerMark {

@@ -119,6 +119,18 @@ pub(crate) fn every_entry() -> Vec<Entry> {
             lsn: 77,
             msg: 12,
             peers: 0b110,
+            share: None,
+        },
+        Entry::Forward {
+            lsn: 78,
+            msg: 13,
+            peers: 0b10,
+            share: Some(Box::new(ShareTarget {
+                key: "$share/g/a/#".into(),
+                client_id: c(),
+                qos: QoS::ExactlyOnce,
+                identifier: 7,
+            })),
         },
         Entry::ForwardDone { lsn: 77 },
         Entry::PeerMark { peer: 3, lsn: 1234 },

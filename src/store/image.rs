@@ -16,7 +16,7 @@
 //! reference). Never: does I/O (the caller appends what `snapshot` emits), reads a clock
 //! (deadlines are stored, the broker compares them), or panics on entries in any order.
 
-use super::entry::{Entry, MsgId, StoredMessage};
+use super::entry::{Entry, MsgId, ShareTarget, StoredMessage};
 use super::record::{Kind, Lsn};
 use super::StoreError;
 use crate::codec::QoS;
@@ -119,8 +119,9 @@ pub struct Image {
     pub retained: BTreeMap<ByteString, MsgId>,
     pub sessions: BTreeMap<ByteString, SessionImage>,
     /// QoS 2 forwards not yet confirmed by every peer: the forward's LSN → (message, peers
-    /// still to confirm, one bit per shard). Re-sent after a restart.
-    pub forwards: BTreeMap<Lsn, (MsgId, u64)>,
+    /// still to confirm, one bit per shard, and the member when it is a shared group's).
+    /// Re-sent after a restart.
+    pub forwards: BTreeMap<Lsn, (MsgId, u64, Option<Box<ShareTarget>>)>,
     /// Per peer shard, the highest forward LSN applied here.
     pub peer_marks: BTreeMap<u16, Lsn>,
     /// A snapshot being replayed, until its `SnapshotEnd`.
@@ -289,15 +290,21 @@ impl Image {
                     s.will = None;
                 }
             }
-            Entry::Forward { lsn, msg, peers } => {
+            Entry::Forward {
+                lsn,
+                msg,
+                peers,
+                share,
+            } => {
                 if self.msgs.hold(*msg) {
-                    if let Some((old, _)) = self.forwards.insert(*lsn, (*msg, *peers)) {
+                    let open = (*msg, *peers, share.clone());
+                    if let Some((old, ..)) = self.forwards.insert(*lsn, open) {
                         self.msgs.release(old);
                     }
                 }
             }
             Entry::ForwardDone { lsn } => {
-                if let Some((msg, _)) = self.forwards.remove(lsn) {
+                if let Some((msg, ..)) = self.forwards.remove(lsn) {
                     self.msgs.release(msg);
                 }
             }
@@ -391,8 +398,13 @@ impl Image {
                 })?;
             }
         }
-        for (&lsn, &(msg, peers)) in &self.forwards {
-            emit(&Entry::Forward { lsn, msg, peers })?;
+        for (&lsn, (msg, peers, share)) in &self.forwards {
+            emit(&Entry::Forward {
+                lsn,
+                msg: *msg,
+                peers: *peers,
+                share: share.clone(),
+            })?;
         }
         for (&peer, &lsn) in &self.peer_marks {
             emit(&Entry::PeerMark { peer, lsn })?;

@@ -224,6 +224,7 @@ fn forwards_hold_their_message_and_marks_keep_the_highest() {
             lsn: 8,
             msg: 7,
             peers: 0b10,
+            share: None,
         },
         Entry::MsgStore {
             id: 9,
@@ -233,6 +234,12 @@ fn forwards_hold_their_message_and_marks_keep_the_highest() {
             lsn: 10,
             msg: 9,
             peers: 0b110,
+            share: Some(Box::new(crate::store::ShareTarget {
+                key: "$share/g/x/#".into(),
+                client_id: "member".into(),
+                qos: QoS::ExactlyOnce,
+                identifier: 0,
+            })),
         },
         Entry::PeerMark { peer: 1, lsn: 500 },
         Entry::PeerMark { peer: 1, lsn: 400 },
