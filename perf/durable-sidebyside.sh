@@ -9,9 +9,17 @@
 # cargo build --release --workspace). Output: one JSON line per run in $OUT/results.jsonl and a
 # median table (ringmq-bench summarize); for ringmq, the store's commit latency histogram from
 # /metrics after each run ($OUT/commit-<label>.txt).
+# RATE=N (environment): open loop at N msg/s in total instead of max throughput, for the latency
+# durability adds below saturation (at saturation a closed loop's latency is its window over its
+# throughput, so a slower broker shows a higher p99 whatever its commits cost). MOSQUITTO=0 skips
+# Mosquitto (for rates it cannot sustain).
 set -euo pipefail
 ROUNDS=${1:-3}
 SHARDS=${2:-1}
+RATE=${RATE:-}
+MOSQUITTO=${MOSQUITTO:-1}
+LOAD=(-d 10s)
+[ -n "$RATE" ] && LOAD=(-d 10s --rate "$RATE")
 BIN=target/release/ringmq
 BENCH=target/release/ringmq-bench
 MOSQ=$(command -v mosquitto || echo /usr/sbin/mosquitto)
@@ -26,7 +34,7 @@ run() { # label, then the broker command
     local pid=$!
     "$BENCH" probe --port $PORT --wait 10s >/dev/null
     taskset -c 1 "$BENCH" fanin --port $PORT --publishers 8 --subscribers 1 --persistent \
-        -q 1 -s 64 -d 10s -w 2s --drain 5s --broker-pid $pid --label "$label" \
+        -q 1 -s 64 "${LOAD[@]}" -w 2s --drain 5s --broker-pid $pid --label "$label" \
         --json "$OUT/results.jsonl" --quiet || true
     # ringmq: the store's commit latency histogram (cumulative over the run) from /metrics.
     if [ "${label#ringmq}" != "$label" ]; then
@@ -53,6 +61,7 @@ for r in $(seq 1 "$ROUNDS"); do
             --data-dir "$OUT/data" --durability $d --log-level warn \
             --http-bind 127.0.0.1:$HTTP_PORT
     done
+    [ "$MOSQUITTO" = 0 ] && continue
     run mosquitto-persist "$MOSQ" -c "$OUT/mosq.conf"
     run mosquitto-autosave "$MOSQ" -c "$OUT/mosq-autosave.conf"
 done

@@ -213,9 +213,13 @@ fn qos2_v5_open_loop_is_exactly_once() {
     assert_eq!(u(&r, "lost"), 0, "{r}");
     assert_eq!(u(&r, "duplicates"), 0, "{r}");
     assert_eq!(u(&r, "out_of_order"), 0, "{r}");
-    // 600 msg/s for 1.2 s, each delivered to 2 subscribers.
-    assert_eq!(u(&r, "sent"), 720, "{r}");
-    assert_eq!(u(&r, "received"), 1440, "{r}");
+    // 600 msg/s for 1.2 s, each delivered to 2 subscribers. On a loaded machine the generator
+    // may miss a few sends at the schedule's end; it counts them, and nothing else may be
+    // missing.
+    let sent = u(&r, "sent");
+    assert_eq!(sent + u(&r, "unsent_behind_schedule"), 720, "{r}");
+    assert!(sent >= 700, "{r}");
+    assert_eq!(u(&r, "received"), 2 * sent, "{r}");
     // Deliveries received inside the 1 s window: 1200 give or take the few in flight at its
     // edges.
     let fwd = u(&r, "forwarded_in_window");
