@@ -62,6 +62,9 @@ impl KtlsStream {
             }
             Err(e) => return Poll::Ready(Err(e)),
         };
+        if !matches!(record, Record::Data(_)) {
+            log::debug!("kTLS record from the peer: {record:?}");
+        }
         Poll::Ready(match record {
             Record::Data(n) => Ok(n),
             // The peer ends the stream: end of file, as rustls reports it.
