@@ -448,21 +448,29 @@ async fn a_ktls_listener_serves_tls_clients_and_without_the_kernel_module_warns_
     for i in 0..6 {
         // Homed on either shard (hand-overs with 2 shards); TLS 1.3 (AES-256-GCM by OpenSSL's
         // order, then AES-128-GCM and ChaCha20-Poly1305) and TLS 1.2 (AES-GCM and ChaCha20).
+        // The version and suite through OpenSSL's configuration: Mosquitto 2.0's
+        // --tls-version tlsv1.2 is only a minimum, and TLS 1.3 suites have no option.
         let p = b.id(&format!("ktls-pub-{i}"), i % 2);
-        let mut flags = vec!["-q", "1"];
-        let mut conf = None;
-        match i {
-            1 => flags.extend(["--tls-version", "tlsv1.2"]),
-            2 => conf = Some(tls13_suite(&pki, "TLS_AES_128_GCM_SHA256")),
-            3 => conf = Some(tls13_suite(&pki, "TLS_CHACHA20_POLY1305_SHA256")),
-            4 => flags.extend([
-                "--tls-version",
-                "tlsv1.2",
-                "--ciphers",
+        let flags = ["-q", "1"];
+        let conf = match i {
+            1 => Some(openssl_suite(
+                &pki,
+                "TLSv1.2",
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+            )),
+            2 => Some(openssl_suite(&pki, "TLSv1.3", "TLS_AES_128_GCM_SHA256")),
+            3 => Some(openssl_suite(
+                &pki,
+                "TLSv1.3",
+                "TLS_CHACHA20_POLY1305_SHA256",
+            )),
+            4 => Some(openssl_suite(
+                &pki,
+                "TLSv1.2",
                 "ECDHE-ECDSA-CHACHA20-POLY1305",
-            ]),
-            _ => {}
-        }
+            )),
+            _ => None,
+        };
         let msg = format!("k{i}");
         let sent = tls_pub_conf(
             tls.port,
@@ -492,13 +500,19 @@ async fn a_ktls_listener_serves_tls_clients_and_without_the_kernel_module_warns_
     }
 }
 
-/// An OpenSSL configuration that offers only the TLS 1.3 cipher suite `suite`.
-fn tls13_suite(pki: &Pki, suite: &str) -> PathBuf {
+/// An OpenSSL configuration that offers only `version` (`TLSv1.2` or `TLSv1.3`) with the one
+/// cipher suite `suite`.
+fn openssl_suite(pki: &Pki, version: &str, suite: &str) -> PathBuf {
+    let key = if version == "TLSv1.3" {
+        "Ciphersuites"
+    } else {
+        "CipherString"
+    };
     pki.dir.write(
         &format!("openssl-{suite}.cnf"),
         &format!(
             "openssl_conf = conf\n[conf]\nssl_conf = ssl\n[ssl]\nsystem_default = tls\n\
-             [tls]\nMinProtocol = TLSv1.3\nCiphersuites = {suite}\n"
+             [tls]\nMinProtocol = {version}\nMaxProtocol = {version}\n{key} = {suite}\n"
         ),
     )
 }
