@@ -676,6 +676,7 @@ mod tests {
             cafile = "/etc/ringmq/ca.pem"
             require_certificate = true
             use_identity_as_username = true
+            ktls = true
 
             [[listener]]
             bind = "127.0.0.1:1883"
@@ -687,6 +688,10 @@ mod tests {
         assert!(!default);
         assert_eq!(l.len(), 2);
         assert!(l[0].protocol.is_tls() && l[0].require_certificate);
+        assert!(
+            l[0].ktls && !l[1].ktls,
+            "ktls is per listener, off by default"
+        );
         assert!(Config::from_toml("[[listener]]\nbind = \"x\"\nport = 1").is_err());
     }
 

@@ -79,6 +79,8 @@ pub fn server_config(l: &ListenerConfig) -> Result<Arc<ServerConfig>, String> {
         .map_err(|e| format!("{} / {}: {e}", certfile.display(), keyfile.display()))?;
     // A client that offers ALPN must offer "mqtt" (or, for MQTT over WebSocket, "http/1.1",
     // which browsers offer for wss); one that offers none is served.
+    // kTLS listeners take the session keys out of rustls after the handshake.
+    cfg.enable_secret_extraction = l.ktls;
     cfg.alpn_protocols = if l.protocol.is_websocket() {
         vec![ALPN_HTTP1.to_vec()]
     } else {

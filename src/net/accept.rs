@@ -16,6 +16,7 @@ use crate::shard::ctx::ShardCtx;
 use crate::transport::tls::TlsStream;
 use crate::transport::ws::{self, WsState, WsStream};
 use crate::transport::Transport;
+use bytes::BytesMut;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use std::future::Future;
@@ -30,23 +31,34 @@ pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream, ti
     let deadline = Instant::now() + Duration::from_millis(ctx.cfg.connect_timeout_ms);
     let cfg = &listener.cfg;
     match (listener.tls(), &listener.ws) {
-        (None, None) => serve_new(ctx, stream, cfg, ticket).await,
+        (None, None) => serve_new(ctx, stream, cfg, ticket, BytesMut::new()).await,
         (Some(tls), None) => {
-            let stream = tls_handshake(stream, tls, deadline, &cfg.bind).await;
+            let ktls = listener.ktls.prepare(&stream, &cfg.bind);
+            let stream = tls_handshake(stream, tls, deadline, &cfg.bind, ktls).await;
             count_tls(&ctx, stream.is_some());
             let Some(stream) = stream else {
                 return;
             };
-            Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
+            if !ktls {
+                Box::pin(serve_new(ctx, stream, cfg, ticket, BytesMut::new())).await;
+                return;
+            }
+            match listener
+                .ktls
+                .engage(stream, &cfg.bind, cfg.use_identity_as_username)
+            {
+                Ok((stream, early)) => Box::pin(serve_new(ctx, stream, cfg, ticket, early)).await,
+                Err(e) => log::warn!("kTLS on {}: {e}; connection closed", cfg.bind),
+            }
         }
         (None, Some(policy)) => {
             let Some(stream) = ws_handshake(&ctx, stream, policy, deadline, &cfg.bind).await else {
                 return;
             };
-            Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
+            Box::pin(serve_new(ctx, stream, cfg, ticket, BytesMut::new())).await;
         }
         (Some(tls), Some(policy)) => {
-            let stream = tls_handshake(stream, tls, deadline, &cfg.bind).await;
+            let stream = tls_handshake(stream, tls, deadline, &cfg.bind, false).await;
             count_tls(&ctx, stream.is_some());
             let Some(stream) = stream else {
                 return;
@@ -56,7 +68,7 @@ pub async fn accept(ctx: ShardCtx, listener: Rc<Listener>, stream: TcpStream, ti
             else {
                 return;
             };
-            Box::pin(serve_new(ctx, stream, cfg, ticket)).await;
+            Box::pin(serve_new(ctx, stream, cfg, ticket, BytesMut::new())).await;
         }
     }
 }
@@ -79,11 +91,14 @@ async fn until<T>(deadline: Instant, work: impl Future<Output = io::Result<T>>) 
     .await
 }
 
+/// `whole_records`: the socket carries the kernel's `tls` layer and the handshake must not read
+/// past its last record (kTLS).
 async fn tls_handshake(
     stream: TcpStream,
     tls: Arc<rustls::ServerConfig>,
     deadline: Instant,
     bind: &str,
+    whole_records: bool,
 ) -> Option<TlsStream<TcpStream>> {
     let conn = match rustls::ServerConnection::new(tls) {
         Ok(c) => c,
@@ -93,6 +108,9 @@ async fn tls_handshake(
         }
     };
     let mut stream = TlsStream::new(stream, conn);
+    if whole_records {
+        stream.read_whole_records();
+    }
     if let Err(e) = until(deadline, stream.handshake()).await {
         // rustls queued an alert saying why; the socket gets it if it takes it now.
         log::debug!("TLS handshake on {bind} failed: {e}");

@@ -20,6 +20,7 @@ use crate::session::ConnLink;
 use crate::shard::ctx::{spawn_ack_after, wait_acks_bounded, ShardCtx};
 use crate::shard::journal::Progress;
 use crate::shard::{home_shard, HandOver, MeshMsg};
+use crate::transport::ktls::KtlsStream;
 use crate::transport::tls::TlsStream;
 use crate::transport::ws::WsStream;
 use crate::transport::{Accepted, Detached, Transport};
@@ -47,15 +48,16 @@ enum Io {
     CloseRequested(u8),
 }
 
-/// Read the CONNECT, then serve it here or on its home shard.
+/// Read the CONNECT, then serve it here or on its home shard. `rbuf`: input the transport
+/// handshake already produced (a kTLS connection's plaintext rustls decrypted; usually empty).
 pub(super) async fn serve_new<S: Accepted + 'static>(
     ctx: ShardCtx,
     mut stream: S,
     listener: &ListenerConfig,
     ticket: Ticket,
+    mut rbuf: BytesMut,
 ) {
     let max = ctx.cfg.packet_bytes_max;
-    let mut rbuf = BytesMut::new();
     let deadline = Duration::from_millis(ctx.cfg.connect_timeout_ms);
     let first = futures_lite::future::or(read_first(&mut stream, &mut rbuf, max), async {
         glommio::timer::sleep(deadline).await;
@@ -173,7 +175,7 @@ pub(super) async fn serve_new<S: Accepted + 'static>(
     // Hand the socket to the home shard with what we read past the CONNECT, and the TLS and
     // WebSocket state (rustls' connection holds any ciphertext and plaintext not read yet; the
     // frame decoder where it is in the current frame).
-    let Detached { fd, tls, ws } = match stream.into_hand_over() {
+    let Detached { fd, tls, ws, ktls } = match stream.into_hand_over() {
         Ok(x) => x,
         Err(e) => {
             log::warn!("dup failed during hand-over: {e}");
@@ -187,6 +189,7 @@ pub(super) async fn serve_new<S: Accepted + 'static>(
         assigned_id: assigned,
         tls,
         ws,
+        ktls,
         ticket,
         identity: Box::new(identity),
     };
@@ -210,6 +213,10 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
         };
         // Boxed: each stream type is its own copy of the serving future.
         match (h.tls, h.ws) {
+            (None, None) if h.ktls => {
+                let stream = KtlsStream::from_handed_over(stream);
+                Box::pin(serve_connected(ctx, stream, arrival)).await;
+            }
             (None, None) => serve_connected(ctx, stream, arrival).await,
             (Some(tls), None) => {
                 let stream = TlsStream::from_parts(stream, tls);

@@ -10,6 +10,7 @@
 use super::accept;
 use crate::listeners::ListenerConfig;
 use crate::shard::ctx::ShardCtx;
+use crate::transport::ktls::ListenerKtls;
 use crate::transport::ws::handshake;
 use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -26,6 +27,8 @@ pub struct Listener {
     tls: RefCell<Option<Arc<rustls::ServerConfig>>>,
     /// What a WebSocket listener's handshake accepts (`None`: not a WebSocket listener).
     pub ws: Option<WsPolicy>,
+    /// kTLS (`ktls = true`), on this shard until the kernel refuses it.
+    pub ktls: ListenerKtls,
 }
 
 /// A WebSocket listener's handshake checks and frame bound.
@@ -49,6 +52,7 @@ impl Listener {
             frame_payload_max: packet_bytes_max as u64,
         });
         Listener {
+            ktls: ListenerKtls::new(cfg.ktls),
             cfg,
             tls: RefCell::new(tls),
             ws,

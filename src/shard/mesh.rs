@@ -157,6 +157,8 @@ pub struct HandOver {
     pub tls: Option<crate::transport::tls::TlsState>,
     /// A WebSocket connection's frame state (and bytes read but not decoded yet).
     pub ws: Option<Box<crate::transport::ws::WsState>>,
+    /// A kTLS connection: its keys are in the socket.
+    pub ktls: bool,
     /// Its place in the connection counts, given back when it ends on the home shard.
     pub ticket: crate::net::admission::Ticket,
     /// Who it authenticated as on the accepting shard.

@@ -1,12 +1,14 @@
 //! Byte streams under the protocol engine. The connection loop (`net::connection`) is written
 //! against [`Transport`], so TLS ([`tls`]) and WebSocket ([`ws`]) layers wrap a TCP stream (or,
-//! for `wss`, WebSocket wraps TLS) without a second copy of the loop.
+//! for `wss`, WebSocket wraps TLS) without a second copy of the loop. A kTLS connection
+//! ([`ktls`]) is TLS in the kernel after the handshake: a TCP socket again to everything above.
 //!
 //! Owns: what a connection needs of its stream beyond reading and writing (the half-close), and
 //! what a freshly accepted stream gives up to move to its home shard ([`Accepted`]). The keep
 //! alive is not a stream deadline: the shard's timers watch it (`engine::connect`).
 //! Never: parses MQTT, or holds anything that must not move with a hand-over to another shard.
 
+pub mod ktls;
 pub mod tls;
 pub mod ws;
 
@@ -43,6 +45,9 @@ pub struct Detached {
     pub fd: OwnedFd,
     pub tls: Option<tls::TlsState>,
     pub ws: Option<Box<ws::WsState>>,
+    /// The socket's TLS keys are in the kernel (kTLS): the home shard reads it as a
+    /// [`ktls::KtlsStream`], which turns the kernel's alerts into end of stream or errors.
+    pub ktls: bool,
 }
 
 /// A stream just accepted on some shard, which may have to move to the client id's home.
@@ -71,7 +76,23 @@ impl Accepted for TcpStream {
             fd: dup(&self)?,
             tls: None,
             ws: None,
+            ktls: false,
         })
+    }
+}
+
+impl Accepted for ktls::KtlsStream {
+    fn into_hand_over(self) -> io::Result<Detached> {
+        Ok(Detached {
+            fd: dup(self.get_ref())?,
+            tls: None,
+            ws: None,
+            ktls: true,
+        })
+    }
+
+    fn identity(&self) -> Option<String> {
+        ktls::KtlsStream::identity(self)
     }
 }
 
@@ -82,6 +103,7 @@ impl Accepted for tls::TlsStream<TcpStream> {
             fd: dup(&io)?,
             tls: Some(state),
             ws: None,
+            ktls: false,
         })
     }
 

@@ -8,6 +8,10 @@
 //! [`CIPHERTEXT_PENDING_MAX`] of ciphertext buffered in rustls before `poll_write` waits for the
 //! socket, so a slow reader cannot grow a TLS connection's memory without bound.
 //!
+//! For a kTLS listener the handshake reads the socket one TLS record at a time
+//! ([`TlsStream::read_whole_records`]), so rustls never takes ciphertext past the handshake's
+//! last record: that stays in the socket for the kernel (`transport::ktls`).
+//!
 //! Never: blocks, panics on peer bytes (a TLS error becomes an I/O error, after rustls' alert
 //! is sent best effort), or holds bytes outside rustls that a hand-over would lose, except the
 //! rare unfed ciphertext in `stash`, which moves with it.
@@ -37,6 +41,46 @@ pub struct TlsStream<S> {
     stash: Vec<u8>,
     /// The socket reached end of file.
     eof: bool,
+    /// Set: reads stop at TLS record boundaries (kTLS listeners, until the keys move).
+    records: Option<RecordCursor>,
+}
+
+/// Where a byte stream of TLS records is: in a 5-byte header or in a record's body.
+#[derive(Debug, Default)]
+struct RecordCursor {
+    header: [u8; 5],
+    header_len: usize,
+    body_left: usize,
+}
+
+impl RecordCursor {
+    /// The most bytes that can be read without crossing into the next record.
+    fn want(&self) -> usize {
+        if self.header_len < self.header.len() {
+            self.header.len() - self.header_len
+        } else {
+            self.body_left
+        }
+    }
+
+    /// `bytes` (at most [`want`](Self::want) of them) were read.
+    fn advance(&mut self, bytes: &[u8]) {
+        debug_assert!(bytes.len() <= self.want());
+        if self.header_len < self.header.len() {
+            let end = self.header_len + bytes.len();
+            self.header[self.header_len..end].copy_from_slice(bytes);
+            self.header_len = end;
+            if end == self.header.len() {
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+            }
+        } else {
+            self.body_left -= bytes.len();
+        }
+        if self.header_len == self.header.len() && self.body_left == 0 {
+            // An empty record (rustls refuses it) or the end of one: the next header.
+            self.header_len = 0;
+        }
+    }
 }
 
 /// What a hand-over carries of a TLS connection besides the socket.
@@ -62,7 +106,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
             conn,
             stash: Vec::new(),
             eof: false,
+            records: None,
         }
+    }
+
+    /// From now on read the socket one TLS record at a time (before the handshake of a kTLS
+    /// connection): whatever follows the handshake's last record must reach the kernel, and
+    /// bytes rustls took cannot be given back. Costs two reads per record, only during the
+    /// handshake.
+    pub fn read_whole_records(&mut self) {
+        self.records = Some(RecordCursor::default());
     }
 
     pub fn from_parts(io: S, state: TlsState) -> Self {
@@ -71,6 +124,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
             conn: state.conn,
             stash: state.stash,
             eof: false,
+            records: None,
         }
     }
 
@@ -144,10 +198,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
         }
         CIPHERTEXT.with(|buf| {
             let mut buf = buf.borrow_mut();
-            let n = ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf[..]))?;
+            let want = self
+                .records
+                .as_ref()
+                .map_or(buf.len(), |r| r.want().min(buf.len()));
+            let n = ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf[..want]))?;
             if n == 0 {
                 self.eof = true;
                 return Poll::Ready(Ok(0));
+            }
+            if let Some(r) = &mut self.records {
+                r.advance(&buf[..n]);
             }
             self.feed(&buf[..n])?;
             Poll::Ready(Ok(n))
@@ -269,5 +330,38 @@ impl<S: Transport> Transport for TlsStream<S> {
 
     fn socket_fd(&self) -> std::os::fd::RawFd {
         self.io.socket_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecordCursor;
+
+    #[test]
+    fn record_reads_never_cross_a_record_boundary() {
+        // Two records (bodies of 3 and 300 bytes) and the start of a third, in one stream.
+        let mut stream = vec![22, 3, 3, 0, 3, 1, 2, 3, 23, 3, 3, 1, 44];
+        stream.extend(std::iter::repeat_n(7, 300));
+        stream.extend([23, 3, 3]);
+        let mut c = RecordCursor::default();
+        let mut reads = Vec::new();
+        let mut at = 0;
+        while at < stream.len() {
+            // The socket gives at most 2 bytes per read here, at most `want` when asked.
+            let n = c.want().min(2).min(stream.len() - at);
+            c.advance(&stream[at..at + n]);
+            at += n;
+            reads.push((at, c.want()));
+        }
+        assert_eq!(reads[2], (5, 3), "header read: the body is next");
+        assert!(
+            reads.contains(&(8, 5)),
+            "first record ends exactly at byte 8"
+        );
+        assert!(
+            reads.contains(&(313, 5)),
+            "second record ends exactly at byte 313"
+        );
+        assert_eq!(c.want(), 2, "mid-header of the third");
     }
 }

@@ -22,6 +22,7 @@ shard_tests!(
     require_certificate_admits_only_clients_with_a_certificate_of_the_ca,
     use_identity_as_username_refuses_a_client_without_a_certificate,
     sighup_reloads_the_certificate_for_new_connections,
+    a_ktls_listener_serves_tls_clients_and_without_the_kernel_module_warns_once,
 );
 
 static DIRS: AtomicU32 = AtomicU32::new(0);
@@ -108,6 +109,17 @@ pub(crate) fn pki() -> Pki {
 
 /// A broker with a plain listener (the harness's `--bind`) and an mqtts listener on `tls`.
 async fn tls_broker(shards: usize, pki: &Pki, extra: &str, flags: &[&str]) -> (Broker, PortLease) {
+    tls_broker_logging(shards, pki, extra, flags, None).await
+}
+
+/// As [`tls_broker`], with the broker's log at `(level, file)`.
+async fn tls_broker_logging(
+    shards: usize,
+    pki: &Pki,
+    extra: &str,
+    flags: &[&str],
+    log: Option<(&str, &Path)>,
+) -> (Broker, PortLease) {
     let tls = PortLease::acquire();
     let d = &pki.dir.0;
     let cfg = format!(
@@ -119,13 +131,31 @@ async fn tls_broker(shards: usize, pki: &Pki, extra: &str, flags: &[&str]) -> (B
     let file = pki.dir.write("ringmq.toml", &cfg);
     let mut args = vec!["--config", file.to_str().expect("utf-8 path")];
     args.extend_from_slice(flags);
-    let b = Broker::with(shards, &args).await;
+    let b = Broker::launch_logging(shards, &args, log).await;
     (b, tls)
 }
 
 /// `mosquitto_pub` over TLS; true if it exited successfully.
 async fn tls_pub(port: u16, ca: &Path, extra: &[&str], id: &str, topic: &str, msg: &str) -> bool {
-    let out = Command::new("mosquitto_pub")
+    tls_pub_conf(port, ca, extra, None, id, topic, msg).await
+}
+
+/// As [`tls_pub`], with an OpenSSL configuration file (`OPENSSL_CONF`): Mosquitto 2.0's clients
+/// have no option for TLS 1.3 cipher suites, OpenSSL's `Ciphersuites` setting does it.
+async fn tls_pub_conf(
+    port: u16,
+    ca: &Path,
+    extra: &[&str],
+    openssl_conf: Option<&Path>,
+    id: &str,
+    topic: &str,
+    msg: &str,
+) -> bool {
+    let mut cmd = Command::new("mosquitto_pub");
+    if let Some(conf) = openssl_conf {
+        cmd.env("OPENSSL_CONF", conf);
+    }
+    let out = cmd
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--cafile"])
         .arg(ca)
         .args(["-i", id, "-t", topic, "-m", msg])
@@ -398,4 +428,91 @@ async fn sighup_reloads_the_certificate_for_new_connections(shards: usize) {
         !tls_pub(tls.port, &pki.ca, &[], &b.id("hup-3", 0), "hup/t", "old CA").await,
         "the old certificate is still served"
     );
+}
+
+/// `ktls = true`: where the kernel has no `tls` module (TCP_ULP fails with ENOENT, as on hosts
+/// without CONFIG_TLS, or for a non-root broker that may not load it), every connection falls
+/// back to rustls, the clients notice nothing, and the broker says so once for the listener,
+/// not once per connection or shard. Where the kernel has it, the same clients are served
+/// over kTLS and nothing is warned. The kTLS path itself is proven in a VM whose kernel has the
+/// module: `perf/ktls-vm.sh`.
+async fn a_ktls_listener_serves_tls_clients_and_without_the_kernel_module_warns_once(
+    shards: usize,
+) {
+    let pki = pki();
+    let log = pki.dir.0.join("broker.log");
+    let (b, tls) = tls_broker_logging(shards, &pki, "ktls = true", &[], Some(("warn", &log))).await;
+    let sub = tls_sub(tls.port, &pki.ca, &[], &b.id("ktls-sub", 0), "ktls/#", 6);
+    settle().await;
+    let mut expected = Vec::new();
+    for i in 0..6 {
+        // Homed on either shard (hand-overs with 2 shards); TLS 1.3 (AES-256-GCM by OpenSSL's
+        // order, then AES-128-GCM and ChaCha20-Poly1305) and TLS 1.2 (AES-GCM and ChaCha20).
+        // The version and suite through OpenSSL's configuration: Mosquitto 2.0's
+        // --tls-version tlsv1.2 is only a minimum, and TLS 1.3 suites have no option.
+        let p = b.id(&format!("ktls-pub-{i}"), i % 2);
+        let flags = ["-q", "1"];
+        let conf = match i {
+            1 => Some(openssl_suite(
+                &pki,
+                "TLSv1.2",
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+            )),
+            2 => Some(openssl_suite(&pki, "TLSv1.3", "TLS_AES_128_GCM_SHA256")),
+            3 => Some(openssl_suite(
+                &pki,
+                "TLSv1.3",
+                "TLS_CHACHA20_POLY1305_SHA256",
+            )),
+            4 => Some(openssl_suite(
+                &pki,
+                "TLSv1.2",
+                "ECDHE-ECDSA-CHACHA20-POLY1305",
+            )),
+            _ => None,
+        };
+        let msg = format!("k{i}");
+        let sent = tls_pub_conf(
+            tls.port,
+            &pki.ca,
+            &flags,
+            conf.as_deref(),
+            &p,
+            "ktls/a",
+            &msg,
+        );
+        assert!(sent.await, "{msg}");
+        expected.push(msg);
+    }
+    assert_eq!(lines(sub).await, expected);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let warned = text
+        .matches(&format!("kTLS on 127.0.0.1:{} is off", tls.port))
+        .count();
+    if std::path::Path::new("/proc/net/tls_stat").exists() {
+        assert_eq!(
+            warned, 0,
+            "the kernel has kTLS, yet the broker fell back:\n{text}"
+        );
+    } else {
+        assert_eq!(warned, 1, "one fallback warning for the listener:\n{text}");
+        assert!(text.contains("no tls module"), "{text}");
+    }
+}
+
+/// An OpenSSL configuration that offers only `version` (`TLSv1.2` or `TLSv1.3`) with the one
+/// cipher suite `suite`.
+fn openssl_suite(pki: &Pki, version: &str, suite: &str) -> PathBuf {
+    let key = if version == "TLSv1.3" {
+        "Ciphersuites"
+    } else {
+        "CipherString"
+    };
+    pki.dir.write(
+        &format!("openssl-{suite}.cnf"),
+        &format!(
+            "openssl_conf = conf\n[conf]\nssl_conf = ssl\n[ssl]\nsystem_default = tls\n\
+             [tls]\nMinProtocol = {version}\nMaxProtocol = {version}\n{key} = {suite}\n"
+        ),
+    )
 }

@@ -105,7 +105,19 @@ impl Broker {
     /// `shards` shards with extra flags, e.g. `&["--queued-messages-max", "10"]`.
     /// `RINGMQ_TEST_LOG=debug` shows the broker's log on stderr.
     pub async fn launch(shards: usize, args: &[&str]) -> Broker {
-        let log = std::env::var("RINGMQ_TEST_LOG").ok();
+        Broker::launch_logging(shards, args, None).await
+    }
+
+    /// As [`launch`](Self::launch), with the broker's log at `level` appended to `file` (for
+    /// tests that check what the broker logs).
+    pub async fn launch_logging(
+        shards: usize,
+        args: &[&str],
+        to_file: Option<(&str, &std::path::Path)>,
+    ) -> Broker {
+        let log = to_file
+            .map(|(level, _)| level.to_owned())
+            .or_else(|| std::env::var("RINGMQ_TEST_LOG").ok());
         for _ in 0..5 {
             let lease = PortLease::acquire();
             let port = lease.port;
@@ -128,10 +140,15 @@ impl Broker {
                 .args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(if log.is_some() {
-                    Stdio::inherit()
-                } else {
-                    Stdio::null()
+                .stderr(match (to_file, &log) {
+                    (Some((_, file)), _) => std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(file)
+                        .expect("broker log file")
+                        .into(),
+                    (None, Some(_)) => Stdio::inherit(),
+                    (None, None) => Stdio::null(),
                 });
             // SAFETY: prctl is async-signal-safe; the broker dies with the test process even if
             // the test runner kills it before Drop runs.
