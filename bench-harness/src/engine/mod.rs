@@ -23,6 +23,7 @@
 //! [`publisher`] (when and what to publish), [`worker`] (the event loop); this file holds the
 //! settings, the main thread's orchestration and the aggregated [`RunOutcome`].
 
+mod conn_io;
 mod publisher;
 mod session;
 mod shared;
