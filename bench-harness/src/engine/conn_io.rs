@@ -39,8 +39,37 @@ pub(crate) fn on_readable(conn: &mut Conn, ci: usize, ctx: &mut Ctx, scratch: &m
             Ok(n) => {
                 // One timestamp per read: the moment these bytes reached user space.
                 let now = now_ns();
-                conn.c.rbuf.extend_from_slice(&scratch[..n]);
+                let mut closed = None;
+                let c = &mut conn.c;
+                match c.ws.as_mut() {
+                    None => c.rbuf.extend_from_slice(&scratch[..n]),
+                    // Frames in, their payload into `rbuf`: the rest is the plain path.
+                    Some(ws) => match ws.receive(&scratch[..n], &mut c.rbuf) {
+                        Ok(r) => {
+                            if r.wants_flush {
+                                mark_dirty(c, ci, &mut ctx.dirty);
+                            }
+                            closed = r.closed;
+                        }
+                        Err(e) => {
+                            fail(conn, ctx, e.to_string());
+                            return;
+                        }
+                    },
+                }
                 if !handle_buffered(conn, ci, ctx, now) {
+                    return;
+                }
+                if let Some(code) = closed {
+                    // The packets before the close were handled (a DISCONNECT among them
+                    // already failed the connection with its reason).
+                    if !ctx.stopping {
+                        fail(
+                            conn,
+                            ctx,
+                            format!("WebSocket close from broker, status {code}"),
+                        );
+                    }
                     return;
                 }
                 // A short read emptied the socket; anything arriving later raises a new

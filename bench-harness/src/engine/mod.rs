@@ -107,6 +107,8 @@ pub struct Settings {
     pub run_id: String,
     /// `Some`: every connection speaks TLS (`--tls`).
     pub tls: Option<crate::tls::TlsClient>,
+    /// `Some`: every connection speaks MQTT over WebSocket (`--ws`).
+    pub ws: Option<crate::ws::WsClient>,
 }
 
 /// Packet identifiers a publisher cycles through: a few times its window (at least 1024), so

@@ -217,6 +217,7 @@ pub(crate) fn fail(conn: &mut Conn, ctx: &mut Ctx, why: String) {
         let _ = ctx.registry.deregister(&mut sock);
     }
     c.tls = None;
+    c.ws = None;
     c.wbuf.clear();
     *ctx.errors.entry(why.clone()).or_default() += 1;
     c.error = Some(why);
@@ -272,6 +273,9 @@ pub(crate) fn start_connect(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64)
             let c = &mut conn.c;
             c.sock = Some(sock);
             c.tls = tls;
+            c.ws =
+                s.ws.as_ref()
+                    .map(|w| Box::new(w.connection((conn.gidx as u64) << 32 ^ now)));
             c.state = State::Connecting;
             c.connect_start_ns = now;
             ctx.in_setup += 1;

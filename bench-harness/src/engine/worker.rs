@@ -354,6 +354,11 @@ impl Worker {
                     tls.send_close_notify();
                     let _ = conn.c.flush();
                 }
+                if let Some(ws) = conn.c.ws.as_mut() {
+                    // The same for WebSocket: a close frame after the DISCONNECT's frame.
+                    ws.close();
+                    let _ = conn.c.flush();
+                }
                 conn.c.state = State::Closed;
                 if let Some(s) = conn.c.sock.as_ref() {
                     let _ = s.shutdown(std::net::Shutdown::Write);
