@@ -22,6 +22,8 @@ pub struct Probed {
 /// answers CONNACK 0.
 pub fn probe_once(args: &ProbeArgs) -> Result<Probed, String> {
     let b = &args.broker;
+    // Flag errors (such as --ws with --tls) before any connection attempt.
+    let ws = crate::ws::from_args(b)?;
     let addr = crate::net::resolve(&b.host, b.port).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let tcp =
@@ -30,7 +32,7 @@ pub fn probe_once(args: &ProbeArgs) -> Result<Probed, String> {
         .map_err(|e| e.to_string())?;
     tcp.set_write_timeout(Some(Duration::from_secs(3)))
         .map_err(|e| e.to_string())?;
-    if let Some(w) = crate::ws::from_args(b)? {
+    if let Some(w) = ws {
         let mut s = BlockingWs::open(tcp, w.connection(u64::from(std::process::id())))?;
         exchange(&mut s, args)?;
         return Ok(Probed {
