@@ -92,6 +92,13 @@ pub struct BrokerArgs {
     /// Name checked against the broker's certificate (DNS name or IP address) [default: --host].
     #[arg(long, value_name = "NAME")]
     pub tls_server_name: Option<String>,
+    /// MQTT over WebSocket: every connection makes the RFC 6455 upgrade (subprotocol mqtt) on
+    /// --ws-path, then sends its packets in masked binary frames (plain TCP only, no wss).
+    #[arg(long)]
+    pub ws: bool,
+    /// Request path of the WebSocket upgrade (with --ws).
+    #[arg(long, value_name = "PATH", default_value = "/mqtt")]
+    pub ws_path: String,
 }
 
 /// Traffic shape and run timing shared by the traffic scenarios.

@@ -100,6 +100,9 @@ pub struct Client {
     /// `--tls`: the TLS session between `wbuf`/`rbuf` (plaintext MQTT) and the socket. Boxed:
     /// most of a `ClientConnection` is its buffers, and plain clients pay one pointer.
     pub tls: Option<Box<rustls::ClientConnection>>,
+    /// `--ws`: the WebSocket state between `wbuf`/`rbuf` (MQTT bytes) and the socket. Boxed for
+    /// the same reason as `tls`.
+    pub ws: Option<Box<crate::ws::WsConn>>,
     pub state: State,
     /// Bytes read but not yet decoded (a partial packet at most, between reads).
     pub rbuf: BytesMut,
@@ -130,6 +133,7 @@ impl Client {
             client_id: ByteString::from(client_id),
             sock: None,
             tls: None,
+            ws: None,
             state: State::Waiting,
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
@@ -179,10 +183,19 @@ impl Client {
             self.wbuf.clear();
             return Ok(());
         };
-        while !self.wbuf.is_empty() {
-            match sock.write(&self.wbuf) {
+        // Over WebSocket what leaves is the frame buffer: everything batched in `wbuf` becomes
+        // frames there first (once the upgrade completed), so a batch is still one write.
+        let out = match self.ws.as_mut() {
+            Some(ws) => {
+                ws.frame(&mut self.wbuf);
+                &mut ws.out
+            }
+            None => &mut self.wbuf,
+        };
+        while !out.is_empty() {
+            match sock.write(out) {
                 Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
-                Ok(n) => self.wbuf.advance(n),
+                Ok(n) => out.advance(n),
                 Err(e) if must_wait(&e) => {
                     self.write_blocked = true;
                     return Ok(());
@@ -191,7 +204,7 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        self.wbuf.clear();
+        out.clear();
         Ok(())
     }
 
@@ -231,10 +244,12 @@ impl Client {
         Ok(())
     }
 
-    /// Something is waiting to be written: plaintext not yet sealed, or TLS records (handshake,
-    /// alerts) not yet sent.
+    /// Something is waiting to be written: plaintext not yet sealed, TLS records (handshake,
+    /// alerts) or WebSocket frames (request, pong) not yet sent.
     pub fn wants_flush(&self) -> bool {
-        !self.wbuf.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+        !self.wbuf.is_empty()
+            || self.tls.as_ref().is_some_and(|t| t.wants_write())
+            || self.ws.as_ref().is_some_and(|w| !w.out.is_empty())
     }
 
     pub fn is_live(&self) -> bool {

@@ -23,6 +23,7 @@
 //! - [`sysinfo`]: getrusage, /proc readings of the broker, rlimits.
 //! - [`net`]: socket creation (source-address binding, TCP_NODELAY).
 //! - [`tls`]: the rustls client configuration of `--tls` runs (CA, server name, no resumption).
+//! - [`ws`]: the client side of RFC 6455 for `--ws` runs (upgrade, masked frames, streaming decode).
 //! - [`clock`]: the shared monotonic clock and the per-thread precise timer.
 //! - [`probe`]: a one-shot CONNECT/CONNACK check used to wait for a broker to come up.
 
@@ -43,3 +44,4 @@ pub mod svg;
 pub mod sysinfo;
 pub mod timeline;
 pub mod tls;
+pub mod ws;

@@ -70,6 +70,7 @@ fn settings(
         broker_pid: b.broker_pid,
         run_id: run.to_string(),
         tls: ringmq_bench::tls::from_args(b)?,
+        ws: ringmq_bench::ws::from_args(b)?,
     })
 }
 

@@ -13,13 +13,17 @@ use std::time::{Duration, Instant};
 /// What one successful probe saw.
 pub struct Probed {
     pub rtt: Duration,
-    /// Over TLS: the negotiated version and cipher suite, e.g. `TLSv1_3 TLS13_AES_256_GCM_SHA384`.
+    /// Over TLS: the negotiated version and cipher suite, e.g. `TLSv1_3 TLS13_AES_256_GCM_SHA384`;
+    /// `WebSocket` with `--ws`.
     pub tls: Option<String>,
 }
 
-/// Connect once (over TLS with `--tls`); `Ok` when the broker answers CONNACK 0.
+/// Connect once (over TLS with `--tls`, over WebSocket with `--ws`); `Ok` when the broker
+/// answers CONNACK 0.
 pub fn probe_once(args: &ProbeArgs) -> Result<Probed, String> {
     let b = &args.broker;
+    // Flag errors (such as --ws with --tls) before any connection attempt.
+    let ws = crate::ws::from_args(b)?;
     let addr = crate::net::resolve(&b.host, b.port).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let tcp =
@@ -28,6 +32,14 @@ pub fn probe_once(args: &ProbeArgs) -> Result<Probed, String> {
         .map_err(|e| e.to_string())?;
     tcp.set_write_timeout(Some(Duration::from_secs(3)))
         .map_err(|e| e.to_string())?;
+    if let Some(w) = ws {
+        let mut s = BlockingWs::open(tcp, w.connection(u64::from(std::process::id())))?;
+        exchange(&mut s, args)?;
+        return Ok(Probed {
+            rtt: t0.elapsed(),
+            tls: Some("WebSocket".into()),
+        });
+    }
     match crate::tls::from_args(b)? {
         None => {
             let mut s = tcp;
@@ -56,6 +68,75 @@ pub fn probe_once(args: &ProbeArgs) -> Result<Probed, String> {
                 )),
             })
         }
+    }
+}
+
+/// A blocking stream of MQTT bytes over a WebSocket connection (`probe --ws`).
+struct BlockingWs {
+    tcp: TcpStream,
+    ws: crate::ws::WsConn,
+    /// MQTT bytes received and not yet read.
+    rbuf: BytesMut,
+}
+
+impl BlockingWs {
+    /// Send the upgrade request and read until the 101 has been checked.
+    fn open(tcp: TcpStream, ws: crate::ws::WsConn) -> Result<BlockingWs, String> {
+        let mut s = BlockingWs {
+            tcp,
+            ws,
+            rbuf: BytesMut::new(),
+        };
+        s.send().map_err(|e| e.to_string())?;
+        while !s.ws.is_open() {
+            s.receive().map_err(|e| e.to_string())?;
+        }
+        Ok(s)
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        self.tcp.write_all(&self.ws.out)?;
+        self.ws.out.clear();
+        Ok(())
+    }
+
+    fn receive(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; 512];
+        let n = self.tcp.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let r = self
+            .ws
+            .receive(&chunk[..n], &mut self.rbuf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        if r.closed.is_some() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.send()
+    }
+}
+
+impl Read for BlockingWs {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.rbuf.is_empty() {
+            self.receive()?;
+        }
+        let n = buf.len().min(self.rbuf.len());
+        buf[..n].copy_from_slice(&self.rbuf.split_to(n));
+        Ok(n)
+    }
+}
+
+impl Write for BlockingWs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut b = BytesMut::from(buf);
+        self.ws.frame(&mut b);
+        self.send()?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
     }
 }
 

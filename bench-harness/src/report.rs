@@ -141,7 +141,8 @@ pub struct Report {
     pub description: String,
     pub broker: String,
     pub protocol: String,
-    /// "tcp", or "tls" (`--tls`: every connection made a full TLS handshake).
+    /// "tcp", "tls" (`--tls`: every connection made a full TLS handshake) or "ws" (`--ws`: MQTT
+    /// over WebSocket, each connection upgraded first).
     pub transport: String,
     pub qos: u8,
     pub payload_bytes: usize,
@@ -262,7 +263,14 @@ pub fn build(o: &RunOutcome, label: Option<String>) -> Report {
         description: plan.description.clone(),
         broker: s.broker.to_string(),
         protocol: protocol_name(s.protocol).into(),
-        transport: if s.tls.is_some() { "tls" } else { "tcp" }.into(),
+        transport: if s.tls.is_some() {
+            "tls"
+        } else if s.ws.is_some() {
+            "ws"
+        } else {
+            "tcp"
+        }
+        .into(),
         qos: s.qos as u8,
         payload_bytes: s.payload_bytes,
         publishers: plan.publishers.len(),
@@ -545,10 +553,10 @@ pub fn human(r: &Report) -> String {
         Some(rate) => format!("open loop at {} msg/s", grouped(rate as u64)),
         None => format!("max throughput (in-flight {}/publisher)", r.inflight),
     };
-    let over = if r.transport == "tls" {
-        " over TLS"
-    } else {
-        ""
+    let over = match r.transport.as_str() {
+        "tls" => " over TLS",
+        "ws" => " over WebSocket",
+        _ => "",
     };
     if r.conns.is_some() {
         let _ = writeln!(
@@ -583,7 +591,11 @@ pub fn human(r: &Report) -> String {
             ms(l.p99),
             ms(l.p999),
             ms(l.max),
-            if r.transport == "tls" { " + TLS handshake" } else { "" }
+            match r.transport.as_str() {
+                "tls" => " + TLS handshake",
+                "ws" => " + WebSocket upgrade",
+                _ => "",
+            }
         );
         match (
             c.broker_rss_before,

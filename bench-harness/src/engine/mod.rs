@@ -23,6 +23,7 @@
 //! [`publisher`] (when and what to publish), [`worker`] (the event loop); this file holds the
 //! settings, the main thread's orchestration and the aggregated [`RunOutcome`].
 
+mod conn_io;
 mod publisher;
 mod session;
 mod shared;
@@ -106,6 +107,8 @@ pub struct Settings {
     pub run_id: String,
     /// `Some`: every connection speaks TLS (`--tls`).
     pub tls: Option<crate::tls::TlsClient>,
+    /// `Some`: every connection speaks MQTT over WebSocket (`--ws`).
+    pub ws: Option<crate::ws::WsClient>,
 }
 
 /// Packet identifiers a publisher cycles through: a few times its window (at least 1024), so

@@ -1,12 +1,12 @@
 //! What happens on one connection: connect, CONNACK, SUBSCRIBE/SUBACK, incoming packets
 //! (deliveries with their sequence and latency accounting, acknowledgements of our own
-//! publishes) and reads/writes. Functions take the connection and the worker context
-//! separately so a handler can update both without fighting the borrow checker.
+//! publishes); the socket reads and writes are in [`super::conn_io`]. Functions take the
+//! connection and the worker context separately so a handler can update both without fighting
+//! the borrow checker.
 
 use super::shared::Shared;
 use super::Settings;
 use crate::client::{self, Client, Role, State};
-use crate::clock::now_ns;
 use crate::net;
 use crate::payload;
 use crate::scenario::Plan;
@@ -15,7 +15,6 @@ use hdrhistogram::Histogram;
 use mio::{Interest, Registry, Token};
 use ringmq_codec::{self as codec, Packet, Protocol, QoS};
 use std::collections::BTreeMap;
-use std::io::{self, Read};
 use std::sync::Arc;
 
 pub(crate) struct PubState {
@@ -218,6 +217,7 @@ pub(crate) fn fail(conn: &mut Conn, ctx: &mut Ctx, why: String) {
         let _ = ctx.registry.deregister(&mut sock);
     }
     c.tls = None;
+    c.ws = None;
     c.wbuf.clear();
     *ctx.errors.entry(why.clone()).or_default() += 1;
     c.error = Some(why);
@@ -273,6 +273,9 @@ pub(crate) fn start_connect(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64)
             let c = &mut conn.c;
             c.sock = Some(sock);
             c.tls = tls;
+            c.ws =
+                s.ws.as_ref()
+                    .map(|w| Box::new(w.connection((conn.gidx as u64) << 32 ^ now)));
             c.state = State::Connecting;
             c.connect_start_ns = now;
             ctx.in_setup += 1;
@@ -508,157 +511,5 @@ fn stop_reading_if_stalled(conn: &mut Conn, ctx: &mut Ctx) {
     stall.stopped = true;
     if let Some(sock) = conn.c.sock.as_mut() {
         let _ = ctx.registry.deregister(sock);
-    }
-}
-
-fn reading_stopped(conn: &Conn) -> bool {
-    conn.subs
-        .as_ref()
-        .and_then(|s| s.stall.as_ref())
-        .is_some_and(|s| s.stopped)
-}
-
-pub(crate) fn on_readable(conn: &mut Conn, ci: usize, ctx: &mut Ctx, scratch: &mut [u8]) {
-    if conn.c.tls.is_some() {
-        return on_readable_tls(conn, ci, ctx, scratch);
-    }
-    loop {
-        if reading_stopped(conn) {
-            return;
-        }
-        let Some(sock) = conn.c.sock.as_mut() else {
-            return;
-        };
-        match sock.read(scratch) {
-            Ok(0) => {
-                let why = if ctx.stopping {
-                    return;
-                } else {
-                    "connection closed by broker".to_string()
-                };
-                fail(conn, ctx, why);
-                return;
-            }
-            Ok(n) => {
-                // One timestamp per read: the moment these bytes reached user space.
-                let now = now_ns();
-                conn.c.rbuf.extend_from_slice(&scratch[..n]);
-                if !handle_buffered(conn, ci, ctx, now) {
-                    return;
-                }
-                // A short read emptied the socket; anything arriving later raises a new
-                // (edge-triggered) event, so the EAGAIN-confirming read would be wasted.
-                if n < scratch.len() {
-                    return;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                if !ctx.stopping {
-                    fail(conn, ctx, error_key("read", &e));
-                }
-                return;
-            }
-        }
-    }
-}
-
-/// Decode and handle every complete packet in the read buffer, stamped `now`. False when the
-/// connection must not be read any further (failed, closed, or a stalled subscriber).
-fn handle_buffered(conn: &mut Conn, ci: usize, ctx: &mut Ctx, now: u64) -> bool {
-    loop {
-        match codec::decode(&mut conn.c.rbuf, ctx.protocol, ctx.settings.max_packet) {
-            Ok(Some(pkt)) => {
-                handle(conn, ci, ctx, pkt, now);
-                if reading_stopped(conn) {
-                    return false;
-                }
-            }
-            Ok(None) => return true,
-            Err(e) => {
-                fail(conn, ctx, error_key("decode", &e));
-                return false;
-            }
-        }
-        if !conn.c.is_live() {
-            return false;
-        }
-    }
-}
-
-/// `on_readable` for a TLS connection: socket → rustls (records) → plaintext → `rbuf`, until
-/// the socket would block (mio is edge-triggered). A handshake message, alert or the CONNECT
-/// that waited for the handshake may then want writing, so the connection is marked dirty.
-fn on_readable_tls(conn: &mut Conn, ci: usize, ctx: &mut Ctx, scratch: &mut [u8]) {
-    loop {
-        if reading_stopped(conn) {
-            return;
-        }
-        let c = &mut conn.c;
-        let (Some(sock), Some(tls)) = (c.sock.as_mut(), c.tls.as_mut()) else {
-            return;
-        };
-        let eof = match tls.read_tls(sock) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                if !ctx.stopping {
-                    fail(conn, ctx, error_key("read", &e));
-                }
-                return;
-            }
-        };
-        let now = now_ns();
-        if let Err(e) = tls.process_new_packets() {
-            // Best effort: tell the broker why (the alert rustls queued).
-            let _ = tls.write_tls(sock);
-            if !ctx.stopping {
-                fail(conn, ctx, error_key("tls", &e));
-            }
-            return;
-        }
-        let mut closed = eof;
-        loop {
-            match tls.reader().read(scratch) {
-                Ok(0) => {
-                    // close_notify: the broker closed the TLS session.
-                    closed = true;
-                    break;
-                }
-                Ok(n) => c.rbuf.extend_from_slice(&scratch[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                // EOF without close_notify: handled as a close below.
-                Err(_) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        if c.wants_flush() {
-            mark_dirty(c, ci, &mut ctx.dirty);
-        }
-        if !handle_buffered(conn, ci, ctx, now) {
-            return;
-        }
-        if closed {
-            if !ctx.stopping {
-                fail(conn, ctx, "connection closed by broker".to_string());
-            }
-            return;
-        }
-    }
-}
-
-pub(crate) fn flush_conn(conn: &mut Conn, ctx: &mut Ctx) {
-    if conn.c.write_blocked {
-        return;
-    }
-    if let Err(e) = conn.c.flush() {
-        if !ctx.stopping {
-            fail(conn, ctx, error_key("write", &e));
-        }
     }
 }

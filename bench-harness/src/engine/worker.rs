@@ -2,11 +2,9 @@
 //! iteration connects (bounded concurrency), lets publishers produce, flushes every dirty
 //! connection once, publishes counters, then sleeps until the next send deadline or event.
 
+use super::conn_io::{flush_conn, on_readable};
 use super::publisher::{produce, uses_e2e_window, window_full, Wake};
-use super::session::{
-    error_key, flush_conn, mark_dirty, on_readable, start_connect, Conn, Ctx, PubResult,
-    ThreadResult,
-};
+use super::session::{error_key, mark_dirty, start_connect, Conn, Ctx, PubResult, ThreadResult};
 use super::{StalledOutcome, SPIN_NS, TICK_NS, TIMER, WAKER};
 use crate::client::State;
 use crate::clock::{self, now_ns, Timer};
@@ -354,6 +352,11 @@ impl Worker {
                 if let Some(tls) = conn.c.tls.as_mut() {
                     // After the DISCONNECT's record, so the broker reads it first.
                     tls.send_close_notify();
+                    let _ = conn.c.flush();
+                }
+                if let Some(ws) = conn.c.ws.as_mut() {
+                    // The same for WebSocket: a close frame after the DISCONNECT's frame.
+                    ws.close();
                     let _ = conn.c.flush();
                 }
                 conn.c.state = State::Closed;
