@@ -1,24 +1,10 @@
 //! End-to-end: run the real `ringmq-bench` binary against a private Eclipse Mosquitto on a
 //! loopback port. Skipped (with a message) when mosquitto is not installed.
 
-use std::net::TcpListener;
+mod common;
+use common::*;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-
-const BENCH: &str = env!("CARGO_BIN_EXE_ringmq-bench");
-
-fn find_mosquitto() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("MOSQUITTO") {
-        return Some(PathBuf::from(p));
-    }
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/usr/bin"].map(PathBuf::from));
-    dirs.into_iter()
-        .map(|d| d.join("mosquitto"))
-        .find(|p| p.is_file())
-}
 
 /// A mosquitto we started; killed (by its own handle) when dropped, even if the test panics.
 struct Broker {
@@ -48,11 +34,7 @@ fn start_broker_with(name: &str, queued: u32, inflight: u32) -> Option<Broker> {
         eprintln!("SKIPPED: mosquitto is not installed (apt-get install mosquitto)");
         return None;
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = std::env::temp_dir().join(format!("ringmq-bench-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("mosquitto.conf");

@@ -6,36 +6,11 @@
 //! ringmq is a different package of the workspace, so Cargo does not build it for this test:
 //! `cargo build --release -p ringmq` (or `RINGMQ=/path/to/ringmq`).
 
+mod common;
+use common::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-const BENCH: &str = env!("CARGO_BIN_EXE_ringmq-bench");
-
-/// The ringmq binary: `$RINGMQ`, else beside this test's `ringmq-bench` (same profile), else the
-/// release build of the same target directory.
-fn find_ringmq() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("RINGMQ") {
-        return Some(PathBuf::from(p));
-    }
-    let bench = Path::new(BENCH);
-    let dir = bench.parent()?;
-    let candidates = [
-        dir.join("ringmq"),
-        dir.parent()?.join("release").join("ringmq"),
-    ];
-    candidates.into_iter().find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A CA and a server certificate for 127.0.0.1 signed by it; PEM files in `dir`.
 fn write_certs(dir: &Path) -> PathBuf {
@@ -114,31 +89,6 @@ fn start_ringmq(bin: &Path, dir: PathBuf) -> Broker {
         String::from_utf8_lossy(&up.stderr)
     );
     b
-}
-
-/// Run ringmq-bench, killing it if it takes longer than `secs`.
-fn bench(args: &[&str], secs: u64) -> Output {
-    let mut child = Command::new(BENCH)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "ringmq-bench {args:?} still running after {secs} s: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn json_line(out: &Output, args: &[&str]) -> serde_json::Value {

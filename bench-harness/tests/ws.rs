@@ -5,45 +5,10 @@
 //! Mosquitto: `apt-get install mosquitto`, or `MOSQUITTO=/path`). Every child runs under a
 //! deadline and is killed (by its own handle) when the test ends.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-const BENCH: &str = env!("CARGO_BIN_EXE_ringmq-bench");
-
-/// `$VAR`, else the first of `candidates` that exists.
-fn find(var: &str, candidates: Vec<PathBuf>) -> Option<PathBuf> {
-    if let Ok(p) = std::env::var(var) {
-        return Some(PathBuf::from(p));
-    }
-    candidates.into_iter().find(|p| p.is_file())
-}
-
-/// ringmq beside this test's `ringmq-bench` (same profile), else the release build.
-fn find_ringmq() -> Option<PathBuf> {
-    let dir = Path::new(BENCH).parent()?;
-    let release = dir.parent()?.join("release").join("ringmq");
-    find("RINGMQ", vec![dir.join("ringmq"), release])
-}
-
-fn find_mosquitto() -> Option<PathBuf> {
-    let dirs = ["/usr/sbin", "/usr/local/sbin", "/usr/bin"];
-    find(
-        "MOSQUITTO",
-        dirs.iter()
-            .map(|d| Path::new(d).join("mosquitto"))
-            .collect(),
-    )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 
 /// A broker we started; killed when dropped, even if the test panics.
 struct Broker {
@@ -146,31 +111,6 @@ fn start_mosquitto(name: &str) -> Option<Broker> {
         .spawn()
         .expect("start mosquitto");
     Some(wait_up(Broker { child, ws, dir }, "mosquitto"))
-}
-
-/// Run ringmq-bench, killing it if it takes longer than `secs`.
-fn bench(args: &[&str], secs: u64) -> Output {
-    let mut child = Command::new(BENCH)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "ringmq-bench {args:?} still running after {secs} s: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A scenario over `--ws` against `b`; its JSON report, after checking it succeeded.
