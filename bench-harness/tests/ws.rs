@@ -145,7 +145,7 @@ fn assert_whole(r: &serde_json::Value) {
 }
 
 /// What every broker must pass over WebSocket.
-fn whole_over_ws(b: &Broker) {
+fn whole_over_ws(b: &Broker, large: bool) {
     // QoS 1, small packets: many PUBLISH/PUBACK per frame, both ways.
     let r = run_ws(
         b,
@@ -153,17 +153,20 @@ fn whole_over_ws(b: &Broker) {
     );
     assert_whole(&r);
     assert_eq!(r["acked"], r["sent"], "{r}");
-    // 20 kB payloads: a packet spans two of our 16 KiB frames and several reads. (Not larger:
-    // Mosquitto 2.0.11's websockets listener then trickles its last deliveries out one every
-    // second or two once the publishers stop; paho sees the same.)
-    let r = run_ws(
-        b,
-        &[
-            "pairs", "--pairs", "2", "-q", "1", "-s", "20000", "-d", "1s", "-w", "0.5s", "--drain",
-            "20s",
-        ],
-    );
-    assert_whole(&r);
+    // 20 kB payloads: a packet spans two of our 16 KiB frames and several reads. Not against
+    // Mosquitto: its 2.0.11 websockets listener trickles its last deliveries of large messages
+    // out one every second or two once the publishers stop (paho sees the same), and on a
+    // loaded machine that outlasted the drain once.
+    if large {
+        let r = run_ws(
+            b,
+            &[
+                "pairs", "--pairs", "2", "-q", "1", "-s", "20000", "-d", "1s", "-w", "0.5s",
+                "--drain", "20s",
+            ],
+        );
+        assert_whole(&r);
+    }
     // QoS 0 in open loop: paced, so nothing may be dropped on loopback either.
     let r = run_ws(
         b,
@@ -180,7 +183,7 @@ fn whole_over_ws(b: &Broker) {
 #[test]
 fn ringmq_over_ws_loses_nothing() {
     let Some(b) = start_ringmq("r") else { return };
-    whole_over_ws(&b);
+    whole_over_ws(&b, true);
 }
 
 #[test]
@@ -188,7 +191,7 @@ fn mosquitto_over_ws_loses_nothing() {
     let Some(b) = start_mosquitto("m") else {
         return;
     };
-    whole_over_ws(&b);
+    whole_over_ws(&b, false);
 }
 
 #[test]
