@@ -3,22 +3,12 @@
 
 mod common;
 use common::*;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 /// A mosquitto we started; killed (by its own handle) when dropped, even if the test panics.
 struct Broker {
-    child: Child,
+    run: Started,
     port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn start_broker(name: &str) -> Option<Broker> {
@@ -53,7 +43,10 @@ fn start_broker_with(name: &str, queued: u32, inflight: u32) -> Option<Broker> {
         .stderr(Stdio::null())
         .spawn()
         .expect("start mosquitto");
-    let b = Broker { child, port, dir };
+    let b = Broker {
+        run: Started { child, dir },
+        port,
+    };
     let ok = Command::new(BENCH)
         .args(["probe", "--port", &port.to_string(), "--wait", "10s"])
         .output()
@@ -107,7 +100,7 @@ fn pairs_qos1_forwards_everything_without_loss() {
     let Some(b) = start_broker("pairs") else {
         return;
     };
-    let dir = b.dir.clone();
+    let dir = b.run.dir.clone();
     let hgrm = dir.join("run.hgrm");
     let json = dir.join("runs.json");
     let port = b.port.to_string();
@@ -214,7 +207,7 @@ fn conns_and_wildcard_scenarios_run() {
         return;
     };
     let port = b.port.to_string();
-    let pid = b.child.id().to_string();
+    let pid = b.run.child.id().to_string();
     let r = run_json(&[
         "conns",
         "--port",
@@ -328,7 +321,7 @@ fn fanin_loss_after_acknowledgement_is_flagged_and_fails_the_run() {
         return;
     };
     let port = b.port.to_string();
-    let dir = b.dir.clone();
+    let dir = b.run.dir.clone();
     let json = dir.join("runs.json");
     let (code, human, r) = run_full(&[
         "fanin",

@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// A CA and a server certificate for 127.0.0.1 signed by it; PEM files in `dir`.
 fn write_certs(dir: &Path) -> PathBuf {
@@ -33,18 +33,9 @@ fn write_certs(dir: &Path) -> PathBuf {
 
 /// A ringmq we started; killed when dropped, even if the test panics.
 struct Broker {
-    child: Child,
+    _run: Started,
     plain: u16,
     tls: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn start_ringmq(bin: &Path, dir: PathBuf) -> Broker {
@@ -74,10 +65,9 @@ fn start_ringmq(bin: &Path, dir: PathBuf) -> Broker {
         .spawn()
         .expect("start ringmq");
     let b = Broker {
-        child,
+        _run: Started { child, dir },
         plain,
         tls,
-        dir,
     };
     let up = bench(
         &["probe", "--port", &plain.to_string(), "--wait", "10s"],

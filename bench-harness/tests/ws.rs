@@ -8,21 +8,12 @@
 mod common;
 use common::*;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 /// A broker we started; killed when dropped, even if the test panics.
 struct Broker {
-    child: Child,
+    _run: Started,
     ws: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -79,7 +70,13 @@ fn start_ringmq(name: &str) -> Option<Broker> {
         .stderr(Stdio::null())
         .spawn()
         .expect("start ringmq");
-    Some(wait_up(Broker { child, ws, dir }, "ringmq"))
+    Some(wait_up(
+        Broker {
+            _run: Started { child, dir },
+            ws,
+        },
+        "ringmq",
+    ))
 }
 
 /// Mosquitto 2.0 opens no websockets listener unless a plain one exists too, and its
@@ -110,7 +107,13 @@ fn start_mosquitto(name: &str) -> Option<Broker> {
         .stderr(Stdio::null())
         .spawn()
         .expect("start mosquitto");
-    Some(wait_up(Broker { child, ws, dir }, "mosquitto"))
+    Some(wait_up(
+        Broker {
+            _run: Started { child, dir },
+            ws,
+        },
+        "mosquitto",
+    ))
 }
 
 /// A scenario over `--ws` against `b`; its JSON report, after checking it succeeded.

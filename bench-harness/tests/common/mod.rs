@@ -70,3 +70,18 @@ pub fn bench(args: &[&str], secs: u64) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A broker process a test started and its scratch directory: killed (by its own handle, never
+/// by name) and removed when dropped, even if the test panics.
+pub struct Started {
+    pub child: std::process::Child,
+    pub dir: PathBuf,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
