@@ -100,9 +100,6 @@ struct State {
     /// Peers' tags to confirm once this log commits through the LSN and the relays sent before
     /// are confirmed (see [`Confirm`]).
     confirms: VecDeque<Confirm>,
-    /// Per peer: the highest tag of a shared-group relay sent to it on the data lane (a
-    /// `ShareDeliver` to a member's shard, or a message given back to its group's owner).
-    relayed: Vec<u64>,
     /// Records that could not be appended (too large): reported, counted.
     refused: u64,
     /// Topic + payload bytes of the messages in `ids` (the store's `$SYS` figure).
@@ -212,7 +209,6 @@ impl Journal {
                 sent: Lane::ALL.map(|_| vec![0; shards]),
                 conf: Lane::ALL.map(|_| vec![0; shards]),
                 confirms: VecDeque::new(),
-                relayed: vec![0; shards],
                 refused: 0,
                 msg_bytes: 0,
                 pending_since: None,
@@ -504,9 +500,6 @@ impl Journal {
     /// data-lane confirmations this shard gives from now on wait for it ([`Confirm`]).
     pub fn relayed_to(&self, peer: usize, tag: u64) {
         self.sent_to(peer, Lane::Relay, tag);
-        if let Some(r) = self.st.borrow_mut().relayed.get_mut(peer) {
-            *r = (*r).max(tag);
-        }
     }
 
     /// Confirm `peer`'s `tag` once this log has committed what is appended now and the relays
@@ -516,10 +509,12 @@ impl Journal {
         let mut st = self.st.borrow_mut();
         // Only what arrives on the data lane can have caused a relay (a group's owner got it).
         // Relay-lane confirmations need the commit alone: that keeps the waits acyclic.
+        // The relay lane's last tag sent to each peer is the highest relay it got (tags grow).
         let relays: smallvec::SmallVec<[(usize, u64); 2]> = if lane == Lane::Data {
-            st.relayed
+            let relay = Lane::Relay as usize;
+            st.sent[relay]
                 .iter()
-                .zip(&st.conf[Lane::Relay as usize])
+                .zip(&st.conf[relay])
                 .enumerate()
                 .filter(|(_, (r, c))| r > c)
                 .map(|(p, (r, _))| (p, *r))
