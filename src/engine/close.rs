@@ -108,13 +108,17 @@ impl Engine {
         // Offline now: the publishers this session held back go on.
         shard.borrow_mut().release_from(&self.session);
         self.set_group_presence(false);
-        // Unacknowledged shared-group messages go to another member of their group.
+        // Unacknowledged shared-group messages go to another member of their group. This
+        // session lets go of each only after the next holder is on the log (the next member's
+        // enqueue, or a stored forward), so a crash between the two duplicates, never loses.
         for d in give_back {
-            let mut sh = shard.borrow_mut();
             if let Some(key) = &d.shared {
-                let owner = sh.share_owner(key);
-                sh.share_publish(key, owner, d.msg, self.uid);
+                let again = d.msg.clone();
+                shard
+                    .borrow_mut()
+                    .share_again(key, again, &self.client_id, self.uid);
             }
+            self.session.borrow().log_done(&d);
         }
         let publish = !matches!(close, Close::Normal);
         let mut sh = shard.borrow_mut();

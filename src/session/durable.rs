@@ -42,7 +42,7 @@ impl Session {
         }
     }
 
-    pub(super) fn log_done(&self, d: &Delivery) {
+    pub(crate) fn log_done(&self, d: &Delivery) {
         if let Some(j) = self.journaled(d) {
             j.done(&self.client_id, &d.msg);
         }

@@ -552,6 +552,8 @@ impl Session {
     /// give to another member: QoS 1 ones not acknowledged, and queued QoS 1/2 ones never sent.
     /// A QoS 2 message already sent stays with this session, to be completed when it reconnects
     /// or dropped with it [MQTT-4.8.2-4], [MQTT-4.8.2-5].
+    /// The journal still counts this session as holding what it returns: the caller logs
+    /// [`Session::log_done`] for each once the group's next holder is on the log.
     pub fn detach(&mut self) -> Vec<Delivery> {
         self.conn = None;
         self.release_waiters();
@@ -559,7 +561,6 @@ impl Session {
         let mut kept = VecDeque::with_capacity(self.inflight.len());
         for f in std::mem::take(&mut self.inflight) {
             if f.delivery.shared.is_some() && f.delivery.qos == QoS::AtLeastOnce {
-                self.log_done(&f.delivery);
                 give_back.push(f.delivery);
             } else {
                 kept.push_back(f);
@@ -570,9 +571,6 @@ impl Session {
             std::mem::take(&mut self.queue)
                 .into_iter()
                 .partition(|d| d.shared.is_some() && d.qos != QoS::AtMostOnce);
-        for d in &shared {
-            self.log_done(d);
-        }
         give_back.extend(shared);
         // QoS 0 messages are not kept for an offline session unless configured.
         if !self.limits.queue_qos0_offline {

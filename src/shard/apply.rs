@@ -110,7 +110,7 @@ impl Shard {
                 msg,
                 exclude_uid,
                 ..
-            } => self.share_dispatch(&key, msg, exclude_uid, false),
+            } => self.share_dispatch(&key, msg, exclude_uid, super::shared::Store::Never),
             MeshMsg::ShareDeliver {
                 client_id,
                 uid,

@@ -130,7 +130,12 @@ impl Shard {
         let mut via_forward: SmallVec<[(ByteString, usize); 2]> = SmallVec::new();
         for (key, owner) in groups {
             if owner == self.id {
-                self.share_dispatch(&key, msg.clone(), 0, durable);
+                let store = if durable {
+                    super::shared::Store::Qos2
+                } else {
+                    super::shared::Store::Never
+                };
+                self.share_dispatch(&key, msg.clone(), 0, store);
             } else if durable {
                 via_forward.push((key, owner));
             } else {

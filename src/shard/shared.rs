@@ -222,7 +222,7 @@ impl Shard {
         exclude_uid: u64,
     ) {
         if owner == self.id {
-            self.share_dispatch(key, msg, exclude_uid, false);
+            self.share_dispatch(key, msg, exclude_uid, Store::Never);
         } else {
             let tag = self.relay_tag(owner, &msg, false);
             self.send_to(
@@ -274,16 +274,17 @@ impl Shard {
         }
     }
 
-    /// Owner side: pick one member and deliver (locally or on the member's shard). `durable`:
-    /// a QoS 2 message from a persistent session, which reaches a member on another shard
-    /// exactly once through a crash only by store-then-forward (`journal_forward.rs`): this
-    /// shard stores it with its pick, and sends it once that is committed.
+    /// Owner side: pick one member and deliver (locally or on the member's shard). `store`:
+    /// when the hop to a member on another shard is store-then-forward (`journal_forward.rs`):
+    /// this shard stores the message with its pick, and sends it once that is committed.
+    /// QoS 2 from a persistent session needs it to reach the member exactly once through a
+    /// crash; a message given to the group again needs it so the holder it leaves can let go.
     pub(super) fn share_dispatch(
         &mut self,
         key: &ByteString,
         msg: Arc<Message>,
         exclude_uid: u64,
-        durable: bool,
+        store: Store,
     ) {
         let policy = self.cfg.shared_subscription_policy;
         let Some(g) = self.groups.get_mut(key) else {
@@ -299,12 +300,18 @@ impl Shard {
             self.deliver_shared(&m.client_id, m.uid, msg, qos, m.identifier, key);
             return;
         }
-        if durable && qos == QoS::ExactlyOnce {
+        let stored = match store {
+            Store::Never => false,
+            Store::Qos2 => qos == QoS::ExactlyOnce,
+            Store::Always => qos != QoS::AtMostOnce,
+        };
+        if stored {
             let target = ShareTarget {
                 key: key.clone(),
                 client_id: m.client_id.clone(),
                 qos,
                 identifier: m.identifier.unwrap_or(0),
+                repick: false,
             };
             let stored = self
                 .journal
@@ -329,11 +336,49 @@ impl Shard {
         );
     }
 
-    /// A stored QoS 2 forward from a group's owner for one member here (its session may have
-    /// been restored since the owner picked it, so any session of that client id takes it).
+    /// A stored forward of a group's message: from its owner for one member here (its session
+    /// may have been restored since the owner picked it, so any session of that client id
+    /// takes it), or, with `repick`, to this shard as the owner, to pick a member other than
+    /// the one that could not take it.
     pub(super) fn deliver_stored_share(&mut self, msg: Arc<Message>, t: ShareTarget) {
+        if t.repick {
+            let exclude = self
+                .groups
+                .get(&t.key)
+                .and_then(|g| g.members.iter().find(|m| m.client_id == t.client_id))
+                .map_or(0, |m| m.uid);
+            self.share_dispatch(&t.key, msg, exclude, Store::Always);
+            return;
+        }
         let identifier = (t.identifier != 0).then_some(t.identifier);
         self.deliver_shared(&t.client_id, 0, msg, t.qos, identifier, &t.key);
+    }
+
+    /// A group's QoS 1/2 message that member `client_id` (`uid`) cannot take: it is gone, or
+    /// it gave the message back as it disconnected. The owner picks another member. With a
+    /// store, every hop the message makes from here is store-then-forward, so what appended
+    /// it here (the next member's `Enqueue`, or a forward to the owner or the member's shard)
+    /// precedes, in this log, the caller's `Done` for the old holder or the commit its
+    /// confirmation of the relay waits for: no crash in between loses it.
+    pub fn share_again(&mut self, key: &ByteString, msg: Arc<Message>, client_id: &str, uid: u64) {
+        let owner = self.share_owner(key);
+        if owner == self.id {
+            self.share_dispatch(key, msg, uid, Store::Always);
+            return;
+        }
+        if let Some(j) = &self.journal {
+            let target = ShareTarget {
+                key: key.clone(),
+                client_id: client_id.into(),
+                qos: msg.qos,
+                identifier: 0,
+                repick: true,
+            };
+            if j.forward_later(&msg, 1u64 << owner, Some(Box::new(target))) {
+                return; // the commit pump sends it to the owner
+            }
+        }
+        self.share_publish(key, owner, msg, uid);
     }
 
     /// A QoS 2 message forwarded here by its publisher's shard (store-then-forward): the
@@ -351,7 +396,7 @@ impl Shard {
             );
         });
         for key in owned {
-            self.share_dispatch(&key, msg.clone(), 0, true);
+            self.share_dispatch(&key, msg.clone(), 0, Store::Qos2);
         }
     }
 
@@ -393,16 +438,23 @@ impl Shard {
                 self.after_admit(&s, admit, origin);
                 self.stats.deliveries += 1;
             }
-            None if msg.qos != QoS::AtMostOnce => {
-                let owner = self.share_owner(key);
-                // Not a relay: a relay-lane confirmation waits for nothing but the commit (a
-                // crash before the owner's next pick is stored loses this one; see
-                // docs/ARCHITECTURE.md).
-                self.share_publish(key, owner, msg, uid);
-            }
+            // Stored here before the relay that brought it is confirmed: that confirmation
+            // waits for this shard's commit and nothing else, which keeps the waits acyclic.
+            None if msg.qos != QoS::AtMostOnce => self.share_again(key, msg, client_id, uid),
             None => self.shared_drop(key, &msg, "its member is gone"),
         }
     }
+}
+
+/// When a group's owner stores its pick of a member on another shard before sending it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// Never: sent at once (QoS 0 and 1, QoS 2 from clean sessions).
+    Never,
+    /// When delivered at QoS 2 (QoS 2 from a persistent session).
+    Qos2,
+    /// When delivered at QoS 1 or 2 (a message given to the group again).
+    Always,
 }
 
 /// Online members first (a message for an offline member would wait in its queue), never the

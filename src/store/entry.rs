@@ -146,6 +146,9 @@ pub struct ShareTarget {
     pub qos: QoS,
     /// The member's subscription identifier; 0 for none (identifiers start at 1).
     pub identifier: u32,
+    /// To the group's owner rather than to a member: `client_id` could not take the message
+    /// (gone, or it gave it back on disconnect), so the owner picks another member.
+    pub repick: bool,
 }
 
 /// A record that passed its checksum but does not decode as its kind: written by a newer or
@@ -189,6 +192,7 @@ mod kinds {
     pub const FORWARD_DONE: u8 = 33;
     pub const PEER_MARK: u8 = 34;
     pub const SHARE_FORWARD: u8 = 35;
+    pub const SHARE_REPICK: u8 = 36;
 }
 
 const _: () = assert!(kinds::MSG_STORE >= Kind::FIRST_USER);
@@ -269,7 +273,14 @@ impl Entry {
                         put_str(out, &t.client_id);
                         out.push(t.qos as u8);
                         out.extend_from_slice(&t.identifier.to_le_bytes());
-                        (SHARE_FORWARD, None)
+                        (
+                            if t.repick {
+                                SHARE_REPICK
+                            } else {
+                                SHARE_FORWARD
+                            },
+                            None,
+                        )
                     }
                 }
             }
@@ -371,7 +382,7 @@ impl Entry {
                 peers: r.u64()?,
                 share: None,
             },
-            SHARE_FORWARD => Entry::Forward {
+            k @ (SHARE_FORWARD | SHARE_REPICK) => Entry::Forward {
                 lsn: r.u64()?,
                 msg: r.u64()?,
                 peers: r.u64()?,
@@ -380,6 +391,7 @@ impl Entry {
                     client_id: r.str()?,
                     qos: r.qos()?,
                     identifier: r.u32()?,
+                    repick: k == SHARE_REPICK,
                 })),
             },
             FORWARD_DONE => Entry::ForwardDone { lsn: r.u64()? },

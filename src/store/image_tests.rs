@@ -239,6 +239,7 @@ fn forwards_hold_their_message_and_marks_keep_the_highest() {
                 client_id: "member".into(),
                 qos: QoS::ExactlyOnce,
                 identifier: 0,
+                repick: true, // kept through a snapshot like a member's forward
             })),
         },
         Entry::PeerMark { peer: 1, lsn: 500 },

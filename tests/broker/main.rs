@@ -76,6 +76,7 @@ mod t13_malformed;
 mod t14_hostile;
 mod t15_auth;
 mod t16_durable;
+mod t16_give_back;
 mod t17_websocket;
 mod t18_http;
 mod t18_sys;

@@ -17,7 +17,7 @@ fn qos(q: u8) -> QoS {
     }
 }
 
-fn client(b: &Broker, id: &str, clean: bool, inflight: u16) -> (AsyncClient, EventLoop) {
+pub(crate) fn client(b: &Broker, id: &str, clean: bool, inflight: u16) -> (AsyncClient, EventLoop) {
     let mut o = MqttOptions::new(id, "127.0.0.1", b.port);
     o.set_clean_session(clean);
     o.set_keep_alive(Duration::from_secs(30));
@@ -25,13 +25,13 @@ fn client(b: &Broker, id: &str, clean: bool, inflight: u16) -> (AsyncClient, Eve
     AsyncClient::new(o, 1024)
 }
 
-async fn launch(shards: usize, dir: &Path) -> Broker {
+pub(crate) async fn launch(shards: usize, dir: &Path) -> Broker {
     let d = dir.to_string_lossy().to_string();
     Broker::launch(shards, &["--data-dir", &d]).await
 }
 
 /// Poll until CONNACK; panics after 5 s.
-async fn connected(ev: &mut EventLoop) -> bool {
+pub(crate) async fn connected(ev: &mut EventLoop) -> bool {
     let until = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         match tokio::time::timeout_at(until, ev.poll()).await {
@@ -44,7 +44,7 @@ async fn connected(ev: &mut EventLoop) -> bool {
 }
 
 /// SUBSCRIBE and wait for the SUBACK.
-async fn subscribed(c: &AsyncClient, ev: &mut EventLoop, filter: &str, q: QoS) {
+pub(crate) async fn subscribed(c: &AsyncClient, ev: &mut EventLoop, filter: &str, q: QoS) {
     c.subscribe(filter, q).await.expect("subscribe");
     loop {
         if let Ok(Event::Incoming(Packet::SubAck(_))) = ev.poll().await {
@@ -143,7 +143,7 @@ async fn acknowledged_messages_survive_kill_9(shards: usize, q: u8) {
 
 /// A shared subscription to `inner` (`$share/NAME/inner`) whose group is owned by shard
 /// `owner`.
-fn group_on(inner: &str, owner: usize, shards: usize) -> String {
+pub(crate) fn group_on(inner: &str, owner: usize, shards: usize) -> String {
     (0..)
         .map(|n| format!("$share/g{n}/{inner}"))
         .find(|f| ringmq::shard::home_shard(f, shards) == owner)
