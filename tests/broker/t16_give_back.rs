@@ -27,14 +27,9 @@ async fn given_back_messages_survive_kill_9(shards: usize, owner: usize, taker: 
         let giver_id = b.id(&format!("giver{round}"), 1);
         let taker_id = b.id(&format!("taker{round}"), taker);
         // The giver takes its share and never acknowledges: rumqttc with manual acks.
-        let (g, mut gev) = {
-            let (c, ev) = client(&b, &giver_id, false, 100);
-            let mut o = ev.mqtt_options.clone();
-            o.set_manual_acks(true);
-            drop((c, ev));
-            let (c, ev) = rumqttc::AsyncClient::new(o, 1024);
-            (c, ev)
-        };
+        let mut o = client(&b, &giver_id, false, 100).1.mqtt_options;
+        o.set_manual_acks(true);
+        let (g, mut gev) = rumqttc::AsyncClient::new(o, 1024);
         connected(&mut gev).await;
         subscribed(&g, &mut gev, &filter, QoS::AtLeastOnce).await;
         let (t, mut tev) = client(&b, &taker_id, false, 100);
@@ -51,8 +46,8 @@ async fn given_back_messages_survive_kill_9(shards: usize, owner: usize, taker: 
             }
             (t, got)
         });
-        // 400 QoS 1 messages, all acknowledged: half are the giver's, 100 in flight to it and
-        // the rest queued behind its window.
+        // 400 QoS 1 messages, all acknowledged: half are the giver's, up to the broker's in-flight
+        // window (64 by default) sent to it and the rest queued behind that window.
         let n = 400;
         let (p, mut pev) = client(&b, &format!("gb-pub{round}"), true, 100);
         connected(&mut pev).await;
