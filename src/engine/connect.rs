@@ -4,7 +4,7 @@
 //! Never: awaits while the shard or a session is borrowed, or keeps a byte of the CONNECT
 //! that aliases the read buffer (client id, will topic and payload are copied).
 
-use super::{topic_within_limits, Engine, Refused};
+use super::{reauth, topic_within_limits, Engine, Refused};
 use crate::codec::{ConnAck, Connect, Packet, Properties, Will};
 use crate::session::{own_properties, ConnLink, Session, Subscription};
 use crate::shard::ctx::ShardCtx;
@@ -266,8 +266,11 @@ impl Engine {
             keep_alive_s,
             connect_expiry_zero: expiry_s == 0,
             aliases_in: Vec::new(),
-            auth_method: c.properties.authentication_method.clone(),
-            reauth: None,
+            auth: c
+                .properties
+                .authentication_method
+                .clone()
+                .map(reauth::EnhancedAuth::new),
             acks: Default::default(),
             need: Default::default(),
             progress: shard.borrow().journal.as_ref().map(|j| j.progress.clone()),

@@ -96,10 +96,9 @@ pub struct Engine {
     connect_expiry_zero: bool,
     /// Topic aliases the client defined on this connection (index = alias - 1).
     aliases_in: Vec<Option<ByteString>>,
-    /// The enhanced authentication method of CONNECT; re-authentication must use it.
-    auth_method: Option<ByteString>,
-    /// A re-authentication in progress [MQTT-4.12.1].
-    reauth: Option<Box<dyn crate::auth::AuthExchange>>,
+    /// Enhanced authentication, when CONNECT used it. Boxed: most clients don't, and every
+    /// idle connection carries the engine.
+    auth: Option<Box<reauth::EnhancedAuth>>,
     /// PUBACKs and PUBRECs not sent yet: behind a hold, or (with a store) a commit.
     acks: acks::AckQueue,
     /// `max_publish_rate_per_client` / `max_publish_bytes_per_client`, when set.

@@ -26,7 +26,9 @@ pub struct ConnLink {
     last_rx_ms: Cell<u32>,
     /// The output holds an acknowledgement whose promise is not committed yet: nothing in the
     /// buffer leaves until the store's progress covers this (FIFO: later bytes wait too).
-    gate: Cell<Option<crate::shard::journal::Need>>,
+    /// `Need::default()` (which any progress covers) is no gate; not an `Option`, which would
+    /// take this struct past mimalloc's 128-byte bin.
+    gate: Cell<crate::shard::journal::Need>,
     /// What the admin API shows of this connection; set once when it is served.
     info: Cell<ConnInfo>,
 }
@@ -108,11 +110,7 @@ impl ConnLink {
 
     /// Hold the output until the store covers `need` (merged with a gate already set).
     pub fn set_gate(&self, need: crate::shard::journal::Need) {
-        let merged = match self.gate.get() {
-            Some(g) => g.max(need),
-            None => need,
-        };
-        self.gate.set(Some(merged));
+        self.gate.set(self.gate.get().max(need));
     }
 
     /// Whether the output may leave now; clears a gate `progress` covers, parks `cx` on it
@@ -122,16 +120,17 @@ impl ConnLink {
         progress: Option<&crate::shard::journal::Progress>,
         waker: &Waker,
     ) -> bool {
-        let Some(g) = self.gate.get() else {
+        let g = self.gate.get();
+        if g == crate::shard::journal::Need::default() {
             return true;
-        };
+        }
         match progress {
             Some(p) if !p.covers(g) => {
                 p.park(waker);
                 false
             }
             _ => {
-                self.gate.set(None);
+                self.gate.set(crate::shard::journal::Need::default());
                 true
             }
         }
