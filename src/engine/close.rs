@@ -100,7 +100,15 @@ impl Engine {
         shard.borrow_mut().unwatch_keep_alive(self.uid);
         let (will, expiry_s, give_back) = {
             let mut s = self.session.borrow_mut();
-            let give_back = s.detach();
+            // A persistent session that is the only member of a group this shard owns keeps
+            // that group's messages, as a plain subscription's: given back they would be
+            // dropped. (Where another shard owns the group, this shard does not know its
+            // members; there the owner's pick decides, and drops them if the giver was alone.)
+            let persistent = s.expiry_s > 0;
+            let give_back = {
+                let sh = shard.borrow();
+                s.detach_keeping(|key| persistent && sh.sole_member_here(key, self.uid))
+            };
             let will = s.will.take();
             (will, s.expiry_s, give_back)
         };

@@ -555,12 +555,20 @@ impl Session {
     /// The journal still counts this session as holding what it returns: the caller logs
     /// [`Session::log_done`] for each once the group's next holder is on the log.
     pub fn detach(&mut self) -> Vec<Delivery> {
+        self.detach_keeping(|_| false)
+    }
+
+    /// As [`Session::detach`], but shared-group messages of the groups `keep` names stay with
+    /// this session (in flight, to be resent with DUP, or queued) instead of being given back:
+    /// for a persistent session that is its group's only member, giving back would drop them.
+    pub fn detach_keeping(&mut self, keep: impl Fn(&ByteString) -> bool) -> Vec<Delivery> {
         self.conn = None;
         self.release_waiters();
+        let given = |d: &Delivery| d.shared.as_deref().is_some_and(|k| !keep(k));
         let mut give_back = Vec::new();
         let mut kept = VecDeque::with_capacity(self.inflight.len());
         for f in std::mem::take(&mut self.inflight) {
-            if f.delivery.shared.is_some() && f.delivery.qos == QoS::AtLeastOnce {
+            if given(&f.delivery) && f.delivery.qos == QoS::AtLeastOnce {
                 give_back.push(f.delivery);
             } else {
                 kept.push_back(f);
@@ -570,7 +578,7 @@ impl Session {
         let (shared, mut rest): (VecDeque<Delivery>, VecDeque<Delivery>) =
             std::mem::take(&mut self.queue)
                 .into_iter()
-                .partition(|d| d.shared.is_some() && d.qos != QoS::AtMostOnce);
+                .partition(|d| given(d) && d.qos != QoS::AtMostOnce);
         give_back.extend(shared);
         // QoS 0 messages are not kept for an offline session unless configured.
         if !self.limits.queue_qos0_offline {

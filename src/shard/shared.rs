@@ -76,6 +76,16 @@ impl Shard {
         home_shard(key, self.shards)
     }
 
+    /// This shard owns group `key` and the session `uid` is its only member: what that member
+    /// gives back would find no one to take it.
+    pub fn sole_member_here(&self, key: &str, uid: u64) -> bool {
+        self.share_owner(key) == self.id
+            && self
+                .groups
+                .get(key)
+                .is_some_and(|g| g.members.iter().all(|m| m.uid == uid))
+    }
+
     /// Apply a member change here if this shard owns the group, else send it to the owner.
     /// Returns `Some((own, reply))` when a new group was announced to the peers: the caller
     /// must wait for `own`, then acknowledge `reply` (so a SUBACK follows only once every shard

@@ -144,3 +144,88 @@ mod shared_give_back {
         super::given_back_messages_survive_kill_9(3, 2, 0).await;
     }
 }
+
+/// A persistent session that is the only member of its group (on the shard that owns the
+/// group) disconnects holding unacknowledged messages: nobody can take them over, so they stay
+/// in its session, through kill -9, and reach it when it comes back. Giving them back dropped
+/// them ("no other member to take it").
+async fn sole_member_keeps_what_it_holds(shards: usize) {
+    let dir = fresh_data_dir();
+    let home = shards - 1;
+    let mut b = launch(shards, &dir).await;
+    let filter = group_on("solo/#", home, shards);
+    let giver_id = b.id("solo-giver", home);
+    let mut o = client(&b, &giver_id, false, 100).1.mqtt_options;
+    o.set_manual_acks(true);
+    let (g, mut gev) = rumqttc::AsyncClient::new(o, 1024);
+    connected(&mut gev).await;
+    subscribed(&g, &mut gev, &filter, QoS::AtLeastOnce).await;
+    let n = 200;
+    let (p, mut pev) = client(&b, "solo-pub", true, 100);
+    connected(&mut pev).await;
+    let feeder = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            for i in 0..n {
+                if p.publish("solo/t", QoS::AtLeastOnce, false, i.to_string())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+    };
+    let mut acks = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while acks < n {
+        match tokio::time::timeout_at(until, pev.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acks += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("publisher after {acks} acks: {other:?}"),
+        }
+    }
+    feeder.abort();
+    // The giver holds its in-flight window unacknowledged, the rest queued behind it.
+    let mut held = 0;
+    while held < 50 {
+        match tokio::time::timeout(Duration::from_secs(5), gev.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => held += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("giver after {held}: {other:?}"),
+        }
+    }
+    drop((g, gev));
+    // Let the broker see the close and commit what it does about it, then crash it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.kill9();
+    let b = launch(shards, &dir).await;
+    let (c, mut ev) = client(&b, &giver_id, false, 100);
+    assert!(connected(&mut ev).await, "the giver's session");
+    let mut got = BTreeSet::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    while got.len() < n {
+        match tokio::time::timeout_at(until, ev.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                got.extend(seq(&p));
+            }
+            Ok(Ok(_)) => {}
+            other => panic!("{shards} shards: after {} of {n}: {other:?}", got.len()),
+        }
+    }
+    c.disconnect().await.expect("disconnect");
+    let _ = tokio::time::timeout(Duration::from_millis(200), ev.poll()).await;
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+mod sole_member {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_1shard() {
+        super::sole_member_keeps_what_it_holds(1).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn owned_by_its_shard_of_2() {
+        super::sole_member_keeps_what_it_holds(2).await;
+    }
+}
