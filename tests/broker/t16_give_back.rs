@@ -15,6 +15,52 @@ fn seq(p: &rumqttc::Publish) -> Option<usize> {
     std::str::from_utf8(&p.payload).ok()?.parse().ok()
 }
 
+/// Publish `0..n` at QoS 1 on `topic` and wait until the broker acknowledged all of them.
+async fn publish_acked(
+    p: &rumqttc::AsyncClient,
+    pev: &mut rumqttc::EventLoop,
+    topic: &str,
+    n: usize,
+    what: &str,
+) {
+    connected(pev).await;
+    let feeder = {
+        let (p, topic) = (p.clone(), topic.to_owned());
+        tokio::spawn(async move {
+            for i in 0..n {
+                if p.publish(&topic, QoS::AtLeastOnce, false, i.to_string())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+    };
+    let mut acks = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while acks < n {
+        match tokio::time::timeout_at(until, pev.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acks += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("{what}: publisher after {acks} acks: {other:?}"),
+        }
+    }
+    feeder.abort();
+}
+
+/// Take `n` PUBLISHes on a manual-ack client without acknowledging them.
+async fn hold_unacked(ev: &mut rumqttc::EventLoop, n: usize, what: &str) {
+    let mut held = 0;
+    while held < n {
+        match tokio::time::timeout(Duration::from_secs(5), ev.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => held += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("{what}: giver after {held}: {other:?}"),
+        }
+    }
+}
+
 /// `shards` shards; the giver's home is shard 1 (0 with one shard), the taker's `taker`, the group's `owner`.
 async fn given_back_messages_survive_kill_9(shards: usize, owner: usize, taker: usize) {
     let dir = fresh_data_dir();
@@ -50,39 +96,9 @@ async fn given_back_messages_survive_kill_9(shards: usize, owner: usize, taker: 
         // window (64 by default) sent to it and the rest queued behind that window.
         let n = 400;
         let (p, mut pev) = client(&b, &format!("gb-pub{round}"), true, 100);
-        connected(&mut pev).await;
-        let feeder = {
-            let p = p.clone();
-            tokio::spawn(async move {
-                for i in 0..n {
-                    if p.publish(&topic, QoS::AtLeastOnce, false, i.to_string())
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            })
-        };
-        let mut acks = 0;
-        let until = tokio::time::Instant::now() + Duration::from_secs(10);
-        while acks < n {
-            match tokio::time::timeout_at(until, pev.poll()).await {
-                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acks += 1,
-                Ok(Ok(_)) => {}
-                other => panic!("round {round}: publisher after {acks} acks: {other:?}"),
-            }
-        }
-        feeder.abort();
+        publish_acked(&p, &mut pev, &topic, n, &format!("round {round}")).await;
         // The giver holds its in-flight share unacknowledged.
-        let mut held = 0;
-        while held < 50 {
-            match tokio::time::timeout(Duration::from_secs(5), gev.poll()).await {
-                Ok(Ok(Event::Incoming(Packet::Publish(_)))) => held += 1,
-                Ok(Ok(_)) => {}
-                other => panic!("round {round}: giver after {held}: {other:?}"),
-            }
-        }
+        hold_unacked(&mut gev, 50, &format!("round {round}")).await;
         // The giver's socket closes (no DISCONNECT), then the kill.
         drop((g, gev));
         let spin = std::time::Instant::now();
@@ -162,39 +178,9 @@ async fn sole_member_keeps_what_it_holds(shards: usize) {
     subscribed(&g, &mut gev, &filter, QoS::AtLeastOnce).await;
     let n = 200;
     let (p, mut pev) = client(&b, "solo-pub", true, 100);
-    connected(&mut pev).await;
-    let feeder = {
-        let p = p.clone();
-        tokio::spawn(async move {
-            for i in 0..n {
-                if p.publish("solo/t", QoS::AtLeastOnce, false, i.to_string())
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        })
-    };
-    let mut acks = 0;
-    let until = tokio::time::Instant::now() + Duration::from_secs(10);
-    while acks < n {
-        match tokio::time::timeout_at(until, pev.poll()).await {
-            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acks += 1,
-            Ok(Ok(_)) => {}
-            other => panic!("publisher after {acks} acks: {other:?}"),
-        }
-    }
-    feeder.abort();
+    publish_acked(&p, &mut pev, "solo/t", n, "sole member").await;
     // The giver holds its in-flight window unacknowledged, the rest queued behind it.
-    let mut held = 0;
-    while held < 50 {
-        match tokio::time::timeout(Duration::from_secs(5), gev.poll()).await {
-            Ok(Ok(Event::Incoming(Packet::Publish(_)))) => held += 1,
-            Ok(Ok(_)) => {}
-            other => panic!("giver after {held}: {other:?}"),
-        }
-    }
+    hold_unacked(&mut gev, 50, "sole member").await;
     drop((g, gev));
     // Let the broker see the close and commit what it does about it, then crash it.
     tokio::time::sleep(Duration::from_millis(300)).await;
