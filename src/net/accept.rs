@@ -1,7 +1,7 @@
 //! A connection just accepted, before its CONNECT: the transport handshakes its listener asks
 //! for (TLS for `mqtts`, the WebSocket upgrade for `ws`, both for `wss`), all within one deadline
 //! (`connect_timeout_ms`; the CONNECT then gets its own), and the stream they produce handed to
-//! `connection::serve_new`.
+//! `arrival::serve_new`.
 //!
 //! Owns: the order of the layers and the handshake deadline (a slowloris that dribbles a TLS
 //! hello or an HTTP request is closed at it). Never: parses MQTT, or answers a failed handshake
@@ -9,7 +9,8 @@
 //! "a handshake or nothing": a WebSocket listener answers a plain GET under `/chat` with the
 //! embedded chat demo page, written within its own deadline, then closes.
 
-use super::connection::{close_gracefully, serve_new, CLOSE_DRAIN};
+use super::arrival::serve_new;
+use super::connection::{close_gracefully, CLOSE_DRAIN};
 use super::listener::{Listener, WsPolicy};
 use crate::net::admission::Ticket;
 use crate::shard::ctx::ShardCtx;

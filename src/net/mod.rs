@@ -6,6 +6,7 @@
 
 mod accept;
 pub mod admission;
+pub mod arrival;
 pub mod connection;
 mod handshake;
 pub mod listener;

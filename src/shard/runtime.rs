@@ -275,7 +275,7 @@ async fn shard_main(
                         let deferred = ctx.shard.borrow_mut().apply(msg);
                         match deferred {
                             Some(Deferred::HandOver(h)) => {
-                                net::connection::spawn_handed_over(&ctx, *h)
+                                net::arrival::spawn_handed_over(&ctx, *h)
                             }
                             Some(Deferred::AckAfter(own, reply)) => {
                                 spawn_ack_after(&ctx.shard, own, reply)
