@@ -150,7 +150,7 @@ pub(super) async fn serve_new<S: Accepted + 'static>(
             identity,
             ticket,
         };
-        glommio::spawn_local(serve_connected(Start::new(ctx, stream, arrival))).detach();
+        spawn_serving(ctx, stream, arrival);
         return;
     }
     // Hand the socket to the home shard with what we read past the CONNECT, and the TLS and
@@ -194,26 +194,20 @@ pub fn spawn_handed_over(ctx: &ShardCtx, h: HandOver) {
     // A task per stream type (not one task that awaits whichever applies): each is sized for
     // its own transport, so a plain TCP connection does not carry a TLS-sized future.
     match (h.tls, h.ws) {
-        (None, None) if h.ktls => {
-            let stream = KtlsStream::from_handed_over(stream);
-            glommio::spawn_local(serve_connected(Start::new(ctx, stream, arrival))).detach();
-        }
-        (None, None) => {
-            glommio::spawn_local(serve_connected(Start::new(ctx, stream, arrival))).detach();
-        }
-        (Some(tls), None) => {
-            let stream = TlsStream::from_parts(stream, tls);
-            glommio::spawn_local(serve_connected(Start::new(ctx, stream, arrival))).detach();
-        }
-        (None, Some(ws)) => {
-            let stream = WsStream::from_parts(stream, ws);
-            glommio::spawn_local(serve_connected(Start::new(ctx, stream, arrival))).detach();
-        }
+        (None, None) if h.ktls => spawn_serving(ctx, KtlsStream::from_handed_over(stream), arrival),
+        (None, None) => spawn_serving(ctx, stream, arrival),
+        (Some(tls), None) => spawn_serving(ctx, TlsStream::from_parts(stream, tls), arrival),
+        (None, Some(ws)) => spawn_serving(ctx, WsStream::from_parts(stream, ws), arrival),
         (Some(tls), Some(ws)) => {
             let stream = WsStream::from_parts(TlsStream::from_parts(stream, tls), ws);
-            glommio::spawn_local(serve_connected(Start::new(ctx, stream, arrival))).detach();
+            spawn_serving(ctx, stream, arrival)
         }
     }
+}
+
+/// The serving task of a connection that is home, detached: it ends with the connection.
+fn spawn_serving<S: Transport + 'static>(ctx: ShardCtx, stream: S, arrival: Arrival) {
+    glommio::spawn_local(serve_connected(Start::new(ctx, stream, arrival))).detach();
 }
 
 /// What `serve_connected` starts from, boxed. An async fn keeps its arguments in a part of its

@@ -15,7 +15,8 @@ fn seq(p: &rumqttc::Publish) -> Option<usize> {
     std::str::from_utf8(&p.payload).ok()?.parse().ok()
 }
 
-/// Publish `0..n` at QoS 1 on `topic` and wait until the broker acknowledged all of them.
+/// Wait for the publisher's CONNACK, publish `0..n` at QoS 1 on `topic`, and wait until the
+/// broker acknowledged all of them.
 async fn publish_acked(
     p: &rumqttc::AsyncClient,
     pev: &mut rumqttc::EventLoop,
