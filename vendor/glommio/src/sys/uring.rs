@@ -910,28 +910,12 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
-        // ringmq patch (vendor/README.md): the main ring, which holds the sockets' polls, is set
-        // up with IORING_SETUP_COOP_TASKRUN where the kernel has it (5.19+). Without it every
-        // completion that a peer's CPU produces (a socket becoming readable) interrupts this
-        // thread with a reschedule IPI to run the io_uring task work, even while it is running;
-        // with it the work runs at the thread's next kernel entry, which at load is the next
-        // send or recv, and when idle is the sleep in io_uring_enter. The latency ring keeps the
-        // default, so its preemption timer still interrupts a task that makes no syscalls.
-        let ring = if name == "main" {
-            match iou::IoUring::new_with_flags(
-                size as _,
-                iou::SetupFlags::COOP_TASKRUN,
-                iou::SetupFeatures::empty(),
-            ) {
-                Ok(ring) => ring,
-                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-                    iou::IoUring::new(size as _)?
-                }
-                Err(err) => return Err(err),
-            }
-        } else {
-            iou::IoUring::new(size as _)?
-        };
+        // ringmq patch (vendor/README.md, item 4, reverted): IORING_SETUP_COOP_TASKRUN on this
+        // ring cut broker CPU at everyday load by 10-14 points, but CI then caught a shard
+        // asleep in io_uring_enter that was never woken for an io-wq completion (a buffered
+        // file write): with the flag, task work is queued without waking a sleeping task. Off
+        // until that is understood; `SetupFlags::COOP_TASKRUN` stays defined.
+        let ring = iou::IoUring::new(size as _)?;
         Ok(SleepableRing {
             ring,
             size,
