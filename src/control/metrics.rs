@@ -228,6 +228,18 @@ const FIGURES: &[Figure] = &[
         |s| s.store_commits,
     ),
     (
+        "shared_given_back_total",
+        Kind::Counter,
+        "Shared-group messages a disconnecting member gave back to its group.",
+        |s| s.shared_again[0],
+    ),
+    (
+        "shared_member_gone_total",
+        Kind::Counter,
+        "Shared-group messages that reached a member whose session was gone, and went back to the group.",
+        |s| s.shared_again[1],
+    ),
+    (
         "store_refused_total",
         Kind::Counter,
         "QoS 1/2 PUBLISHes refused while the store could not commit.",

@@ -6,6 +6,7 @@
 
 use super::{Close, Engine};
 use crate::codec::{self, Disconnect, Packet, Properties};
+use crate::shard::shared::Again;
 use bytestring::ByteString;
 use std::rc::Rc;
 
@@ -98,13 +99,14 @@ impl Engine {
             return;
         }
         shard.borrow_mut().unwatch_keep_alive(self.uid);
+        let persistent = self.session.borrow().expiry_s > 0;
         let (will, expiry_s, give_back) = {
             let mut s = self.session.borrow_mut();
             // A persistent session that is the only member of a group this shard owns keeps
             // that group's messages, as a plain subscription's: given back they would be
             // dropped. (Where another shard owns the group, this shard does not know its
-            // members; there the owner's pick decides, and drops them if the giver was alone.)
-            let persistent = s.expiry_s > 0;
+            // members: it gives them back marked `takes_back`, and the owner, finding nobody
+            // else, sends them back here to wait in this session.)
             let give_back = {
                 let sh = shard.borrow();
                 s.detach_keeping(|key| persistent && sh.sole_member_here(key, self.uid))
@@ -122,9 +124,13 @@ impl Engine {
         for d in give_back {
             if let Some(key) = &d.shared {
                 let again = d.msg.clone();
-                shard
-                    .borrow_mut()
-                    .share_again(key, again, &self.client_id, self.uid);
+                shard.borrow_mut().share_again(
+                    key,
+                    again,
+                    &self.client_id,
+                    self.uid,
+                    Again::GivenBack { persistent },
+                );
             }
             self.session.borrow().log_done(&d);
         }

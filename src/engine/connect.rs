@@ -149,7 +149,7 @@ impl Engine {
                         }
                     }
                     if c.clean_start {
-                        s.remove_session(&old);
+                        s.end_session(&old);
                         None
                     } else {
                         present = true;

@@ -386,6 +386,8 @@ pub fn stats_json(s: &Stats, shard: Option<usize>) -> Value {
         "rate_disconnects": s.rate_disconnects,
         "acl_denied": s.acl_denied,
         "store_refused": s.store_refused,
+        "shared_given_back": s.shared_again[0],
+        "shared_member_gone": s.shared_again[1],
     });
     if let (Some(i), Some(o)) = (shard, v.as_object_mut()) {
         o.insert("shard".into(), json!(i));

@@ -106,11 +106,8 @@ impl Shard {
                 }
             }
             MeshMsg::SharePublish {
-                key,
-                msg,
-                exclude_uid,
-                ..
-            } => self.share_dispatch(&key, msg, exclude_uid, super::shared::Store::Never),
+                key, msg, exclude, ..
+            } => self.share_dispatch(&key, msg, exclude, super::shared::Store::Never),
             MeshMsg::ShareDeliver {
                 client_id,
                 uid,

@@ -98,7 +98,7 @@ pub enum MeshMsg {
     SharePublish {
         key: ByteString,
         msg: Arc<Message>,
-        exclude_uid: u64,
+        exclude: super::shared::Exclude,
         tag: u64,
     },
     /// To a member's shard: deliver `msg` to that member session.

@@ -388,7 +388,7 @@ impl Shard {
                     if let Some(s) = session {
                         if !s.borrow().is_connected() {
                             self.stats.sessions_expired += 1;
-                            self.remove_session(&s);
+                            self.end_session(&s);
                         }
                     }
                 }

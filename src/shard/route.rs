@@ -5,6 +5,7 @@
 //! The data path here never allocates per match beyond the small target list, never awaits and
 //! never locks.
 
+use super::shared::Exclude;
 use super::{FilterEntry, LocalSub, MeshMsg, SessionRef, Shard};
 use crate::codec::{QoS, SubOptions};
 use crate::session::{Admit, Delivery, Message};
@@ -135,11 +136,11 @@ impl Shard {
                 } else {
                     super::shared::Store::Never
                 };
-                self.share_dispatch(&key, msg.clone(), 0, store);
+                self.share_dispatch(&key, msg.clone(), Exclude::NONE, store);
             } else if durable {
                 via_forward.push((key, owner));
             } else {
-                self.share_publish(&key, owner, msg.clone(), 0);
+                self.share_publish(&key, owner, msg.clone(), Exclude::NONE);
             }
         }
         if !from_peer {
@@ -157,7 +158,7 @@ impl Shard {
             }
             // Not stored (the store refused it): sent at once, as QoS 1 is.
             for (key, owner) in via_forward {
-                self.share_publish(&key, owner, msg.clone(), 0);
+                self.share_publish(&key, owner, msg.clone(), Exclude::NONE);
             }
             // A QoS 1/2 message a peer may store: the acknowledgement waits for its commit.
             let tag = match &self.journal {
@@ -465,6 +466,26 @@ impl Shard {
                 self.subs.remove(filter);
             }
         }
+    }
+
+    /// A session ends while it still holds shared groups' QoS 1/2 messages (it expired, or a
+    /// clean start took its client id over): each goes to another member of its group, as
+    /// [MQTT-4.8.2] asks, rather than ending with the session. Each next holder is on the log
+    /// before this session's `Done` and delete, so a crash in between duplicates, never loses.
+    /// Then the session is forgotten ([`Shard::remove_session`]).
+    pub fn end_session(&mut self, session: &SessionRef) {
+        let (given, client_id, uid) = {
+            let mut s = session.borrow_mut();
+            (s.detach(), s.client_id.clone(), s.uid)
+        };
+        for d in given {
+            if let Some(key) = &d.shared {
+                let why = super::shared::Again::GivenBack { persistent: false };
+                self.share_again(key, d.msg.clone(), &client_id, uid, why);
+            }
+            session.borrow().log_done(&d);
+        }
+        self.remove_session(session);
     }
 
     /// Forget a session entirely: its subscriptions leave the automaton (telling peers where

@@ -12,7 +12,7 @@
 use super::{home_shard, AckToken, MeshMsg, Shard};
 use crate::codec::QoS;
 use crate::session::{Delivery, Message};
-use crate::store::ShareTarget;
+use crate::store::{ShareHop, ShareTarget};
 use bytestring::ByteString;
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -49,6 +49,34 @@ pub enum MemberOp {
     Leave,
     /// The member's session lost (false) or regained (true) its connection.
     Online(bool),
+}
+
+/// The member a group's message must not go to: the one that could not take it. `takes_back`:
+/// that member, a persistent session, gave the message back as it disconnected, so when no
+/// other member is left it gets the message again, to wait in its session, rather than the
+/// message being dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exclude {
+    pub uid: u64,
+    pub takes_back: bool,
+}
+
+impl Exclude {
+    /// Nobody: any member may take it.
+    pub const NONE: Exclude = Exclude {
+        uid: 0,
+        takes_back: false,
+    };
+}
+
+/// Why a group's message goes to the group again ([`Shard::share_again`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Again {
+    /// Its member gave it back as it disconnected. A `persistent` member takes it back when
+    /// nobody else can; a clean one is ending, so then the message is dropped.
+    GivenBack { persistent: bool },
+    /// It reached a member whose session was gone.
+    MemberGone,
 }
 
 #[derive(Debug)]
@@ -229,10 +257,10 @@ impl Shard {
         key: &ByteString,
         owner: usize,
         msg: Arc<Message>,
-        exclude_uid: u64,
+        exclude: Exclude,
     ) {
         if owner == self.id {
-            self.share_dispatch(key, msg, exclude_uid, Store::Never);
+            self.share_dispatch(key, msg, exclude, Store::Never);
         } else {
             let tag = self.relay_tag(owner, &msg, false);
             self.send_to(
@@ -240,7 +268,7 @@ impl Shard {
                 MeshMsg::SharePublish {
                     key: key.clone(),
                     msg,
-                    exclude_uid,
+                    exclude,
                     tag,
                 },
             );
@@ -293,7 +321,7 @@ impl Shard {
         &mut self,
         key: &ByteString,
         msg: Arc<Message>,
-        exclude_uid: u64,
+        exclude: Exclude,
         store: Store,
     ) {
         let policy = self.cfg.shared_subscription_policy;
@@ -301,7 +329,13 @@ impl Shard {
             self.shared_drop(key, &msg, "the group has no members left");
             return;
         };
-        let Some(m) = pick(g, policy, &msg, exclude_uid).cloned() else {
+        let picked = match pick(g, policy, &msg, exclude.uid) {
+            Some(m) => Some(m.clone()),
+            // Nobody else: the giver itself (it is all that is left) takes it back.
+            None if exclude.takes_back => g.members.iter().find(|m| m.uid == exclude.uid).cloned(),
+            None => None,
+        };
+        let Some(m) = picked else {
             self.shared_drop(key, &msg, "no other member to take it");
             return;
         };
@@ -321,7 +355,7 @@ impl Shard {
                 client_id: m.client_id.clone(),
                 qos,
                 identifier: m.identifier.unwrap_or(0),
-                repick: false,
+                hop: ShareHop::Member,
             };
             let stored = self
                 .journal
@@ -348,32 +382,48 @@ impl Shard {
 
     /// A stored forward of a group's message: from its owner for one member here (its session
     /// may have been restored since the owner picked it, so any session of that client id
-    /// takes it), or, with `repick`, to this shard as the owner, to pick a member other than
-    /// the one that could not take it.
+    /// takes it), or, for [`ShareHop::Repick`] and [`ShareHop::GiveBack`], to this shard as the
+    /// owner, to pick a member other than the one that could not take it.
     pub(super) fn deliver_stored_share(&mut self, msg: Arc<Message>, t: ShareTarget) {
-        if t.repick {
-            let exclude = self
-                .groups
-                .get(&t.key)
-                .and_then(|g| g.members.iter().find(|m| m.client_id == t.client_id))
-                .map_or(0, |m| m.uid);
-            self.share_dispatch(&t.key, msg, exclude, Store::Always);
+        if t.hop == ShareHop::Member {
+            let identifier = (t.identifier != 0).then_some(t.identifier);
+            self.deliver_shared(&t.client_id, 0, msg, t.qos, identifier, &t.key);
             return;
         }
-        let identifier = (t.identifier != 0).then_some(t.identifier);
-        self.deliver_shared(&t.client_id, 0, msg, t.qos, identifier, &t.key);
+        // The stored record names the member by client id (uids do not survive a restart).
+        let uid = self
+            .groups
+            .get(&t.key)
+            .and_then(|g| g.members.iter().find(|m| m.client_id == t.client_id))
+            .map_or(0, |m| m.uid);
+        let exclude = Exclude {
+            uid,
+            takes_back: t.hop == ShareHop::GiveBack && uid != 0,
+        };
+        self.share_dispatch(&t.key, msg, exclude, Store::Always);
     }
 
-    /// A group's QoS 1/2 message that member `client_id` (`uid`) cannot take: it is gone, or
-    /// it gave the message back as it disconnected. The owner picks another member. With a
-    /// store, every hop the message makes from here is store-then-forward, so what appended
-    /// it here (the next member's `Enqueue`, or a forward to the owner or the member's shard)
-    /// precedes, in this log, the caller's `Done` for the old holder or the commit its
-    /// confirmation of the relay waits for: no crash in between loses it.
-    pub fn share_again(&mut self, key: &ByteString, msg: Arc<Message>, client_id: &str, uid: u64) {
+    /// A group's QoS 1/2 message that member `client_id` (`uid`) cannot take, for the reason
+    /// `why`. The owner picks another member; a persistent session that gave it back takes it
+    /// again when there is none. With a store, every hop the message makes from here is
+    /// store-then-forward, so what appended it here (the next member's `Enqueue`, or a forward
+    /// to the owner or the member's shard) precedes, in this log, the caller's `Done` for the
+    /// old holder or the commit its confirmation of the relay waits for: no crash in between
+    /// loses it.
+    pub fn share_again(
+        &mut self,
+        key: &ByteString,
+        msg: Arc<Message>,
+        client_id: &str,
+        uid: u64,
+        why: Again,
+    ) {
+        let takes_back = matches!(why, Again::GivenBack { persistent: true });
+        self.stats.shared_again[usize::from(why == Again::MemberGone)] += 1;
         let owner = self.share_owner(key);
+        let exclude = Exclude { uid, takes_back };
         if owner == self.id {
-            self.share_dispatch(key, msg, uid, Store::Always);
+            self.share_dispatch(key, msg, exclude, Store::Always);
             return;
         }
         if let Some(j) = &self.journal {
@@ -382,13 +432,17 @@ impl Shard {
                 client_id: client_id.into(),
                 qos: msg.qos,
                 identifier: 0,
-                repick: true,
+                hop: if takes_back {
+                    ShareHop::GiveBack
+                } else {
+                    ShareHop::Repick
+                },
             };
             if j.forward_later(&msg, 1u64 << owner, Some(Box::new(target))) {
                 return; // the commit pump sends it to the owner
             }
         }
-        self.share_publish(key, owner, msg, uid);
+        self.share_publish(key, owner, msg, exclude);
     }
 
     /// A QoS 2 message forwarded here by its publisher's shard (store-then-forward): the
@@ -406,7 +460,7 @@ impl Shard {
             );
         });
         for key in owned {
-            self.share_dispatch(&key, msg.clone(), 0, Store::Qos2);
+            self.share_dispatch(&key, msg.clone(), Exclude::NONE, Store::Qos2);
         }
     }
 
@@ -450,7 +504,10 @@ impl Shard {
             }
             // Stored here before the relay that brought it is confirmed: that confirmation
             // waits for this shard's commit and nothing else, which keeps the waits acyclic.
-            None if msg.qos != QoS::AtMostOnce => self.share_again(key, msg, client_id, uid),
+            // Gone, so it cannot take the message back: at most one bounce.
+            None if msg.qos != QoS::AtMostOnce => {
+                self.share_again(key, msg, client_id, uid, Again::MemberGone)
+            }
             None => self.shared_drop(key, &msg, "its member is gone"),
         }
     }

@@ -53,6 +53,9 @@ pub struct Stats {
     pub mesh_in: u64,
     /// Messages for a shared group that had no member to take them.
     pub shared_dropped: u64,
+    /// Shared-group QoS 1/2 messages given to the group again: `[given back by a member that
+    /// disconnected, arrived for a member whose session was gone]`.
+    pub shared_again: [u64; 2],
     /// Session drops by reason (see [`crate::session::SessionDrops`]), added when
     /// connections end.
     pub drops: crate::session::SessionDrops,
@@ -154,6 +157,8 @@ impl Stats {
             t.mesh_out += s.mesh_out;
             t.mesh_in += s.mesh_in;
             t.shared_dropped += s.shared_dropped;
+            t.shared_again[0] += s.shared_again[0];
+            t.shared_again[1] += s.shared_again[1];
             t.add_drops(&s.drops);
             t.congestions += s.congestions;
             t.holds += s.holds;

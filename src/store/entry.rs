@@ -146,9 +146,24 @@ pub struct ShareTarget {
     pub qos: QoS,
     /// The member's subscription identifier; 0 for none (identifiers start at 1).
     pub identifier: u32,
-    /// To the group's owner rather than to a member: `client_id` could not take the message
-    /// (gone, or it gave it back on disconnect), so the owner picks another member.
-    pub repick: bool,
+    /// Who takes it where it arrives: the member, or the owner picking again.
+    pub hop: ShareHop,
+}
+
+/// Where a shared group's stored forward goes, and what the receiver does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareHop {
+    /// To the member `client_id`'s shard, for its session.
+    Member,
+    /// To the group's owner: `client_id` is gone, so the owner picks another member, and
+    /// drops the message when there is none.
+    Repick,
+    /// To the group's owner: `client_id`, a persistent session, gave it back as it
+    /// disconnected. The owner picks another member; when there is none, it sends it back to
+    /// `client_id` as a [`ShareHop::Member`] forward, to wait in its session. That forward
+    /// can come back only as a `Repick` (the session is gone), so a message bounces at most
+    /// once.
+    GiveBack,
 }
 
 /// A record that passed its checksum but does not decode as its kind: written by a newer or
@@ -193,6 +208,7 @@ mod kinds {
     pub const PEER_MARK: u8 = 34;
     pub const SHARE_FORWARD: u8 = 35;
     pub const SHARE_REPICK: u8 = 36;
+    pub const SHARE_GIVE_BACK: u8 = 37;
 }
 
 const _: () = assert!(kinds::MSG_STORE >= Kind::FIRST_USER);
@@ -273,14 +289,12 @@ impl Entry {
                         put_str(out, &t.client_id);
                         out.push(t.qos as u8);
                         out.extend_from_slice(&t.identifier.to_le_bytes());
-                        (
-                            if t.repick {
-                                SHARE_REPICK
-                            } else {
-                                SHARE_FORWARD
-                            },
-                            None,
-                        )
+                        let kind = match t.hop {
+                            ShareHop::Member => SHARE_FORWARD,
+                            ShareHop::Repick => SHARE_REPICK,
+                            ShareHop::GiveBack => SHARE_GIVE_BACK,
+                        };
+                        (kind, None)
                     }
                 }
             }
@@ -382,7 +396,7 @@ impl Entry {
                 peers: r.u64()?,
                 share: None,
             },
-            k @ (SHARE_FORWARD | SHARE_REPICK) => Entry::Forward {
+            k @ (SHARE_FORWARD | SHARE_REPICK | SHARE_GIVE_BACK) => Entry::Forward {
                 lsn: r.u64()?,
                 msg: r.u64()?,
                 peers: r.u64()?,
@@ -391,7 +405,11 @@ impl Entry {
                     client_id: r.str()?,
                     qos: r.qos()?,
                     identifier: r.u32()?,
-                    repick: k == SHARE_REPICK,
+                    hop: match k {
+                        SHARE_REPICK => ShareHop::Repick,
+                        SHARE_GIVE_BACK => ShareHop::GiveBack,
+                        _ => ShareHop::Member,
+                    },
                 })),
             },
             FORWARD_DONE => Entry::ForwardDone { lsn: r.u64()? },

@@ -239,7 +239,8 @@ fn forwards_hold_their_message_and_marks_keep_the_highest() {
                 client_id: "member".into(),
                 qos: QoS::ExactlyOnce,
                 identifier: 0,
-                repick: true, // kept through a snapshot like a member's forward
+                // kept through a snapshot like a member's forward
+                hop: crate::store::ShareHop::GiveBack,
             })),
         },
         Entry::PeerMark { peer: 1, lsn: 500 },

@@ -30,7 +30,7 @@ mod segment;
 mod waiters;
 
 pub use self::log::{Log, LogOptions, LogStats, SegmentInfo};
-pub use entry::{Entry, EntryError, MsgId, ShareTarget, StoredMessage};
+pub use entry::{Entry, EntryError, MsgId, ShareHop, ShareTarget, StoredMessage};
 pub use image::{Image, MsgRef, MsgStore, SessionImage, StoredWill};
 pub use record::{Kind, Lsn, RecordRef};
 pub use recover::{recover, recover_each, recover_each_opts, Record, Recovered, Skipped, Tail};

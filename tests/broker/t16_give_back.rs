@@ -6,9 +6,11 @@
 //! session.
 
 use super::t16_durable::{client, connected, group_on, launch, subscribed};
-use crate::broker_process::fresh_data_dir;
-use rumqttc::{Event, Packet, QoS};
-use std::collections::BTreeSet;
+use crate::broker_process::{fresh_data_dir, Broker, PortLease};
+use rumqttc::{Event, Outgoing, Packet, QoS};
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn seq(p: &rumqttc::Publish) -> Option<usize> {
@@ -162,15 +164,17 @@ mod shared_give_back {
     }
 }
 
-/// A persistent session that is the only member of its group (on the shard that owns the
-/// group) disconnects holding unacknowledged messages: nobody can take them over, so they stay
-/// in its session, through kill -9, and reach it when it comes back. Giving them back dropped
-/// them ("no other member to take it").
-async fn sole_member_keeps_what_it_holds(shards: usize) {
+/// A persistent session that is the only member of its group disconnects holding
+/// unacknowledged messages: nobody can take them over, so they stay with its session, through
+/// kill -9, and reach it when it comes back. Giving them back dropped them ("no other member
+/// to take it"). The giver's home is the last shard; the group's owner is `owner`. Where the
+/// owner is another shard, the giver gives them back, and the owner, finding no one else,
+/// sends them back to the giver's stored session.
+async fn sole_member_keeps_what_it_holds(shards: usize, owner: usize) {
     let dir = fresh_data_dir();
     let home = shards - 1;
     let mut b = launch(shards, &dir).await;
-    let filter = group_on("solo/#", home, shards);
+    let filter = group_on("solo/#", owner, shards);
     let giver_id = b.id("solo-giver", home);
     let mut o = client(&b, &giver_id, false, 100).1.mqtt_options;
     o.set_manual_acks(true);
@@ -209,10 +213,228 @@ async fn sole_member_keeps_what_it_holds(shards: usize) {
 mod sole_member {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_1shard() {
-        super::sole_member_keeps_what_it_holds(1).await;
+        super::sole_member_keeps_what_it_holds(1, 0).await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn owned_by_its_shard_of_2() {
-        super::sole_member_keeps_what_it_holds(2).await;
+        super::sole_member_keeps_what_it_holds(2, 1).await;
     }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn owned_by_the_other_shard_of_2() {
+        super::sole_member_keeps_what_it_holds(2, 0).await;
+    }
+}
+
+/// `ringmq_<name>` from the broker's `/metrics` on `http` (a plain HTTP/1.0 GET).
+fn metric(http: u16, name: &str) -> u64 {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).expect("connect to /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("send the request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read /metrics");
+    let key = format!("ringmq_{name} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {key} in /metrics")) as u64
+}
+
+/// A group's messages relayed to members whose sessions end while the relays are on their way.
+/// Sixteen persistent members on shard 1 and a persistent taker on shard 0, which owns the
+/// group; a publisher on shard 0 keeps publishing while a clean-start connection takes over
+/// each of the sixteen client ids at once, ending their sessions. What those sessions held goes
+/// back to the group, and relays still on their way to shard 1 find their member gone: shard 1
+/// stores each as a repick for the owner before it confirms the relay (and so before the
+/// publisher's PUBACK). The broker is killed at a different point after the first takeover
+/// each round. Every acknowledged message must have reached a member that took it, or reach
+/// the taker after the restart. Rounds without the kill read `/metrics` until relays did
+/// bounce, to show that the path this test is for was taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_to_a_gone_member_survive_kill_9() {
+    let shards = 2;
+    let dir = fresh_data_dir();
+    let data = dir.to_string_lossy().to_string();
+    let lease = PortLease::acquire();
+    let http = format!("127.0.0.1:{}", lease.port);
+    let args = ["--data-dir", data.as_str(), "--http-bind", http.as_str()];
+    let kills = [0u64, 500, 1500, 3000, 6000].map(Some);
+    let mut bounced = 0;
+    for (round, kill_us) in kills.into_iter().chain([None; 8]).enumerate() {
+        if kill_us.is_none() && bounced > 0 {
+            break;
+        }
+        let b = Broker::launch(shards, &args).await;
+        let what = format!("round {round} (kill {kill_us:?} µs after the first takeover)");
+        let (acked, mut got, b) = relay_round(b, round, kill_us, &what).await;
+        match kill_us {
+            Some(_) => {
+                drop(b);
+                // Restart: the taker's session comes back and gets what it holds.
+                let b = Broker::launch(shards, &args).await;
+                let taker_id = b.id(&format!("rb-taker{round}"), 0);
+                let (c, mut ev) = client(&b, &taker_id, false, 100);
+                assert!(connected(&mut ev).await, "{what}: the taker's session");
+                loop {
+                    match tokio::time::timeout(Duration::from_millis(1000), ev.poll()).await {
+                        Ok(Ok(Event::Incoming(Packet::Publish(p)))) => got.extend(seq(&p)),
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => panic!("{what}: taker after the restart: {e}"),
+                        Err(_) => break,
+                    }
+                }
+                c.disconnect().await.expect("disconnect");
+                let _ = tokio::time::timeout(Duration::from_millis(200), ev.poll()).await;
+            }
+            None => {
+                // The broker's periodic statistics, once they cover every delivery.
+                let until = tokio::time::Instant::now() + Duration::from_secs(10);
+                while metric(lease.port, "deliveries_total") < acked.len() as u64 {
+                    assert!(tokio::time::Instant::now() < until, "{what}: no statistics");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                bounced = metric(lease.port, "shared_member_gone_total");
+                eprintln!(
+                    "{what}: {bounced} relays found their member gone, {} messages given back",
+                    metric(lease.port, "shared_given_back_total")
+                );
+                drop(b);
+            }
+        }
+        let lost: Vec<usize> = acked.iter().copied().filter(|s| !got.contains(s)).collect();
+        assert!(
+            lost.is_empty(),
+            "{what}: {} of {} acknowledged messages lost, e.g. {:?}",
+            lost.len(),
+            acked.len(),
+            &lost[..lost.len().min(10)]
+        );
+        eprintln!("{what}: {} acknowledged, none lost", acked.len());
+    }
+    // Without a bounce this test would not reach the path it is for.
+    assert!(bounced > 0, "no relay found its member gone in 8 rounds");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One round of [`relays_to_a_gone_member_survive_kill_9`] on `b`: the sequence numbers the
+/// publisher got a PUBACK for, those some member received, and the broker (killed `kill_us`
+/// after the first takeover's CONNACK, or left running once every message was acknowledged).
+async fn relay_round(
+    mut b: Broker,
+    round: usize,
+    kill_us: Option<u64>,
+    what: &str,
+) -> (BTreeSet<usize>, BTreeSet<usize>, Broker) {
+    let filter = group_on(&format!("rb{round}/#"), 0, b.shards);
+    let topic = format!("rb{round}/t");
+    let taker_id = b.id(&format!("rb-taker{round}"), 0);
+    // What the members received (and acknowledged, as rumqttc does on poll).
+    let got = Arc::new(Mutex::new(BTreeSet::new()));
+    let member = |c: rumqttc::AsyncClient, mut ev: rumqttc::EventLoop| {
+        let got = got.clone();
+        tokio::spawn(async move {
+            while let Ok(e) = ev.poll().await {
+                if let Event::Incoming(Packet::Publish(p)) = e {
+                    got.lock().expect("set").extend(seq(&p));
+                }
+            }
+            drop(c);
+        })
+    };
+    let mut tasks = Vec::new();
+    let mut giver_ids = Vec::new();
+    for id in std::iter::once(taker_id).chain((0..16).map(|i| b.id(&format!("rb-g{round}-{i}"), 1)))
+    {
+        let (c, mut ev) = client(&b, &id, false, 100);
+        connected(&mut ev).await;
+        subscribed(&c, &mut ev, &filter, QoS::AtLeastOnce).await;
+        tasks.push(member(c, ev));
+        giver_ids.push(id);
+    }
+    giver_ids.remove(0); // the taker
+    let n = 4000;
+    let (p, mut pev) = client(&b, &format!("rb-pub{round}"), true, 100);
+    connected(&mut pev).await;
+    let feeder = {
+        let (p, topic) = (p.clone(), topic.clone());
+        tokio::spawn(async move {
+            for i in 0..n {
+                if p.publish(&topic, QoS::AtLeastOnce, false, i.to_string())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+    };
+    // The publisher: the sequence number of each packet id in flight, and what was acknowledged.
+    let mut sent: HashMap<u16, usize> = HashMap::new();
+    let mut next = 0;
+    let mut acked = BTreeSet::new();
+    let (took_tx, mut took) = tokio::sync::mpsc::unbounded_channel();
+    let mut takeovers = None;
+    let mut first = None;
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if takeovers.is_none() && acked.len() >= n / 4 {
+            // A clean start on each member's client id, all at once: the old sessions end.
+            let tasks: Vec<_> = giver_ids
+                .iter()
+                .map(|id| {
+                    let (c, mut ev) = client(&b, id, true, 100);
+                    let took = took_tx.clone();
+                    tokio::spawn(async move {
+                        if let Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) =
+                            tokio::time::timeout(Duration::from_secs(5), ev.poll()).await
+                        {
+                            let _ = took.send(());
+                        }
+                        drop((c, ev));
+                    })
+                })
+                .collect();
+            takeovers = Some(tasks);
+        }
+        if first.is_none() && took.try_recv().is_ok() {
+            first = Some(std::time::Instant::now());
+        }
+        if let (Some(at), Some(us)) = (first, kill_us) {
+            if at.elapsed() >= Duration::from_micros(us) {
+                break;
+            }
+        }
+        if acked.len() == n {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_micros(200), pev.poll()).await {
+            Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                sent.insert(pkid, next);
+                next += 1;
+            }
+            Ok(Ok(Event::Incoming(Packet::PubAck(a)))) => {
+                acked.extend(sent.get(&a.pkid).copied());
+            }
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => panic!("{what}: publisher after {} acks: {e}", acked.len()),
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{what}: publisher stuck"
+        );
+    }
+    feeder.abort();
+    if kill_us.is_some() {
+        b.kill9();
+    } else {
+        // Let the taker drain what was given back.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for t in tasks.into_iter().chain(takeovers.into_iter().flatten()) {
+        t.abort();
+        let _ = t.await;
+    }
+    let got = got.lock().expect("set").clone();
+    (acked, got, b)
 }
