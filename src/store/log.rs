@@ -26,6 +26,12 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
+/// `process` mode: a commit that carried at least this many records was a full batch (the
+/// shard is busy), and the next commit starts [`BUSY_COMMIT_GAP`] after it at the earliest.
+/// At 30k msg/s a commit carries about 5 records; at saturation, hundreds.
+const BUSY_COMMIT_RECORDS: u64 = 64;
+const BUSY_COMMIT_GAP: Duration = Duration::from_micros(250);
+
 /// How a shard's log is set up; `from_config` maps the broker's keys.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
@@ -444,7 +450,23 @@ impl Log {
             }
             futures_lite::future::yield_now().await;
             let started = Instant::now();
-            if let Err(e) = self.commit().await {
+            let before = self.committed();
+            let done = self.commit().await;
+            if let Ok(lsn) = done {
+                // `process` under load: after a commit that carried a full batch, the next one
+                // starts at least BUSY_COMMIT_GAP after this one did. Every commit is a buffered
+                // write handed to an io-wq worker (ext4 has no non-blocking buffered write), and
+                // the hand-off and its wake-ups cost the shard's core more than the batch's
+                // bytes; fewer, larger commits at saturation gave 15% more throughput. Small
+                // commits (everyday load) wait for nothing, so their latency is unchanged.
+                let carried = lsn.saturating_sub(before);
+                if self.opts.durability == Durability::Process && carried >= BUSY_COMMIT_RECORDS {
+                    if let Some(left) = BUSY_COMMIT_GAP.checked_sub(started.elapsed()) {
+                        glommio::timer::sleep(left).await;
+                    }
+                }
+            }
+            if let Err(e) = done {
                 failed += 1;
                 // A full disk fails every retry: the 1st, 2nd, 4th... failure is logged.
                 if crate::shard::worth_logging(failed) {
