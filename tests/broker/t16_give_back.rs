@@ -17,6 +17,21 @@ fn seq(p: &rumqttc::Publish) -> Option<usize> {
     std::str::from_utf8(&p.payload).ok()?.parse().ok()
 }
 
+/// A task publishing `0..n` at QoS 1 on `topic` through `p` (its event loop polled elsewhere).
+fn feed(p: &rumqttc::AsyncClient, topic: &str, n: usize) -> tokio::task::JoinHandle<()> {
+    let (p, topic) = (p.clone(), topic.to_owned());
+    tokio::spawn(async move {
+        for i in 0..n {
+            if p.publish(&topic, QoS::AtLeastOnce, false, i.to_string())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
+}
+
 /// Wait for the publisher's CONNACK, publish `0..n` at QoS 1 on `topic`, and wait until the
 /// broker acknowledged all of them.
 async fn publish_acked(
@@ -27,19 +42,7 @@ async fn publish_acked(
     what: &str,
 ) {
     connected(pev).await;
-    let feeder = {
-        let (p, topic) = (p.clone(), topic.to_owned());
-        tokio::spawn(async move {
-            for i in 0..n {
-                if p.publish(&topic, QoS::AtLeastOnce, false, i.to_string())
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        })
-    };
+    let feeder = feed(p, topic, n);
     let mut acks = 0;
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     while acks < n {
@@ -356,19 +359,7 @@ async fn relay_round(
     let n = 4000;
     let (p, mut pev) = client(&b, &format!("rb-pub{round}"), true, 100);
     connected(&mut pev).await;
-    let feeder = {
-        let (p, topic) = (p.clone(), topic.clone());
-        tokio::spawn(async move {
-            for i in 0..n {
-                if p.publish(&topic, QoS::AtLeastOnce, false, i.to_string())
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        })
-    };
+    let feeder = feed(&p, &topic, n);
     // The publisher: the sequence number of each packet id in flight, and what was acknowledged.
     let mut sent: HashMap<u16, usize> = HashMap::new();
     let mut next = 0;
