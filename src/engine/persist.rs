@@ -66,7 +66,7 @@ impl Engine {
 
     pub(super) fn qos2_insert(&self, packet_id: u16) {
         let mut s = self.session.borrow_mut();
-        if s.incoming_qos2.insert(packet_id) {
+        if s.incoming_qos2_insert(packet_id) {
             if let Some(j) = &s.journal {
                 j.incoming_qos2(&s.client_id, packet_id, true);
             }
@@ -75,7 +75,7 @@ impl Engine {
 
     pub(super) fn qos2_remove(&self, packet_id: u16) -> bool {
         let mut s = self.session.borrow_mut();
-        let known = s.incoming_qos2.remove(&packet_id);
+        let known = s.incoming_qos2_remove(packet_id);
         if known {
             if let Some(j) = &s.journal {
                 j.incoming_qos2(&s.client_id, packet_id, false);

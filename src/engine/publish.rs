@@ -126,13 +126,13 @@ impl Engine {
         }
         if p.qos == QoS::ExactlyOnce {
             let s = self.session.borrow();
-            if s.incoming_qos2.contains(&p.packet_id) {
+            if s.incoming_qos2_contains(p.packet_id) {
                 // A retransmission of a message we already own: acknowledge, don't route twice.
                 drop(s);
                 self.ack_in_order(QoS::ExactlyOnce, p.packet_id, 0);
                 return Ok(());
             }
-            if s.incoming_qos2.len() >= cfg.receive_maximum as usize {
+            if s.incoming_qos2_len() >= cfg.receive_maximum as usize {
                 return Err(Close::Protocol(0x93)); // [MQTT-3.3.4-9]
             }
             drop(s);

@@ -11,6 +11,7 @@
 mod durable;
 mod link;
 mod message;
+mod rare;
 
 pub use link::{ConnInfo, ConnLink, KeepAlive};
 
@@ -20,7 +21,7 @@ use std::time::Instant;
 
 use crate::codec::{Ack, Packet, Properties, Protocol, QoS, SubOptions, Will};
 use bytestring::ByteString;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 /// One subscription as the session remembers it (to rebuild or remove automaton entries).
@@ -129,7 +130,6 @@ pub struct Session {
     /// The will of the current connection; taken when published or discarded. Boxed: most
     /// sessions have none, and a `Will` carries a whole property set.
     pub will: Option<Box<Will>>,
-    pub drops: SessionDrops,
     limits: SessionLimits,
     /// Outgoing window: the client's Receive Maximum capped by `inflight_max`.
     window: u16,
@@ -137,28 +137,14 @@ pub struct Session {
     pub client_packet_bytes_max: u32,
     /// Client's Topic Alias Maximum (v5): aliases we may define towards it.
     client_alias_max: u16,
-    /// Topic → alias defined on the current connection (reset on every connect).
-    out_aliases: HashMap<ByteString, u16>,
     next_packet_id: u16,
     inflight: VecDeque<Inflight>,
     queue: VecDeque<Delivery>,
     /// Message bytes (topic + payload) in `queue`, bounded by `queued_bytes_max`.
     queued_bytes: usize,
-    /// Publishers (session uids) held back because this session's queue is past its bounds;
-    /// released together once it drains to half its bounds, goes offline or ends.
-    waiters: Vec<u64>,
-    /// Publishers to release, filled by whatever drained the queue; the caller hands them to
-    /// the shard ([`Session::take_released`]).
-    released: Vec<u64>,
-    /// While past its bounds: when the queue last made progress. The slow-subscriber watchdog
-    /// disconnects a session whose progress is older than `slow_subscriber_timeout_s`.
-    pub congested_since: Option<Instant>,
     /// As a publisher: how many congested subscriber sessions hold this session back. While
     /// non-zero its connection processes no PUBLISH (only acknowledgements and pings).
     pub holds: u32,
-    /// Incoming QoS 2 ids that got PUBREC and await PUBREL: a repeated PUBLISH with one of
-    /// these ids is a retransmission and is not routed again [MQTT-4.3.3-10].
-    pub incoming_qos2: HashSet<u16>,
     pub conn: Option<Rc<ConnLink>>,
     /// Who the client authenticated as (user name, token ACL rules), for the ACL's checks;
     /// `None` for an anonymous client.
@@ -168,6 +154,9 @@ pub struct Session {
     pub journal: Option<Rc<crate::shard::journal::Journal>>,
     /// When it went offline (Unix ms; 0 while connected), kept for the store's snapshot.
     pub offline_since_ms: u64,
+    /// Drop counters, outbound aliases, incoming QoS 2 ids, back-pressure bookkeeping:
+    /// allocated on first use ([`rare`]).
+    rare: Option<Box<rare::Rare>>,
 }
 
 impl Session {
@@ -180,25 +169,20 @@ impl Session {
             expiry_s: 0,
             subscriptions: HashMap::new(),
             will: None,
-            drops: SessionDrops::default(),
             limits,
             window: limits.inflight_max,
             client_packet_bytes_max: u32::MAX,
             client_alias_max: 0,
-            out_aliases: HashMap::new(),
             next_packet_id: 1,
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
-            waiters: Vec::new(),
-            released: Vec::new(),
-            congested_since: None,
             holds: 0,
-            incoming_qos2: HashSet::new(),
             conn: None,
             identity: None,
             journal: None,
             offline_since_ms: 0,
+            rare: None,
         }
     }
 
@@ -235,11 +219,6 @@ impl Session {
         self.inflight.len()
     }
 
-    /// Publishers this session holds back.
-    pub fn waiters(&self) -> &[u64] {
-        &self.waiters
-    }
-
     fn at_bounds(&self) -> bool {
         self.queue.len() >= self.limits.queued_messages_max
             || self.queued_bytes >= self.limits.queued_bytes_max
@@ -259,11 +238,11 @@ impl Session {
     pub fn deliver(&mut self, delivery: Delivery, origin: u64) -> Admit {
         if self.conn.is_none() {
             if delivery.qos == QoS::AtMostOnce && !self.limits.queue_qos0_offline {
-                self.drops.offline_qos0 += 1;
+                self.rare().drops.offline_qos0 += 1;
                 return Admit::Dropped;
             }
             if self.at_bounds() {
-                self.drops.offline_full += 1;
+                self.rare().drops.offline_full += 1;
                 return Admit::Dropped;
             }
             self.log_enqueue(&delivery);
@@ -283,25 +262,26 @@ impl Session {
         match self.limits.queue_full {
             QueueFull::Drop => {
                 if delivery.qos == QoS::AtMostOnce {
-                    self.drops.qos0 += 1;
+                    self.rare().drops.qos0 += 1;
                 } else {
-                    self.drops.qos12 += 1;
+                    self.rare().drops.qos12 += 1;
                 }
                 Admit::Dropped
             }
             QueueFull::Backpressure => {
                 self.log_enqueue(&delivery);
                 self.push_queue(delivery);
-                let newly_congested = self.congested_since.is_none();
+                let uid = self.uid;
+                let r = self.rare();
+                let newly_congested = r.congested_since.is_none();
                 if newly_congested {
-                    self.congested_since = Some(Instant::now());
+                    r.congested_since = Some(Instant::now());
                 }
                 // Never itself: a session that publishes to its own subscription is drained by
                 // its own acks, which a hold would stop reading.
-                let new_waiter =
-                    origin != 0 && origin != self.uid && !self.waiters.contains(&origin);
+                let new_waiter = origin != 0 && origin != uid && !r.waiters.contains(&origin);
                 if new_waiter {
-                    self.waiters.push(origin);
+                    r.waiters.push(origin);
                 }
                 Admit::Held {
                     new_waiter,
@@ -355,27 +335,20 @@ impl Session {
             }
         }
         self.update_backlog();
-        if self.congested_since.is_some() {
+        if self.congested_since().is_some() {
             if self.below_low_water() {
                 self.release_waiters();
             } else if moved {
-                self.congested_since = Some(Instant::now());
+                self.set_congested_since(Some(Instant::now()));
             }
         }
     }
 
     fn release_waiters(&mut self) {
-        self.congested_since = None;
-        self.released.append(&mut self.waiters);
-    }
-
-    /// Publishers this session stopped holding back since the last call.
-    pub fn take_released(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.released)
-    }
-
-    pub fn has_released(&self) -> bool {
-        !self.released.is_empty()
+        if let Some(r) = &mut self.rare {
+            r.congested_since = None;
+            r.released.append(&mut r.waiters);
+        }
     }
 
     fn alloc_packet_id(&mut self) -> u16 {
@@ -391,7 +364,7 @@ impl Session {
 
     fn send(&mut self, delivery: Delivery) {
         if delivery.is_expired() {
-            self.drops.expired += 1;
+            self.rare().drops.expired += 1;
             self.log_done(&delivery);
             return;
         }
@@ -425,11 +398,12 @@ impl Session {
             if crate::codec::publish_encoded_len(&publish, self.protocol)
                 > self.client_packet_bytes_max as usize
             {
-                self.drops.too_large += 1;
+                rare::of(&mut self.rare).drops.too_large += 1;
                 return false;
             }
             if self.client_alias_max > 0 {
-                apply_outbound_alias(&mut self.out_aliases, self.client_alias_max, &mut publish);
+                let aliases = &mut rare::of(&mut self.rare).out_aliases;
+                apply_outbound_alias(aliases, self.client_alias_max, &mut publish);
             }
         }
         let written = conn.write_packet(&Packet::Publish(publish), self.protocol);
@@ -523,7 +497,9 @@ impl Session {
         self.protocol = protocol;
         self.conn = Some(conn);
         // Topic aliases live as long as one network connection [MQTT-3.3.2-7].
-        self.out_aliases.clear();
+        if let Some(r) = &mut self.rare {
+            r.out_aliases.clear();
+        }
         let inflight = std::mem::take(&mut self.inflight);
         let mut kept = VecDeque::with_capacity(inflight.len());
         for f in inflight {
@@ -584,7 +560,7 @@ impl Session {
         if !self.limits.queue_qos0_offline {
             let before = rest.len();
             rest.retain(|d| d.qos != QoS::AtMostOnce);
-            self.drops.offline_qos0 += (before - rest.len()) as u64;
+            self.rare().drops.offline_qos0 += (before - rest.len()) as u64;
         }
         self.queued_bytes = rest.iter().map(|d| d.msg.size_bytes()).sum();
         self.queue = rest;

@@ -77,8 +77,8 @@ fn queue_is_bounded_and_drops_are_counted_by_qos() {
         s.deliver(delivery(QoS::AtLeastOnce, n), 0);
     }
     assert_eq!(s.queued_len(), 3);
-    assert_eq!(s.drops.offline_qos0, 1);
-    assert_eq!(s.drops.offline_full, 2);
+    assert_eq!(s.drops().offline_qos0, 1);
+    assert_eq!(s.drops().offline_full, 2);
 }
 
 #[test]
@@ -197,8 +197,8 @@ fn connected_subscriber_at_its_bounds_holds_publishers_instead_of_dropping() {
         }
     );
     assert_eq!(s.queued_len(), 6);
-    assert_eq!(s.drops, SessionDrops::default(), "nothing dropped");
-    assert!(s.congested_since.is_some());
+    assert_eq!(s.drops(), SessionDrops::default(), "nothing dropped");
+    assert!(s.congested_since().is_some());
     assert_eq!(s.waiters(), &[7, 8]);
     drain(&link);
     // Acks drain the queue; at half the bound (1 of 3) both publishers are released.
@@ -211,7 +211,7 @@ fn connected_subscriber_at_its_bounds_holds_publishers_instead_of_dropping() {
     }
     assert!(s.queued_len() <= 1);
     assert_eq!(s.take_released(), vec![7, 8]);
-    assert!(s.congested_since.is_none());
+    assert!(s.congested_since().is_none());
 }
 
 #[test]
@@ -256,8 +256,8 @@ fn drop_policy_drops_and_counts_at_the_bound() {
     }
     s.deliver(delivery(QoS::AtMostOnce, 0), 9);
     assert_eq!(s.queued_len(), 3);
-    assert_eq!(s.drops.qos12, 2);
-    assert_eq!(s.drops.qos0, 1);
+    assert_eq!(s.drops().qos12, 2);
+    assert_eq!(s.drops().qos0, 1);
     assert!(s.waiters().is_empty());
 }
 
@@ -270,10 +270,10 @@ fn going_offline_releases_every_held_publisher() {
     assert_eq!(s.waiters().len(), 3);
     s.detach();
     assert_eq!(s.take_released(), vec![45, 46, 47]);
-    assert!(s.congested_since.is_none());
+    assert!(s.congested_since().is_none());
     // Offline past the bound: dropped and counted, nobody held.
     assert_eq!(s.deliver(delivery(QoS::AtLeastOnce, 9), 50), Admit::Dropped);
-    assert_eq!(s.drops.offline_full, 1);
+    assert_eq!(s.drops().offline_full, 1);
 }
 
 #[test]

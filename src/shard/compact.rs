@@ -118,7 +118,7 @@ impl Shard {
                     });
                 }
             }
-            for &packet_id in &s.incoming_qos2 {
+            for packet_id in s.incoming_qos2_ids() {
                 emit(&Entry::IncomingQos2 {
                     client_id: cid(),
                     packet_id,

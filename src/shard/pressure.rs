@@ -107,7 +107,7 @@ impl Shard {
             debug_assert!(false, "session borrowed while its drops are reported");
             return;
         };
-        let drops = std::mem::take(&mut s.drops);
+        let drops = s.take_drops();
         if drops.total() == 0 {
             return;
         }
@@ -137,7 +137,7 @@ impl Shard {
                 continue;
             };
             let s = session.borrow();
-            let Some(since) = s.congested_since else {
+            let Some(since) = s.congested_since() else {
                 drop(s);
                 self.congested.swap_remove(i);
                 continue;

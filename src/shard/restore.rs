@@ -220,7 +220,7 @@ pub fn restore(shard: &ShardRef, image: Image) {
             si.disconnected_at_ms
         };
         session.journal = Some(journal.clone());
-        session.incoming_qos2 = si.incoming_qos2.iter().copied().collect();
+        session.set_incoming_qos2(si.incoming_qos2.iter().copied());
         for r in &si.refs {
             let Some(m) = get(r.msg, &image) else {
                 continue;
