@@ -60,6 +60,38 @@ impl<'ring> CompletionQueue<'ring> {
         self.wait_inner(count).map(|_| ())
     }
 
+    /// ringmq patch (vendor/README.md, item 6): as [`CompletionQueue::wait`], but return after
+    /// `max` even with no completion (`Ok(false)`). Only with `IORING_FEAT_EXT_ARG` (Linux
+    /// 5.11+), where the kernel's own timer wakes the thread; without it liburing would queue a
+    /// timeout SQE of its own, which glommio does not expect, so it waits without a bound.
+    pub fn wait_at_most(&mut self, count: u32, max: std::time::Duration) -> io::Result<bool> {
+        const IORING_FEAT_EXT_ARG: libc::c_uint = 1 << 8;
+        // SAFETY: the ring outlives this queue handle; `features` is set once at setup.
+        let ext_arg = unsafe { (*self.ring.as_ptr()).features } & IORING_FEAT_EXT_ARG != 0;
+        if !ext_arg {
+            return self.wait(count).map(|_| true);
+        }
+        let ts = uring_sys::__kernel_timespec {
+            tv_sec: max.as_secs() as i64,
+            tv_nsec: max.subsec_nanos() as libc::c_longlong,
+        };
+        let mut cqe = MaybeUninit::uninit();
+        // SAFETY: as in `wait_inner`, with a timespec that lives across the call.
+        match resultify(unsafe {
+            uring_sys::io_uring_wait_cqes(
+                self.ring.as_ptr(),
+                cqe.as_mut_ptr(),
+                count as _,
+                &ts,
+                ptr::null(),
+            )
+        }) {
+            Ok(_) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     #[inline(always)]
     fn wait_inner(&mut self, count: u32) -> io::Result<&mut uring_sys::io_uring_cqe> {
         unsafe {

@@ -567,6 +567,14 @@ where
     None
 }
 
+/// ringmq patch (vendor/README.md, item 6): the longest the executor sleeps in
+/// `io_uring_enter` before it looks again. A store unit test's executor once slept for
+/// minutes with a buffered write's completion owed to it and nothing left in any ring but its
+/// link poll, eventfd read and timers; the wake-up that should have ended the sleep never
+/// came, and an interruption (a debugger attaching) ended it at once. A bounded sleep turns
+/// such a lost wake-up into a delay of at most this long.
+const MAX_SLEEP: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// ringmq patch: `src` was handed to a ring and its completion not consumed yet (consuming it
 /// takes `enqueued`). LinkRings sources never get a result, so this, not `result()`, tells.
 fn in_flight(src: &Source) -> bool {
@@ -1067,8 +1075,8 @@ impl SleepableRing {
         );
         self.ring
             .cq()
-            .wait(1)
-            .map(|_| 1)
+            .wait_at_most(1, MAX_SLEEP)
+            .map(usize::from)
             .or_else(Reactor::busy_ok)
             .or_else(Reactor::again_ok)
             .or_else(Reactor::intr_ok)
@@ -1116,11 +1124,11 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight!
+                // The rings are linked. Goodnight! (ringmq patch: for at most MAX_SLEEP.)
                 self.ring
                     .cq()
-                    .wait(1)
-                    .map(|_| 1)
+                    .wait_at_most(1, MAX_SLEEP)
+                    .map(usize::from)
                     .or_else(Reactor::busy_ok)
                     .or_else(Reactor::again_ok)
                     .or_else(Reactor::intr_ok)
