@@ -453,12 +453,22 @@ fn transmute_error(res: io::Result<u32>) -> io::Result<usize> {
         })
 }
 
+/// ringmq patch (item 8): whether `src` collects latency statistics (the only use of its
+/// queued, submitted and fulfilled timestamps).
+fn wants_latency(src: &InnerSource) -> bool {
+    src.stats_collection.is_some_and(|s| s.latency.is_some())
+}
+
 fn record_stats<Ring: UringCommon>(
     ring: &mut Ring,
     src: &mut InnerSource,
     res: &io::Result<usize>,
 ) {
-    src.wakers.fulfilled_at = Some(Instant::now());
+    // ringmq patch (vendor/README.md, item 8): the timestamps only feed the latency statistics,
+    // so the clock is read only for a source that collects them.
+    if wants_latency(src) {
+        src.wakers.fulfilled_at = Some(Instant::now());
+    }
     if let Some(fulfilled) = src.stats_collection.and_then(|x| x.fulfilled) {
         fulfilled(res, ring.io_stats_mut(), 1);
         if let Some(handle) = src.task_queue {
@@ -504,7 +514,7 @@ fn extract_one_chain(
     source_map: &mut SourceMap,
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
-    now: Instant,
+    now: &std::cell::Cell<Option<Instant>>,
 ) -> SmallVec<[UringDescriptor; 1]> {
     queue
         .drain(chain)
@@ -512,7 +522,13 @@ fn extract_one_chain(
             if op.user_data > 0 {
                 let id = from_user_data(op.user_data);
                 let status = source_map.peek_source_mut(from_user_data(op.user_data), |mut x| {
-                    x.wakers.submitted_at = Some(now);
+                    // ringmq patch (item 8): read the clock once per batch, and only for
+                    // a source that collects latency statistics.
+                    if wants_latency(&x) {
+                        let t = now.get().unwrap_or_else(Instant::now);
+                        now.set(Some(t));
+                        x.wakers.submitted_at = Some(t);
+                    }
                     let current = x.enqueued.as_mut().expect("bug");
                     match current.status {
                         EnqueuedStatus::Enqueued => {
@@ -870,11 +886,11 @@ impl UringCommon for PollRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
+        let now = std::cell::Cell::new(None);
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain, &now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -918,12 +934,31 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
-        // ringmq patch (vendor/README.md, item 4, reverted): IORING_SETUP_COOP_TASKRUN on this
-        // ring cut broker CPU at everyday load by 10-14 points, but CI then caught a shard
-        // asleep in io_uring_enter that was never woken for an io-wq completion (a buffered
-        // file write): with the flag, task work is queued without waking a sleeping task. Off
-        // until that is understood; `SetupFlags::COOP_TASKRUN` stays defined.
-        let ring = iou::IoUring::new(size as _)?;
+        // ringmq patch (vendor/README.md, item 4): the main ring, which holds the sockets' polls,
+        // is set up with IORING_SETUP_COOP_TASKRUN where the kernel has it (5.19+). Without it
+        // every completion that a peer's CPU produces (a socket becoming readable) interrupts
+        // this thread with a reschedule IPI to run the io_uring task work, even while it is
+        // running; with it the work runs at the thread's next kernel entry, which at load is
+        // the next send or recv, and when idle is the sleep in io_uring_enter (a sleeping task
+        // is still woken: the kernel only skips the IPI to a running one). The latency ring
+        // keeps the default, so its preemption timer still interrupts a task that makes no
+        // syscalls. A stall once blamed on this flag recurred without it; the sleep is bounded
+        // (item 6) whatever its cause.
+        let ring = if name == "main" {
+            match iou::IoUring::new_with_flags(
+                size as _,
+                iou::SetupFlags::COOP_TASKRUN,
+                iou::SetupFeatures::empty(),
+            ) {
+                Ok(ring) => ring,
+                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+                    iou::IoUring::new(size as _)?
+                }
+                Err(err) => return Err(err),
+            }
+        } else {
+            iou::IoUring::new(size as _)?
+        };
         Ok(SleepableRing {
             ring,
             size,
@@ -1225,11 +1260,11 @@ impl UringCommon for SleepableRing {
 
     fn submit_one_event(&mut self, queue: &mut VecDeque<UringDescriptor>) -> Option<bool> {
         let source_map = &mut *self.source_map.borrow_mut();
-        let now = Instant::now();
+        let now = std::cell::Cell::new(None);
 
         while let Some(chain) = peek_one_chain(queue, self.size) {
             return if let Some(sqes) = self.ring.sq().prepare_sqes(chain.len() as u32) {
-                let ops = extract_one_chain(source_map, queue, chain, now);
+                let ops = extract_one_chain(source_map, queue, chain, &now);
                 if ops.is_empty() {
                     // all the sources in the ring were cancelled
                     continue;
@@ -2081,7 +2116,13 @@ fn queue_request_into_ring(
     descriptor: UringOpDescriptor,
     source_map: &mut SourceMap,
 ) {
-    source.inner.borrow_mut().wakers.queued_at = Some(Instant::now());
+    {
+        // ringmq patch (item 8): see `record_stats`.
+        let mut inner = source.inner.borrow_mut();
+        if wants_latency(&inner) {
+            inner.wakers.queued_at = Some(Instant::now());
+        }
+    }
     let q = ring.submission_queue();
     let id = source_map.add_source(source, Rc::clone(&q));
 
