@@ -29,7 +29,10 @@ pub use error::{DecodeError, EncodeError};
 pub use primitives::{validate_utf8_str, varint_len};
 pub use properties::Properties;
 /// The PUBLISH fast path: encode / size a [`Publish`] without wrapping it in a [`Packet`].
-pub use publish::{encode as encode_publish, encoded_len as publish_encoded_len};
+pub use publish::{
+    encode as encode_publish, encode_head as encode_publish_head,
+    encoded_len as publish_encoded_len,
+};
 
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;

@@ -203,8 +203,20 @@ pub(crate) fn put_fixed_header(
     header: u8,
     remaining: usize,
 ) -> Result<(), EncodeError> {
+    put_fixed_header_reserving(out, header, remaining, remaining)
+}
+
+/// As [`put_fixed_header`], reserving room for only `body` more bytes after the header (a
+/// PUBLISH head whose payload is sent from elsewhere).
+#[inline]
+pub(crate) fn put_fixed_header_reserving(
+    out: &mut BytesMut,
+    header: u8,
+    remaining: usize,
+    body: usize,
+) -> Result<(), EncodeError> {
     check_remaining(remaining)?;
-    out.reserve(1 + varint_len(remaining) + remaining);
+    out.reserve(1 + varint_len(remaining) + body);
     out.put_u8(header);
     put_varint(out, remaining);
     Ok(())

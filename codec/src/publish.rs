@@ -5,7 +5,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::primitives::{
-    put_fixed_header, put_str, read_packet_id, read_string, str_wire_len, varint_len,
+    put_fixed_header_reserving, put_str, read_packet_id, read_string, str_wire_len, varint_len,
 };
 use crate::properties::PropCtx;
 use crate::topic::is_valid_topic_name;
@@ -82,6 +82,26 @@ fn lengths(p: &Publish, protocol: Protocol) -> Result<(usize, usize), EncodeErro
 /// QoS > 0 ([MQTT-2.2.1-2], [MQTT-3.3.1-2]), and an empty topic only in v5 with a Topic Alias
 /// (so an alias-only message is never sent to a v3 peer by mistake).
 pub fn encode(p: &Publish, protocol: Protocol, out: &mut BytesMut) -> Result<(), EncodeError> {
+    put_head(p, protocol, out, true)?;
+    out.put_slice(&p.payload);
+    Ok(())
+}
+
+/// Everything of [`encode`] but the payload, which the caller sends right after these bytes
+/// (a large payload leaves from the shared message buffer instead of being copied here).
+pub fn encode_head(p: &Publish, protocol: Protocol, out: &mut BytesMut) -> Result<(), EncodeError> {
+    put_head(p, protocol, out, false)
+}
+
+/// The checks and the bytes before the payload; the reservation covers the payload too when
+/// `with_payload` (one allocation for the whole packet).
+#[inline]
+fn put_head(
+    p: &Publish,
+    protocol: Protocol,
+    out: &mut BytesMut,
+    with_payload: bool,
+) -> Result<(), EncodeError> {
     if (p.qos != QoS::AtMostOnce && p.packet_id == 0)
         || (p.dup && p.qos == QoS::AtMostOnce)
         || (p.topic.is_empty() && !(protocol.is_v5() && p.properties.topic_alias.is_some()))
@@ -90,7 +110,12 @@ pub fn encode(p: &Publish, protocol: Protocol, out: &mut BytesMut) -> Result<(),
     }
     let (remaining, props_len) = lengths(p, protocol)?;
     let header = 0x30 | (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain);
-    put_fixed_header(out, header, remaining)?;
+    let body = if with_payload {
+        remaining
+    } else {
+        remaining - p.payload.len()
+    };
+    put_fixed_header_reserving(out, header, remaining, body)?;
     put_str(out, &p.topic);
     if p.qos != QoS::AtMostOnce {
         out.put_u16(p.packet_id);
@@ -98,7 +123,6 @@ pub fn encode(p: &Publish, protocol: Protocol, out: &mut BytesMut) -> Result<(),
     if protocol.is_v5() {
         p.properties.encode(props_len, out);
     }
-    out.put_slice(&p.payload);
     Ok(())
 }
 
@@ -141,6 +165,24 @@ mod tests {
 
     fn dec(header: u8, body: &[u8], protocol: Protocol) -> Result<Publish, DecodeError> {
         decode(header & 0x0F, Bytes::copy_from_slice(body), protocol)
+    }
+
+    #[test]
+    fn head_then_payload_is_the_whole_packet() {
+        for protocol in [Protocol::V311, Protocol::V5] {
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+                let mut p = sample(qos);
+                p.payload = Bytes::from(vec![7u8; 20_000]);
+                let mut whole = BytesMut::new();
+                encode(&p, protocol, &mut whole).expect("encode");
+                let mut head = BytesMut::new();
+                encode_head(&p, protocol, &mut head).expect("head");
+                // Only the head is reserved, not the payload's room.
+                assert!(head.capacity() < 1024, "{}", head.capacity());
+                head.extend_from_slice(&p.payload);
+                assert_eq!(head, whole);
+            }
+        }
     }
 
     #[test]

@@ -60,7 +60,7 @@ fn client(ctx: &ShardCtx, id: &str) -> (Engine, Rc<ConnLink>) {
 
 /// Every packet the client would read now.
 fn drain(link: &ConnLink, protocol: Protocol) -> Vec<Packet> {
-    let mut buf: BytesMut = link.with_out(|o| o.split());
+    let mut buf = BytesMut::from(&link.with_out(|o| o.take_all())[..]);
     let mut out = Vec::new();
     while let Ok(Some(p)) = decode(&mut buf, protocol, 1 << 20) {
         out.push(p);

@@ -9,6 +9,7 @@ use super::arrival::{open_engine, unbox, Arrival, Opened, Start};
 use crate::codec::{self, Packet};
 use crate::engine::{Close, Engine, PendingSubscribe, Step};
 use crate::limits;
+use crate::session::out::IOV_MAX;
 use crate::session::ConnLink;
 use crate::shard::ctx::{spawn_ack_after, wait_acks_bounded, ShardCtx};
 use crate::shard::journal::Progress;
@@ -20,9 +21,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-/// Above this capacity an empty buffer is released rather than kept for the next packet.
-const IDLE_BUFFER_KEEP_BYTES: usize = 16 * 1024;
 
 enum Io {
     Read,
@@ -63,6 +61,7 @@ pub(super) async fn serve_connected<S: Transport>(start: Box<Start<S>>) {
         return;
     };
     crate::sys::events::connected(&conn.ctx, &conn);
+    link.set_shared_payloads(S::VECTORED);
     let close = serve_loop(&mut conn, &mut stream, &link, &mut rbuf).await;
     // The gate first (unconfirmed acknowledgements are dropped, never sent early), then the
     // DISCONNECT a v5 client is owed.
@@ -338,7 +337,15 @@ fn poll_flush<S: Transport>(
 ) -> io::Result<()> {
     link.with_out(|out| {
         while !out.is_empty() {
-            match Pin::new(&mut *stream).poll_write(cx, out) {
+            let r = if out.is_contiguous() {
+                Pin::new(&mut *stream).poll_write(cx, out.tail())
+            } else {
+                // Shared payloads are queued: headers and payloads in one vectored send.
+                let mut slices = [io::IoSlice::new(&[]); IOV_MAX];
+                let n = out.slices(&mut slices);
+                Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..n])
+            };
+            match r {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     crate::shard::tally::bytes_out(n);
@@ -348,9 +355,7 @@ fn poll_flush<S: Transport>(
                 Poll::Pending => return Ok(()),
             }
         }
-        if out.capacity() > IDLE_BUFFER_KEEP_BYTES {
-            *out = BytesMut::new();
-        }
+        out.shrink_if_drained();
         // A layer that encrypts (TLS) may still hold bytes the socket did not take: a flush
         // sends them or registers for the socket's writability. TCP's is a no-op.
         match Pin::new(&mut *stream).poll_flush(cx) {
@@ -389,7 +394,7 @@ const GATE_SETTLE: Duration = Duration::from_secs(5);
 
 /// Best-effort final write (CONNACK refusal, DISCONNECT) before the socket closes.
 pub(super) async fn flush_link<S: Transport>(stream: &mut S, link: &ConnLink) {
-    let bytes = link.with_out(|out| out.split().freeze());
+    let bytes = link.with_out(|out| out.take_all());
     close_gracefully(stream, &bytes).await;
 }
 

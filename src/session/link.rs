@@ -4,15 +4,23 @@
 //!
 //! Never shared across threads (`Rc`, `Cell`, `RefCell`): only the home shard touches it.
 
-use crate::codec::{encode, Packet, Protocol};
-use bytes::BytesMut;
+use super::out::OutQueue;
+use crate::codec::{encode, encode_publish_head, Packet, Protocol, Publish};
 use std::cell::{Cell, RefCell};
 use std::task::Waker;
 
+/// From this size on a PUBLISH payload is sent from the shared message buffer (a vectored
+/// send) rather than copied behind its header: below it the copy is cheaper than a piece.
+pub const SHARED_PAYLOAD_MIN_BYTES: usize = 2048;
+
 #[derive(Debug, Default)]
 pub struct ConnLink {
-    out: RefCell<BytesMut>,
-    waker: RefCell<Option<Waker>>,
+    out: RefCell<OutQueue>,
+    waker: WakerSlot,
+    /// The stream sends several buffers in one call (plain TCP): large payloads are queued by
+    /// reference ([`SHARED_PAYLOAD_MIN_BYTES`]). TLS and WebSocket frame what they are given
+    /// per call, so for them one contiguous buffer is cheaper.
+    shared_payloads: Cell<bool>,
     /// A request from elsewhere on the shard to close this connection: the v5 reason code to
     /// send in DISCONNECT (e.g. 0x8E on session takeover).
     close_request: Cell<Option<u8>>,
@@ -31,6 +39,17 @@ pub struct ConnLink {
     gate: Cell<crate::shard::journal::Need>,
     /// What the admin API shows of this connection; set once when it is served.
     info: Cell<ConnInfo>,
+}
+
+/// The connection task's waker: a `Cell` (taken and put back), 8 bytes smaller than a
+/// `RefCell`, which keeps [`ConnLink`] in mimalloc's 128-byte bin beside the output queue.
+#[derive(Default)]
+struct WakerSlot(Cell<Option<Waker>>);
+
+impl std::fmt::Debug for WakerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WakerSlot")
+    }
 }
 
 /// A connection's facts for the admin API (`GET /api/v1/clients`), 16 bytes per connection:
@@ -77,7 +96,7 @@ impl ConnLink {
 
     /// Append an encoded packet and wake the connection. False if it could not be encoded.
     pub fn write_packet(&self, packet: &Packet, protocol: Protocol) -> bool {
-        let ok = encode(packet, protocol, &mut self.out.borrow_mut()).is_ok();
+        let ok = encode(packet, protocol, self.out.borrow_mut().tail()).is_ok();
         if ok {
             crate::shard::tally::packet_out();
         }
@@ -85,26 +104,48 @@ impl ConnLink {
         ok
     }
 
+    /// As [`Self::write_packet`] for a PUBLISH: a large payload is queued by reference.
+    pub fn write_publish(&self, publish: Publish, protocol: Protocol) -> bool {
+        if !self.shared_payloads.get() || publish.payload.len() < SHARED_PAYLOAD_MIN_BYTES {
+            return self.write_packet(&Packet::Publish(publish), protocol);
+        }
+        let mut out = self.out.borrow_mut();
+        let ok = encode_publish_head(&publish, protocol, out.tail()).is_ok();
+        if ok {
+            out.push_shared(publish.payload);
+            crate::shard::tally::packet_out();
+        }
+        drop(out);
+        self.wake();
+        ok
+    }
+
+    /// Whether large payloads may be queued by reference (the stream sends vectors).
+    pub fn set_shared_payloads(&self, on: bool) {
+        self.shared_payloads.set(on);
+    }
+
     pub fn out_len(&self) -> usize {
         self.out.borrow().len()
     }
 
-    /// Run `f` on the output buffer (the connection task writes from it).
-    pub fn with_out<R>(&self, f: impl FnOnce(&mut BytesMut) -> R) -> R {
+    /// Run `f` on the output queue (the connection task writes from it).
+    pub fn with_out<R>(&self, f: impl FnOnce(&mut OutQueue) -> R) -> R {
         f(&mut self.out.borrow_mut())
     }
 
     pub fn register(&self, waker: &Waker) {
-        let mut w = self.waker.borrow_mut();
-        match &*w {
-            Some(old) if old.will_wake(waker) => {}
-            _ => *w = Some(waker.clone()),
-        }
+        let w = match self.waker.0.take() {
+            Some(old) if old.will_wake(waker) => old,
+            _ => waker.clone(),
+        };
+        self.waker.0.set(Some(w));
     }
 
     pub fn wake(&self) {
-        if let Some(w) = self.waker.borrow().as_ref() {
+        if let Some(w) = self.waker.0.take() {
             w.wake_by_ref();
+            self.waker.0.set(Some(w));
         }
     }
 
@@ -187,5 +228,19 @@ impl ConnLink {
         } else {
             KeepAlive::Until(deadline)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection keeps one `Rc<ConnLink>`: with the `Rc`'s two counts it stays in
+    /// mimalloc's 128-byte bin (docs/PERFORMANCE.md, memory per idle connection).
+    #[test]
+    fn a_link_fits_the_128_byte_bin() {
+        let rc_counts = 2 * std::mem::size_of::<usize>();
+        let size = std::mem::size_of::<ConnLink>() + rc_counts;
+        assert!(size <= 128, "Rc<ConnLink> is {size} bytes");
     }
 }

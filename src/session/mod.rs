@@ -11,6 +11,7 @@
 mod durable;
 mod link;
 mod message;
+pub mod out;
 mod rare;
 
 pub use link::{ConnInfo, ConnLink, KeepAlive};
@@ -406,7 +407,7 @@ impl Session {
                 apply_outbound_alias(aliases, self.client_alias_max, &mut publish);
             }
         }
-        let written = conn.write_packet(&Packet::Publish(publish), self.protocol);
+        let written = conn.write_publish(publish, self.protocol);
         if written {
             crate::shard::tally::publish_out(d.qos);
         }

@@ -34,7 +34,7 @@ fn delivery(qos: QoS, n: u8) -> Delivery {
 
 /// Decode every packet the link holds.
 fn drain(link: &ConnLink) -> Vec<Packet> {
-    let mut buf: BytesMut = link.with_out(|o| o.split());
+    let mut buf = BytesMut::from(&link.with_out(|o| o.take_all())[..]);
     let mut out = Vec::new();
     while let Ok(Some(p)) = decode(&mut buf, Protocol::V311, 1 << 20) {
         out.push(p);
@@ -142,7 +142,7 @@ fn outbound_topic_aliases_define_then_reuse_and_stop_when_full() {
     s.deliver(on("a/long/topic"), 0);
     s.deliver(on("a/long/topic"), 0);
     s.deliver(on("other"), 0);
-    let mut buf: BytesMut = link.with_out(|o| o.split());
+    let mut buf = BytesMut::from(&link.with_out(|o| o.take_all())[..]);
     let mut seen = Vec::new();
     while let Ok(Some(Packet::Publish(p))) = decode(&mut buf, Protocol::V5, 1 << 20) {
         seen.push((p.topic.to_string(), p.properties.topic_alias));

@@ -25,9 +25,17 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin {
 
     /// The socket under every layer, for the admin API's `getpeername` (`-1` if none).
     fn socket_fd(&self) -> std::os::fd::RawFd;
+
+    /// `poll_write_vectored` sends all its buffers in one call, so large payloads may be
+    /// queued by reference (`session::out`). A layer that frames each write (TLS records,
+    /// WebSocket frames) says no: one contiguous buffer makes fewer frames.
+    const VECTORED: bool = false;
 }
 
 impl Transport for TcpStream {
+    // vendor/glommio item 7: one sendmsg for all the buffers.
+    const VECTORED: bool = true;
+
     async fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(std::net::Shutdown::Write)
             .await

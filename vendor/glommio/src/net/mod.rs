@@ -37,6 +37,27 @@ fn yolo_send(fd: RawFd, buf: &[u8]) -> Option<io::Result<usize>> {
     }
 }
 
+/// ringmq patch (vendor/README.md, item 7): `sendmsg` of several buffers at once, without
+/// blocking, as `yolo_send` is for one. Large MQTT payloads leave from the shared message
+/// buffer this way instead of being copied behind their packet header first.
+fn yolo_send_vectored(fd: RawFd, bufs: &[std::io::IoSlice<'_>]) -> Option<io::Result<usize>> {
+    // IoSlice is ABI-compatible with iovec (std documents it); the kernel only reads them.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len().min(1024) as _;
+    // SAFETY: `msg` points at `bufs`, alive for the call; no address, no control data.
+    let r = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if r >= 0 {
+        return Some(Ok(r as usize));
+    }
+    let err = io::Error::last_os_error();
+    match err.kind() {
+        io::ErrorKind::WouldBlock => None,
+        io::ErrorKind::Interrupted => None,
+        _ => Some(Err(err)),
+    }
+}
+
 fn yolo_peek(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
     match sys::recv_syscall(
         fd,

@@ -309,7 +309,27 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             self.source_tx.take();
             return Poll::Ready(result);
         }
+        self.poll_write_wait(cx)
+    }
 
+    /// ringmq patch (vendor/README.md, item 7): as `poll_write`, for several buffers in one
+    /// `sendmsg`.
+    pub(crate) fn poll_write_vectored(
+        &mut self,
+        cx: &Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(result) = super::yolo_send_vectored(self.stream.as_raw_fd(), bufs) {
+            let reactor = self.reactor.upgrade().unwrap();
+            self.write_timeout.cancel_timer(reactor.as_ref());
+            self.source_tx.take();
+            return Poll::Ready(result);
+        }
+        self.poll_write_wait(cx)
+    }
+
+    /// The socket took nothing: wait for it to become writable.
+    fn poll_write_wait(&mut self, cx: &Context<'_>) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
         poll_err!(self.write_timeout.check(reactor));
@@ -459,6 +479,15 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
 
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.stream.poll_write(cx, buf)
+    }
+
+    /// ringmq patch (vendor/README.md, item 7).
+    pub(crate) fn poll_write_vectored(
+        &mut self,
+        cx: &Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_write_vectored(cx, bufs)
     }
 
     pub(crate) fn poll_flush(&self, _cx: &Context<'_>) -> Poll<io::Result<()>> {

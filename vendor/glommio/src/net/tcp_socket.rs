@@ -720,6 +720,16 @@ impl<B: RxBuf + Unpin> AsyncWrite for TcpStream<B> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
+    /// ringmq patch (vendor/README.md, item 7): one `sendmsg` for all the buffers (the
+    /// default takes only the first).
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_write_vectored(cx, bufs)
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_flush(cx)
     }
