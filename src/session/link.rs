@@ -5,7 +5,7 @@
 //! Never shared across threads (`Rc`, `Cell`, `RefCell`): only the home shard touches it.
 
 use super::out::OutQueue;
-use crate::codec::{encode, encode_publish_head, Packet, Protocol, Publish};
+use crate::codec::{encode, encode_publish_head, Packet, Protocol};
 use std::cell::{Cell, RefCell};
 use std::task::Waker;
 
@@ -104,15 +104,22 @@ impl ConnLink {
         ok
     }
 
-    /// As [`Self::write_packet`] for a PUBLISH: a large payload is queued by reference.
-    pub fn write_publish(&self, publish: Publish, protocol: Protocol) -> bool {
-        if !self.shared_payloads.get() || publish.payload.len() < SHARED_PAYLOAD_MIN_BYTES {
-            return self.write_packet(&Packet::Publish(publish), protocol);
-        }
+    /// As [`Self::write_packet`], with a PUBLISH's large payload queued by reference. The
+    /// packet is passed by reference: a `Publish` by value is a ~500-byte copy per message.
+    #[inline]
+    pub fn write_publish(&self, packet: &Packet, protocol: Protocol) -> bool {
+        let publish = match packet {
+            Packet::Publish(p)
+                if self.shared_payloads.get() && p.payload.len() >= SHARED_PAYLOAD_MIN_BYTES =>
+            {
+                p
+            }
+            _ => return self.write_packet(packet, protocol),
+        };
         let mut out = self.out.borrow_mut();
-        let ok = encode_publish_head(&publish, protocol, out.tail()).is_ok();
+        let ok = encode_publish_head(publish, protocol, out.tail()).is_ok();
         if ok {
-            out.push_shared(publish.payload);
+            out.push_shared(publish.payload.clone());
             crate::shard::tally::packet_out();
         }
         drop(out);

@@ -407,7 +407,7 @@ impl Session {
                 apply_outbound_alias(aliases, self.client_alias_max, &mut publish);
             }
         }
-        let written = conn.write_publish(publish, self.protocol);
+        let written = conn.write_publish(&Packet::Publish(publish), self.protocol);
         if written {
             crate::shard::tally::publish_out(d.qos);
         }
