@@ -23,8 +23,7 @@ PAIRS=${PAIRS:-8}
 INFLIGHT=${INFLIGHT:-64}
 DURATION=${DURATION:-8s}
 PORT=${PORT:-18851}
-prepare_run large-payload
-build_release ringmq-bench
+prepare_run large-payload  # builds ringmq-bench, and with it ringmq-relay
 RELAY=$T/release/ringmq-relay
 DATA=$OUT/data
 

@@ -81,9 +81,10 @@ impl OutQueue {
         n
     }
 
-    /// Whether everything queued is in `tail` (one contiguous slice).
+    /// Whether everything queued is in `tail` (one contiguous slice). `pieces` is `Some` only
+    /// while it holds a piece: `push_shared` skips empty ones and `advance` drops it emptied.
     pub fn is_contiguous(&self) -> bool {
-        self.pieces.as_ref().is_none_or(|p| p.queue.is_empty())
+        self.pieces.is_none()
     }
 
     /// The socket took `n` bytes from the front.
