@@ -433,6 +433,15 @@ impl Reactor {
         source
     }
 
+    /// ringmq patch (vendor/README.md, item 10): one poll that stays armed and completes on
+    /// every readiness edge, in place of a one-shot poll re-added after each drained read.
+    pub(crate) fn poll_read_ready_multishot(&self, fd: RawFd) -> Source {
+        let source = self.new_source(fd, SourceType::PollAdd, None);
+        self.sys
+            .poll_ready_multishot(&source, common_flags() | read_flags());
+        source
+    }
+
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys

@@ -60,15 +60,20 @@ impl<'ring> CompletionQueue<'ring> {
         self.wait_inner(count).map(|_| ())
     }
 
+    /// ringmq patch (vendor/README.md, items 6 and 9): whether the kernel takes a wait's
+    /// timeout with the `io_uring_enter` call itself (`IORING_FEAT_EXT_ARG`, Linux 5.11+).
+    pub fn has_ext_arg(&self) -> bool {
+        const IORING_FEAT_EXT_ARG: libc::c_uint = 1 << 8;
+        // SAFETY: the ring outlives this queue handle; `features` is set once at setup.
+        unsafe { (*self.ring.as_ptr()).features & IORING_FEAT_EXT_ARG != 0 }
+    }
+
     /// ringmq patch (vendor/README.md, item 6): as [`CompletionQueue::wait`], but return after
     /// `max` even with no completion (`Ok(false)`). Only with `IORING_FEAT_EXT_ARG` (Linux
     /// 5.11+), where the kernel's own timer wakes the thread; without it liburing would queue a
     /// timeout SQE of its own, which glommio does not expect, so it waits without a bound.
     pub fn wait_at_most(&mut self, count: u32, max: std::time::Duration) -> io::Result<bool> {
-        const IORING_FEAT_EXT_ARG: libc::c_uint = 1 << 8;
-        // SAFETY: the ring outlives this queue handle; `features` is set once at setup.
-        let ext_arg = unsafe { (*self.ring.as_ptr()).features } & IORING_FEAT_EXT_ARG != 0;
-        if !ext_arg {
+        if !self.has_ext_arg() {
             return self.wait(count).map(|_| true);
         }
         let ts = uring_sys::__kernel_timespec {

@@ -209,5 +209,8 @@ bitflags::bitflags! {
     #[derive(Debug, Clone, Copy)]
     pub struct CompletionFlags: u32 {
         const BUFFER_SHIFT    = 1 << 0;
+        /// ringmq patch (vendor/README.md, item 10): `IORING_CQE_F_MORE`, the request stays
+        /// armed and more completions follow.
+        const MORE            = 1 << 1;
     }
 }

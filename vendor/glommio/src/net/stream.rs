@@ -223,13 +223,26 @@ pub(crate) struct NonBufferedStream<S> {
     source_rx: Option<Source>,
     write_timeout: Timeout,
     read_timeout: Timeout,
+    /// ringmq patch (vendor/README.md, item 10): the last read filled the caller's buffer,
+    /// so the socket may hold more than a multishot poll will announce.
+    rx_maybe_more: bool,
+}
+
+thread_local! {
+    /// ringmq patch (vendor/README.md, item 10): read waits use one multishot poll per stream
+    /// until a kernel refuses one (before Linux 5.13), then one-shot polls as upstream does.
+    static MULTISHOT_READ_POLL: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
     fn init(&mut self) {
         let reactor = self.reactor.upgrade().unwrap();
         let stream_fd = self.stream.as_raw_fd();
-        self.source_rx = Some(reactor.poll_read_ready(stream_fd));
+        self.source_rx = Some(if MULTISHOT_READ_POLL.with(|m| m.get()) {
+            reactor.poll_read_ready_multishot(stream_fd)
+        } else {
+            reactor.poll_read_ready(stream_fd)
+        });
     }
 
     pub(crate) fn try_peek(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
@@ -258,6 +271,9 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         cx: &Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if MULTISHOT_READ_POLL.with(|m| m.get()) {
+            return self.poll_read_multishot(cx, buf);
+        }
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
 
@@ -294,6 +310,54 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         let source = self.source_rx.as_ref().unwrap();
         source.add_waiter_single(cx.waker());
+        self.read_timeout.maybe_set_timer(reactor, cx.waker());
+        Poll::Pending
+    }
+
+    /// ringmq patch (vendor/README.md, item 10). Upstream re-adds a one-shot `POLL_ADD` after
+    /// every read that drains the socket: at low batching one submission, one poll arming and
+    /// one completion per message. Here the stream keeps one multishot poll, which completes
+    /// (edge-triggered) each time data arrives and stays armed. The stream reads when that poll
+    /// completed since the last read, when the last read filled the buffer, or when no poll is
+    /// armed; a completion for data an earlier read already took costs one `EAGAIN`.
+    fn poll_read_multishot(&mut self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let reactor = self.reactor.upgrade().unwrap();
+        let reactor = reactor.as_ref();
+        let fd = self.stream.as_raw_fd();
+        let (armed, fired) = match self.source_rx.as_ref() {
+            Some(src) => (src.is_in_flight(), src.take_result()),
+            None => (false, None),
+        };
+        if !armed {
+            if let Some(Err(e)) = &fired {
+                if e.raw_os_error() == Some(libc::EINVAL) {
+                    // The kernel has no multishot poll: the upstream path from now on.
+                    MULTISHOT_READ_POLL.with(|m| m.set(false));
+                    self.source_rx = None;
+                    return self.poll_read(cx, buf);
+                }
+            }
+        }
+        if fired.is_some() || !armed || self.rx_maybe_more {
+            if let Some(result) = super::yolo_recv(fd, buf) {
+                self.read_timeout.cancel_timer(reactor);
+                let n = poll_err!(result);
+                self.rx_maybe_more = n > 0 && n == buf.len();
+                if !armed && n > 0 {
+                    self.source_rx = Some(reactor.poll_read_ready_multishot(fd));
+                }
+                return Poll::Ready(Ok(n));
+            }
+            self.rx_maybe_more = false;
+            if !armed {
+                self.source_rx = Some(reactor.poll_read_ready_multishot(fd));
+            }
+        }
+
+        poll_err!(self.read_timeout.check(reactor));
+        if let Some(source) = self.source_rx.as_ref() {
+            source.add_waiter_single(cx.waker());
+        }
         self.read_timeout.maybe_set_timer(reactor, cx.waker());
         Poll::Pending
     }
@@ -388,6 +452,7 @@ where
             source_rx: None,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
+            rx_maybe_more: false,
         };
         stream.init();
         GlommioStream {

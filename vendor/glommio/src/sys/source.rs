@@ -231,6 +231,23 @@ impl Source {
         })
     }
 
+    /// ringmq patch (vendor/README.md, item 10): takes the result a multishot source's last
+    /// completion left, so that the next completion is seen as new.
+    pub(crate) fn take_result(&self) -> Option<io::Result<usize>> {
+        self.inner
+            .borrow_mut()
+            .wakers
+            .result
+            .take()
+            .map(|x| OsResult::from(&x).into())
+    }
+
+    /// ringmq patch (item 10): handed to a ring and not finished (a multishot source stays in
+    /// flight across its completions until the kernel ends it).
+    pub(crate) fn is_in_flight(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner

@@ -57,6 +57,8 @@ const MSG_ZEROCOPY: i32 = 0x4000000;
 #[derive(Debug)]
 enum UringOpDescriptor {
     PollAdd(PollFlags),
+    /// ringmq patch (vendor/README.md, item 10).
+    PollAddMulti(PollFlags),
     PollRemove(*const u8),
     Cancel(u64),
     Write(*const u8, usize, u64),
@@ -274,6 +276,11 @@ fn fill_sqe<F>(
         match op.args {
             UringOpDescriptor::PollAdd(events) => {
                 sqe.prep_poll_add(op.fd, events);
+            }
+            UringOpDescriptor::PollAddMulti(events) => {
+                sqe.prep_poll_add(op.fd, events);
+                // IORING_POLL_ADD_MULTI (Linux 5.13+); older kernels fail it with EINVAL.
+                sqe.raw_mut().len = 1;
             }
             UringOpDescriptor::PollRemove(to_remove) => {
                 user_data = 0;
@@ -554,7 +561,7 @@ fn process_one_event<F, R>(
     try_process: F,
     post_process: R,
     source_map: Rc<RefCell<SourceMap>>,
-) -> Option<bool>
+) -> Option<(bool, bool)>
 where
     F: FnOnce(Ref<'_, InnerSource>) -> Option<()>,
     R: FnOnce(RefMut<'_, InnerSource>, io::Result<usize>) -> io::Result<usize>,
@@ -562,12 +569,19 @@ where
     if let Some(value) = cqe {
         // No user data is `POLL_REMOVE` or `CANCEL`, we won't process.
         if value.user_data() == 0 {
-            return Some(false);
+            return Some((false, false));
         }
 
-        let src = source_map
-            .borrow_mut()
-            .consume_source(from_user_data(value.user_data()));
+        // ringmq patch (vendor/README.md, item 10): a multishot request stays armed while its
+        // completions carry IORING_CQE_F_MORE; its source stays in the map (and in flight)
+        // until the last one.
+        let more = value.flags().contains(iou::cqe::CompletionFlags::MORE);
+        let id = from_user_data(value.user_data());
+        let src = if more {
+            source_map.borrow()[id].clone()
+        } else {
+            source_map.borrow_mut().consume_source(id)
+        };
 
         let result = value.result();
 
@@ -578,7 +592,7 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
-        return Some(woke);
+        return Some((woke, more));
     }
     None
 }
@@ -878,9 +892,11 @@ impl UringCommon for PollRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, more)| {
+            if !more {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1102,7 +1118,7 @@ impl SleepableRing {
 
     /// ringmq patch: sleep with the rings' link poll already armed (see
     /// `Reactor::link_rings_and_sleep`): submit what is pending and wait for one completion.
-    fn wait_linked(&mut self) -> io::Result<usize> {
+    fn wait_linked(&mut self, max: Duration) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
@@ -1110,14 +1126,20 @@ impl SleepableRing {
         );
         self.ring
             .cq()
-            .wait_at_most(1, MAX_SLEEP)
+            .wait_at_most(1, max)
             .map(usize::from)
             .or_else(Reactor::busy_ok)
             .or_else(Reactor::again_ok)
             .or_else(Reactor::intr_ok)
     }
 
-    fn sleep(&mut self, link: &Source) -> io::Result<usize> {
+    /// ringmq patch (vendor/README.md, item 9): the kernel can end a sleep itself after a
+    /// given time (`IORING_FEAT_EXT_ARG`), so a timer due during the sleep needs no SQE.
+    fn can_bound_sleep(&mut self) -> bool {
+        self.ring.cq().has_ext_arg()
+    }
+
+    fn sleep(&mut self, link: &Source, max: Duration) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
             0,
@@ -1159,10 +1181,10 @@ impl SleepableRing {
                 unsafe { crate::uring_sys::io_uring_prep_nop(sqe_ptr) };
                 Err(io::Error::from_raw_os_error(libc::EBUSY))
             } else {
-                // The rings are linked. Goodnight! (ringmq patch: for at most MAX_SLEEP.)
+                // The rings are linked. Goodnight! (ringmq patch: for at most `max`.)
                 self.ring
                     .cq()
-                    .wait_at_most(1, MAX_SLEEP)
+                    .wait_at_most(1, max)
                     .map(usize::from)
                     .or_else(Reactor::busy_ok)
                     .or_else(Reactor::again_ok)
@@ -1252,9 +1274,11 @@ impl UringCommon for SleepableRing {
             },
             source_map,
         )
-        .map(|x| {
-            self.in_kernel -= 1;
-            x
+        .map(|(woke, more)| {
+            if !more {
+                self.in_kernel -= 1;
+            }
+            woke
         })
     }
 
@@ -1526,6 +1550,17 @@ impl Reactor {
 
     pub(crate) fn poll_ready(&self, source: &Source, flags: PollFlags) {
         let op = UringOpDescriptor::PollAdd(flags);
+        queue_request_into_ring(
+            &mut *self.ring_for_source(source),
+            source,
+            op,
+            &mut self.source_map.borrow_mut(),
+        );
+    }
+
+    /// ringmq patch (vendor/README.md, item 10).
+    pub(crate) fn poll_ready_multishot(&self, source: &Source, flags: PollFlags) {
+        let op = UringOpDescriptor::PollAddMulti(flags);
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
@@ -1812,10 +1847,10 @@ impl Reactor {
     /// A poll that has not fired is still armed in the kernel, so it is kept and the next sleep
     /// only waits. It is kept only once it reached the ring: if the ring had no room for it,
     /// it was never submitted and would never fire.
-    fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
+    fn link_rings_and_sleep(&self, ring: &mut SleepableRing, max: Duration) -> io::Result<()> {
         if let Some(armed) = self.link_rings_src.take() {
             if in_flight(&armed) {
-                let r = ring.wait_linked();
+                let r = ring.wait_linked(max);
                 self.link_rings_src.set(Some(armed));
                 return r.or_else(Self::busy_ok).map(|_| {});
             }
@@ -1827,7 +1862,7 @@ impl Reactor {
             None,
             None,
         );
-        let r = ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {});
+        let r = ring.sleep(&link_rings, max).or_else(Self::busy_ok).map(|_| {});
         if in_flight(&link_rings) {
             self.link_rings_src.set(Some(link_rings));
         }
@@ -1920,11 +1955,17 @@ impl Reactor {
         // fires at most one time slice after it was armed, which only makes the executor poll
         // for I/O a little early. Before sleeping (no preemption timer wanted) it is still
         // cancelled, so that it does not wake the thread.
+        //
+        // ringmq patch (vendor/README.md, item 9): before a sleep the pending preemption timer
+        // is kept too. Cancelling it there and arming it again on the wake-up cost an
+        // ASYNC_CANCEL and a TIMEOUT per sleep, and a lightly loaded shard sleeps between most
+        // messages (20k times a second at 50k msg/s). Kept, it wakes a sleeping thread at most
+        // once per time slice (100 ms), and an idle one once after it went idle.
         let preempt = preempt_timer();
         let latency_src = self.latency_preemption_timeout_src.take();
-        let keep_latency = preempt.is_some()
-            && preempt == self.latency_preemption_armed.get()
-            && latency_src.as_ref().is_some_and(in_flight);
+        let armed = self.latency_preemption_armed.get();
+        let pending = latency_src.as_ref().is_some_and(in_flight);
+        let keep_latency = pending && armed.is_some() && (preempt.is_none() || preempt == armed);
         if keep_latency {
             self.latency_preemption_timeout_src.set(latency_src);
         } else {
@@ -1966,10 +2007,21 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
+            // ringmq patch (vendor/README.md, item 9): where the kernel can bound the sleep,
+            // a user timer due during it is that bound, not a TIMEOUT on the latency ring that
+            // replaces (cancels) the preemption timer and is cancelled again on the wake-up:
+            // two ASYNC_CANCELs and two TIMEOUTs per sleep, and shards always have a timer.
+            let mut max_sleep = MAX_SLEEP;
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                if main_ring.can_bound_sleep() {
+                    max_sleep = max_sleep.min(dur);
+                } else {
+                    // (Replacing a kept preemption timer cancels it.)
+                    self.latency_preemption_armed.set(None);
+                    self.latency_preemption_timeout_src
+                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1983,7 +2035,7 @@ impl Reactor {
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
-                    self.link_rings_and_sleep(&mut main_ring)
+                    self.link_rings_and_sleep(&mut main_ring, max_sleep)
                         .expect("some error");
                     // May have new cancellations related to the link ring fd.
                     flush_cancellations!(into &mut 0; lat_ring, poll_ring, main_ring);
@@ -1996,7 +2048,14 @@ impl Reactor {
         }
 
         if let Some(preempt) = preempt_timer() {
-            if !keep_latency {
+            // Still the kept timer (not replaced for a user timer, not fired in the sleep)?
+            let src = self.latency_preemption_timeout_src.take();
+            if self.latency_preemption_armed.get() == Some(preempt)
+                && src.as_ref().is_some_and(in_flight)
+            {
+                self.latency_preemption_timeout_src.set(src);
+            } else {
+                drop(src);
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
                 self.latency_preemption_armed.set(Some(preempt));
