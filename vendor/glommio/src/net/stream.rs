@@ -231,7 +231,10 @@ pub(crate) struct NonBufferedStream<S> {
 thread_local! {
     /// ringmq patch (vendor/README.md, item 10): read waits use one multishot poll per stream
     /// until a kernel refuses one (before Linux 5.13), then one-shot polls as upstream does.
-    static MULTISHOT_READ_POLL: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    /// `GLOMMIO_ONESHOT_READ_POLL` in the environment selects the upstream way from the start
+    /// (for measuring one against the other).
+    static MULTISHOT_READ_POLL: std::cell::Cell<bool> =
+        std::cell::Cell::new(std::env::var_os("GLOMMIO_ONESHOT_READ_POLL").is_none());
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
@@ -319,7 +322,8 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     /// one completion per message. Here the stream keeps one multishot poll, which completes
     /// (edge-triggered) each time data arrives and stays armed. The stream reads when that poll
     /// completed since the last read, when the last read filled the buffer, or when no poll is
-    /// armed; a completion for data an earlier read already took costs one `EAGAIN`.
+    /// armed; a completion for data an earlier read already took costs one `EAGAIN`. A read
+    /// that fills the buffer drops the poll until a read drains the socket again.
     fn poll_read_multishot(&mut self, cx: &Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
@@ -343,7 +347,13 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 self.read_timeout.cancel_timer(reactor);
                 let n = poll_err!(result);
                 self.rx_maybe_more = n > 0 && n == buf.len();
-                if !armed && n > 0 {
+                if self.rx_maybe_more {
+                    // A busy socket: the caller reads again without waiting, and an armed
+                    // multishot poll would post a completion for every arrival meanwhile
+                    // (16 KB QoS 1 pairs lost a fifth of their rate to that). Drop it (a
+                    // cancellation) and arm a new one when a read drains the socket.
+                    self.source_rx = None;
+                } else if !armed && n > 0 {
                     self.source_rx = Some(reactor.poll_read_ready_multishot(fd));
                 }
                 return Poll::Ready(Ok(n));
