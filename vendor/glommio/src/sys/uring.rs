@@ -1953,11 +1953,10 @@ impl Reactor {
         // CPU with the link poll below.
         // A preemption timer that is still pending, for the same duration, is kept instead: it
         // fires at most one time slice after it was armed, which only makes the executor poll
-        // for I/O a little early. Before sleeping (no preemption timer wanted) it is still
-        // cancelled, so that it does not wake the thread.
+        // for I/O a little early.
         //
         // ringmq patch (vendor/README.md, item 9): before a sleep the pending preemption timer
-        // is kept too. Cancelling it there and arming it again on the wake-up cost an
+        // is kept too (item 1 cancelled it there). Cancelling it there and arming it again on the wake-up cost an
         // ASYNC_CANCEL and a TIMEOUT per sleep, and a lightly loaded shard sleeps between most
         // messages (20k times a second at 50k msg/s). Kept, it wakes a sleeping thread at most
         // once per time slice (100 ms), and an idle one once after it went idle.
