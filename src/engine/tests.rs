@@ -340,3 +340,39 @@ fn a_connect_disconnect_loop_keeps_one_timer_per_session() {
         shard.timer_entries()
     );
 }
+
+/// A group's stored forward names its member by client id alone (uids do not survive a
+/// restart). A clean start that took that client id over since the owner's pick is a new
+/// session outside the group: the message must go to a member, not into that session, where
+/// it would sit only in memory while the forward is confirmed (and a crash would lose it).
+#[test]
+fn a_stored_share_skips_a_session_outside_the_group() {
+    let ctx = ctx();
+    let (mut member, member_link) = client(&ctx, "member");
+    subscribe(&mut member, "$share/g/t/#", QoS::AtLeastOnce);
+    drain(&member_link, Protocol::V5);
+    // "taken" was a member once; its session now is a clean start with no subscription.
+    let (_taken, taken_link) = client(&ctx, "taken");
+    let msg = Arc::new(crate::session::Message::owned(
+        "t/a",
+        b"x",
+        QoS::AtLeastOnce,
+        false,
+        Properties::default(),
+        0,
+    ));
+    let target = crate::store::ShareTarget {
+        key: "$share/g/t/#".into(),
+        client_id: "taken".into(),
+        qos: QoS::AtLeastOnce,
+        identifier: 0,
+        hop: crate::store::ShareHop::Member,
+    };
+    ctx.shard.borrow_mut().deliver_stored_share(msg, target);
+    assert!(drain(&taken_link, Protocol::V5).is_empty());
+    let got = drain(&member_link, Protocol::V5);
+    assert!(
+        matches!(&got[..], [Packet::Publish(p)] if &*p.topic == "t/a"),
+        "the member got {got:?}"
+    );
+}

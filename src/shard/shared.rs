@@ -382,9 +382,9 @@ impl Shard {
 
     /// A stored forward of a group's message: from its owner for one member here (its session
     /// may have been restored since the owner picked it, so any session of that client id
-    /// takes it), or, for [`ShareHop::Repick`] and [`ShareHop::GiveBack`], to this shard as the
+    /// still in the group takes it), or, for [`ShareHop::Repick`] and [`ShareHop::GiveBack`], to this shard as the
     /// owner, to pick a member other than the one that could not take it.
-    pub(super) fn deliver_stored_share(&mut self, msg: Arc<Message>, t: ShareTarget) {
+    pub(crate) fn deliver_stored_share(&mut self, msg: Arc<Message>, t: ShareTarget) {
         if t.hop == ShareHop::Member {
             let identifier = (t.identifier != 0).then_some(t.identifier);
             self.deliver_shared(&t.client_id, 0, msg, t.qos, identifier, &t.key);
@@ -475,11 +475,21 @@ impl Shard {
         identifier: Option<u32>,
         key: &ByteString,
     ) {
-        // uid 0: whichever session the client id has (a stored forward outlives uids).
+        // uid 0: whichever session the client id has (a stored forward outlives uids), if it
+        // is still in the group. A clean start that took the client id over since the owner's
+        // pick is a new session outside the group: taking the message, it would hold it only
+        // in memory while this shard confirms the forward, so a crash would lose it.
         let session = self
             .sessions
             .get(client_id)
-            .filter(|s| uid == 0 || s.borrow().uid == uid)
+            .filter(|s| {
+                let s = s.borrow();
+                if uid == 0 {
+                    s.subscriptions.contains_key(key)
+                } else {
+                    s.uid == uid
+                }
+            })
             .cloned();
         match session {
             Some(s) if !self.may(&s.borrow(), msg.topic(), crate::auth::acl::Access::Read) => {
