@@ -229,13 +229,13 @@ pub(crate) struct NonBufferedStream<S> {
 }
 
 thread_local! {
-    /// ringmq patch (vendor/README.md, item 10): with `GLOMMIO_MULTISHOT_READ_POLL` set in the
-    /// environment, read waits use one multishot poll per stream until a kernel refuses one
-    /// (before Linux 5.13). Off by default: with it on, a kill -9 test of the shared-group
-    /// give-back path (`t16_give_back::relays_to_a_gone_member_survive_kill_9`) lost
-    /// acknowledged messages in 2 of 7 runs, and the cause is not found yet.
+    /// ringmq patch (vendor/README.md, item 10): read waits use one multishot poll per stream
+    /// until a kernel refuses one (before Linux 5.13). `GLOMMIO_MULTISHOT_READ_POLL=0` in the
+    /// environment keeps upstream's one-shot poll (to compare the two).
     static MULTISHOT_READ_POLL: std::cell::Cell<bool> =
-        std::cell::Cell::new(std::env::var_os("GLOMMIO_MULTISHOT_READ_POLL").is_some());
+        std::cell::Cell::new(
+            std::env::var_os("GLOMMIO_MULTISHOT_READ_POLL").is_none_or(|v| v != "0"),
+        );
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {
