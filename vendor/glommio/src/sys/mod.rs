@@ -172,6 +172,8 @@ pub(crate) fn sendmsg_syscall(
 }
 
 mod dma_buffer;
+// ringmq patch (vendor/README.md, item 11): unused since the sleep makes a full fence instead.
+#[allow(dead_code)]
 mod membarrier;
 pub(crate) mod source;
 pub(crate) mod sysfs;
@@ -306,6 +308,11 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // ringmq patch (vendor/README.md, item 11): pairs with the full fence a sleeping
+        // executor makes between setting `should_notify` and sweeping its channels (upstream
+        // had a process-wide membarrier there and a compiler fence at the producers): the item
+        // pushed before this call is visible to that sweep, or `should_notify` is seen here.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -2028,9 +2028,14 @@ impl Reactor {
             // that opened up room. If it did we bail on sleep and go process it.
             self.notifier.prepare_to_sleep();
             // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            // details. ringmq patch (vendor/README.md, item 11): upstream makes this a
+            // `sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, so that producers need only a
+            // compiler fence: one syscall per sleep, and a lightly loaded shard sleeps between
+            // most messages (about 10k times a second at 50k msg/s). A full fence here and one
+            // in `SleepNotifier::notify` (once per channel push, and ringmq pushes batches)
+            // close the same store/load race: either the producer sees `should_notify` or the
+            // sweep below sees its item.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
