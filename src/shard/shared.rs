@@ -382,8 +382,8 @@ impl Shard {
 
     /// A stored forward of a group's message: from its owner for one member here (its session
     /// may have been restored since the owner picked it, so any session of that client id
-    /// still in the group takes it), or, for [`ShareHop::Repick`] and [`ShareHop::GiveBack`], to this shard as the
-    /// owner, to pick a member other than the one that could not take it.
+    /// still in the group takes it), or, for [`ShareHop::Repick`] and [`ShareHop::GiveBack`],
+    /// to this shard as the owner, to pick a member other than the one that could not take it.
     pub(crate) fn deliver_stored_share(&mut self, msg: Arc<Message>, t: ShareTarget) {
         if t.hop == ShareHop::Member {
             let identifier = (t.identifier != 0).then_some(t.identifier);

@@ -232,10 +232,9 @@ thread_local! {
     /// ringmq patch (vendor/README.md, item 10): read waits use one multishot poll per stream
     /// until a kernel refuses one (before Linux 5.13). `GLOMMIO_MULTISHOT_READ_POLL=0` in the
     /// environment keeps upstream's one-shot poll (to compare the two).
-    static MULTISHOT_READ_POLL: std::cell::Cell<bool> =
-        std::cell::Cell::new(
-            std::env::var_os("GLOMMIO_MULTISHOT_READ_POLL").is_none_or(|v| v != "0"),
-        );
+    static MULTISHOT_READ_POLL: std::cell::Cell<bool> = std::cell::Cell::new(
+        std::env::var_os("GLOMMIO_MULTISHOT_READ_POLL").is_none_or(|v| v != "0"),
+    );
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {

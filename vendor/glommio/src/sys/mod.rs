@@ -172,9 +172,8 @@ pub(crate) fn sendmsg_syscall(
 }
 
 mod dma_buffer;
-// ringmq patch (vendor/README.md, item 11): unused since the sleep makes a full fence instead.
-#[allow(dead_code)]
-mod membarrier;
+// ringmq patch (vendor/README.md, item 11): upstream's `membarrier` module is gone; the sleep
+// makes a full fence instead.
 pub(crate) mod source;
 pub(crate) mod sysfs;
 mod uring;

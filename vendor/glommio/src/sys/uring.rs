@@ -1956,10 +1956,11 @@ impl Reactor {
         // for I/O a little early.
         //
         // ringmq patch (vendor/README.md, item 9): before a sleep the pending preemption timer
-        // is kept too (item 1 cancelled it there). Cancelling it there and arming it again on the wake-up cost an
-        // ASYNC_CANCEL and a TIMEOUT per sleep, and a lightly loaded shard sleeps between most
-        // messages (20k times a second at 50k msg/s). Kept, it wakes a sleeping thread at most
-        // once per time slice (100 ms), and an idle one once after it went idle.
+        // is kept too (item 1 cancelled it there). Cancelling it there and arming it again on
+        // the wake-up cost an ASYNC_CANCEL and a TIMEOUT per sleep, and a lightly loaded shard
+        // sleeps between most messages (20k times a second at 50k msg/s). Kept, it wakes a
+        // sleeping thread at most once per time slice (100 ms), and an idle one once after it
+        // went idle.
         let preempt = preempt_timer();
         let latency_src = self.latency_preemption_timeout_src.take();
         let armed = self.latency_preemption_armed.get();
