@@ -56,9 +56,9 @@ pub const MESH_CHANNEL_CAPACITY_DEFAULT: usize = 1024;
 /// of the current read.
 pub const MESH_BATCH_MAX: usize = 256;
 
-/// Bytes read from a socket per read call, into one scratch buffer per shard; connections keep
-/// only what they received (an idle connection holds no read buffer). 64 KiB lets one recv take
-/// a whole burst of small PUBLISHes.
+/// Bytes read from a socket per read call, into the shard's read chunk (`net::read_chunk`);
+/// connections keep only what they received, in place (an idle connection holds no read
+/// buffer). 64 KiB lets one recv take a whole burst of small PUBLISHes.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Listen backlog asked of the kernel (capped by net.core.somaxconn).

@@ -6,9 +6,9 @@
 //! connection's buffers large (they shrink back when drained).
 
 use super::arrival::{open_engine, unbox, Arrival, Opened, Start};
+use super::read_chunk::{self, poll_read_in_chunk};
 use crate::codec::{self, Packet};
 use crate::engine::{Close, Engine, PendingSubscribe, Step};
-use crate::limits;
 use crate::session::out::IOV_MAX;
 use crate::session::ConnLink;
 use crate::shard::ctx::{spawn_ack_after, wait_acks_bounded, ShardCtx};
@@ -125,16 +125,29 @@ async fn serve_loop<S: Transport>(
     let refill_below = conn.ctx.cfg.out_buffer_bytes_max / 2;
     let progress = conn.progress();
     let mut parked = BytesMut::new();
+    // Whether `rbuf` is a view into the shard's read chunk (`read_chunk`).
+    let mut in_chunk = false;
     // After a hold: PUBLISHes still to be taken a few per scheduler turn (fair sharing).
     let mut fair_turns = 0u32;
     loop {
-        if let Err(close) = process(conn, rbuf, &mut parked, max, false, &mut fair_turns).await {
+        if let Err(close) = process(
+            conn,
+            rbuf,
+            &mut parked,
+            &mut in_chunk,
+            max,
+            false,
+            &mut fair_turns,
+        )
+        .await
+        {
             return close;
         }
         if rbuf.is_empty() {
             // Nothing partial is waiting: give the buffer back, so an idle connection holds no
             // read buffer at all.
             *rbuf = BytesMut::new();
+            in_chunk = false;
         }
         // In a block of its own: the wait's state and its event end before the awaits below,
         // so the future keeps no room for them there.
@@ -144,25 +157,33 @@ async fn serve_loop<S: Transport>(
             let mut drained_wait = drained.as_ref().map(|e| e.wait());
             let read = !held || parked.len() < PARKED_BYTES_MAX;
             let ev = poll_fn(|cx| {
-                if held {
-                    // A session hold ends with a wake through the link; a mesh hold with the
-                    // outbox's drain event.
-                    let drained = drained_wait
-                        .as_mut()
-                        .is_some_and(|w| Pin::new(w).poll(cx).is_ready());
-                    if drained || !conn.is_held() {
-                        return Poll::Ready(Io::Unheld);
+                let ev = 'ev: {
+                    if held {
+                        // A session hold ends with a wake through the link; a mesh hold with
+                        // the outbox's drain event.
+                        let drained = drained_wait
+                            .as_mut()
+                            .is_some_and(|w| Pin::new(w).poll(cx).is_ready());
+                        if drained || !conn.is_held() {
+                            break 'ev Poll::Ready(Io::Unheld);
+                        }
                     }
+                    poll_io(
+                        cx,
+                        stream,
+                        link,
+                        progress.as_deref(),
+                        rbuf,
+                        read.then_some(&mut in_chunk),
+                        refill_below,
+                    )
+                };
+                if ev.is_pending() {
+                    // Waiting, perhaps for long: a partial packet must not keep the shard's
+                    // read chunk alive meanwhile.
+                    read_chunk::release(rbuf, &mut in_chunk);
                 }
-                poll_io(
-                    cx,
-                    stream,
-                    link,
-                    progress.as_deref(),
-                    rbuf,
-                    read,
-                    refill_below,
-                )
+                ev
             })
             .await;
             match ev {
@@ -182,7 +203,17 @@ async fn serve_loop<S: Transport>(
         if eof {
             // The client is done sending: what it sent still counts, hold or not (bounded by
             // PARKED_BYTES_MAX), and a DISCONNECT among it decides how this ends.
-            if let Err(close) = process(conn, rbuf, &mut parked, max, true, &mut fair_turns).await {
+            if let Err(close) = process(
+                conn,
+                rbuf,
+                &mut parked,
+                &mut in_chunk,
+                max,
+                true,
+                &mut fair_turns,
+            )
+            .await
+            {
                 return close;
             }
             return Close::Lost;
@@ -197,6 +228,7 @@ async fn process(
     conn: &mut Engine,
     rbuf: &mut BytesMut,
     parked: &mut BytesMut,
+    in_chunk: &mut bool,
     max: usize,
     force: bool,
     fair_turns: &mut u32,
@@ -228,6 +260,8 @@ async fn process(
             return Ok(());
         };
         if let Step::AwaitMesh(pending) = step {
+            // The wait can be long: what is still buffered must not keep the read chunk alive.
+            read_chunk::release(rbuf, in_chunk);
             // Boxed: keep the wait's state out of the future every idle connection carries.
             let confirmed = Box::pin(await_mesh(&conn.ctx, &pending)).await;
             conn.finish_subscribe(*pending, confirmed);
@@ -293,7 +327,7 @@ fn poll_io<S: Transport>(
     link: &ConnLink,
     progress: Option<&Progress>,
     rbuf: &mut BytesMut,
-    read: bool,
+    read: Option<&mut bool>,
     refill_below: usize,
 ) -> Poll<Io> {
     if let Some(reason) = link.close_requested() {
@@ -314,10 +348,11 @@ fn poll_io<S: Transport>(
     if link.has_backlog() && link.out_len() < refill_below {
         return Poll::Ready(Io::Drained);
     }
-    if !read {
+    // `read` carries whether `rbuf` is a view into the read chunk.
+    let Some(in_chunk) = read else {
         return Poll::Pending;
-    }
-    match poll_read_into(cx, stream, rbuf) {
+    };
+    match poll_read_in_chunk(cx, stream, rbuf, in_chunk) {
         Poll::Ready(Ok(0)) => Poll::Ready(Io::Eof),
         Poll::Ready(Ok(_)) => {
             // Keep alive: the shard's timers read this; no per-read timer [MQTT-3.1.2-24].
@@ -362,30 +397,6 @@ fn poll_flush<S: Transport>(
             Poll::Ready(Err(e)) => Err(e),
             _ => Ok(()),
         }
-    })
-}
-
-thread_local! {
-    /// One read buffer per shard thread: sockets are read into it and only the bytes received
-    /// are copied into the connection's own buffer. An idle connection then holds no read
-    /// buffer, and one recv can take many packets at once.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> =
-        std::cell::RefCell::new(vec![0; limits::READ_CHUNK_BYTES]);
-}
-
-pub(super) fn poll_read_into<S: Transport>(
-    cx: &mut Context<'_>,
-    stream: &mut S,
-    rbuf: &mut BytesMut,
-) -> Poll<io::Result<usize>> {
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let r = Pin::new(&mut *stream).poll_read(cx, &mut scratch[..]);
-        if let Poll::Ready(Ok(n)) = r {
-            rbuf.extend_from_slice(&scratch[..n]);
-            crate::shard::tally::bytes_in(n);
-        }
-        r
     })
 }
 

@@ -5,7 +5,8 @@
 //! Never: reads past what the CONNECT phase needs without keeping it (bytes after the CONNECT
 //! stay in the read buffer for the engine, or travel with a hand-over).
 
-use super::connection::{close_gracefully, poll_read_into, write_all};
+use super::connection::{close_gracefully, write_all};
+use super::read_chunk::poll_read_copied;
 use crate::auth::AuthStep;
 use crate::codec::{self, DecodeError, Packet, Protocol};
 use crate::shard::ctx::ShardCtx;
@@ -41,7 +42,7 @@ pub(super) async fn read_first<S: Transport>(
                 Err(e) => Err(FirstError::Decode(e, version)),
             };
         }
-        let n = poll_fn(|cx| poll_read_into(cx, stream, rbuf)).await;
+        let n = poll_fn(|cx| poll_read_copied(cx, stream, rbuf)).await;
         match n {
             Ok(0) | Err(_) => return Err(FirstError::Io),
             Ok(_) => {}

@@ -10,3 +10,4 @@ pub mod arrival;
 pub mod connection;
 mod handshake;
 pub mod listener;
+mod read_chunk;

@@ -4,8 +4,8 @@
 //! client id's home shard after the CONNECT ([`WsStream::into_parts`] / [`WsStream::from_parts`]),
 //! and WebSocket crates keep it inside their stream type and buffer whole messages.
 //!
-//! Reads: the inner stream is read straight into the caller's buffer (the connection's per-shard
-//! scratch); frames are unmasked there in place and their payload moved to its front, so a
+//! Reads: the inner stream is read straight into the caller's buffer (the shard's read chunk,
+//! `net::read_chunk`); frames are unmasked there in place and their payload moved to its front, so a
 //! frame may hold several MQTT packets and a packet may span frames at no cost. Pings are
 //! answered, a client's close is answered and ends the stream. Writes: each chunk the connection
 //! flushes becomes one unmasked binary frame; the header and the first bytes of payload leave
