@@ -1371,6 +1371,7 @@ impl LocalExecutor {
             });
 
             let mut tasks_executed_this_loop = 0;
+            queue.borrow().ex.begin_queue_run();
             loop {
                 let mut queue_ref = queue.borrow_mut();
                 if self.need_preempt() || queue_ref.yielded() {
@@ -1378,8 +1379,12 @@ impl LocalExecutor {
                 }
 
                 if let Some(r) = queue_ref.get_task() {
+                    // ringmq patch (vendor/README.md, item 12): wakes from inside this task
+                    // know who woke them.
+                    queue_ref.ex.set_running(r.raw_task.as_ptr() as *const ());
                     drop(queue_ref);
                     r.run();
+                    queue.borrow().ex.set_running(std::ptr::null());
                     tasks_executed_this_loop += 1;
                 } else {
                     break;

@@ -14,6 +14,7 @@ use crate::{
     Latency,
 };
 use std::{
+    cell::Cell,
     cell::RefCell,
     collections::VecDeque,
     future::Future,
@@ -93,17 +94,56 @@ impl<T> Future for Task<T> {
 #[derive(Debug)]
 struct LocalQueue {
     queue: RefCell<VecDeque<Runnable>>,
+    /// ringmq patch (vendor/README.md, item 12): the task being run, while one is.
+    running: Cell<*const ()>,
+    /// Wakes by a running task that may still go to the front of the queue in this run of it.
+    front_budget: Cell<u32>,
 }
+
+thread_local! {
+    /// ringmq patch (item 12): `GLOMMIO_WAKE_TO_FRONT=0` keeps upstream's order (every wake to
+    /// the back of the queue), to compare.
+    static WAKE_TO_FRONT: bool =
+        std::env::var_os("GLOMMIO_WAKE_TO_FRONT").is_none_or(|v| v != "0");
+}
+
+/// Wakes per run of a task queue that go to its front: enough for the deliveries of a few
+/// publishers read in one turn, few enough that a subscriber fed by many publishers still
+/// writes once per turn for the rest.
+const FRONT_BUDGET: u32 = 4;
+
+/// Tasks queued at most for a wake to go to the front.
+const FRONT_QUEUE_MAX: usize = 8;
 
 impl LocalQueue {
     fn new() -> Self {
         LocalQueue {
             queue: RefCell::new(VecDeque::new()),
+            running: Cell::new(std::ptr::null()),
+            front_budget: Cell::new(0),
         }
     }
 
     pub(crate) fn push(&self, runnable: Runnable) {
-        self.queue.borrow_mut().push_back(runnable);
+        // A task woken by the running one (a subscriber a publisher's message was just routed
+        // to) runs next, as a readiness loop would write it right away, instead of after every
+        // other task already queued. Never the running task itself: a yield goes to the back.
+        // A long queue is a busy turn, where writing once after everyone was read batches
+        // more: there every wake goes to the back, as upstream does.
+        let running = self.running.get();
+        let budget = self.front_budget.get();
+        let mut queue = self.queue.borrow_mut();
+        if budget > 0
+            && queue.len() < FRONT_QUEUE_MAX
+            && !running.is_null()
+            && running != runnable.raw_task.as_ptr() as *const ()
+            && WAKE_TO_FRONT.with(|w| *w)
+        {
+            self.front_budget.set(budget - 1);
+            queue.push_front(runnable);
+        } else {
+            queue.push_back(runnable);
+        }
     }
 
     pub(crate) fn pop(&self) -> Option<Runnable> {
@@ -191,6 +231,17 @@ impl LocalExecutor {
     /// Returns an option rapping the task.
     pub(crate) fn get_task(&self) -> Option<Runnable> {
         self.local_queue.pop()
+    }
+
+    /// ringmq patch (item 12): a run of this queue starts, with a new budget of wakes to the
+    /// front.
+    pub(crate) fn begin_queue_run(&self) {
+        self.local_queue.front_budget.set(FRONT_BUDGET);
+    }
+
+    /// ringmq patch (item 12): `task` (null: none) is being run.
+    pub(crate) fn set_running(&self, task: *const ()) {
+        self.local_queue.running.set(task);
     }
 
     pub(crate) fn is_active(&self) -> bool {
