@@ -115,6 +115,17 @@ const FAIR_TURN_PUBLISHES: u32 = 8;
 /// raw and in arrival order; past this many bytes the socket is not read until the hold ends.
 const PARKED_BYTES_MAX: usize = 64 * 1024;
 
+/// What the serve loop keeps about its reading between calls to `process`.
+#[derive(Default)]
+struct Intake {
+    /// Packets held back while the session is held, raw and in arrival order.
+    parked: BytesMut,
+    /// Whether the connection's read buffer is a view into the shard's read chunk.
+    in_chunk: bool,
+    /// After a hold: PUBLISHes still to be taken a few per scheduler turn (fair sharing).
+    fair_turns: u32,
+}
+
 async fn serve_loop<S: Transport>(
     conn: &mut Engine,
     stream: &mut S,
@@ -124,30 +135,16 @@ async fn serve_loop<S: Transport>(
     let max = conn.ctx.cfg.packet_bytes_max;
     let refill_below = conn.ctx.cfg.out_buffer_bytes_max / 2;
     let progress = conn.progress();
-    let mut parked = BytesMut::new();
-    // Whether `rbuf` is a view into the shard's read chunk (`read_chunk`).
-    let mut in_chunk = false;
-    // After a hold: PUBLISHes still to be taken a few per scheduler turn (fair sharing).
-    let mut fair_turns = 0u32;
+    let mut st = Intake::default();
     loop {
-        if let Err(close) = process(
-            conn,
-            rbuf,
-            &mut parked,
-            &mut in_chunk,
-            max,
-            false,
-            &mut fair_turns,
-        )
-        .await
-        {
+        if let Err(close) = process(conn, rbuf, &mut st, max, false).await {
             return close;
         }
         if rbuf.is_empty() {
             // Nothing partial is waiting: give the buffer back, so an idle connection holds no
             // read buffer at all.
             *rbuf = BytesMut::new();
-            in_chunk = false;
+            st.in_chunk = false;
         }
         // In a block of its own: the wait's state and its event end before the awaits below,
         // so the future keeps no room for them there.
@@ -155,7 +152,7 @@ async fn serve_loop<S: Transport>(
             let held = conn.is_held();
             let drained = if held { conn.outbox_held() } else { None };
             let mut drained_wait = drained.as_ref().map(|e| e.wait());
-            let read = !held || parked.len() < PARKED_BYTES_MAX;
+            let read = !held || st.parked.len() < PARKED_BYTES_MAX;
             let ev = poll_fn(|cx| {
                 let ev = 'ev: {
                     if held {
@@ -174,21 +171,21 @@ async fn serve_loop<S: Transport>(
                         link,
                         progress.as_deref(),
                         rbuf,
-                        read.then_some(&mut in_chunk),
+                        read.then_some(&mut st.in_chunk),
                         refill_below,
                     )
                 };
                 if ev.is_pending() {
                     // Waiting, perhaps for long: a partial packet must not keep the shard's
                     // read chunk alive meanwhile.
-                    read_chunk::release(rbuf, &mut in_chunk);
+                    read_chunk::release(rbuf, &mut st.in_chunk);
                 }
                 ev
             })
             .await;
             match ev {
                 Io::Unheld => {
-                    fair_turns = FAIR_TURNS_AFTER_HOLD;
+                    st.fair_turns = FAIR_TURNS_AFTER_HOLD;
                     false
                 }
                 Io::Read | Io::Drained => false,
@@ -203,17 +200,7 @@ async fn serve_loop<S: Transport>(
         if eof {
             // The client is done sending: what it sent still counts, hold or not (bounded by
             // PARKED_BYTES_MAX), and a DISCONNECT among it decides how this ends.
-            if let Err(close) = process(
-                conn,
-                rbuf,
-                &mut parked,
-                &mut in_chunk,
-                max,
-                true,
-                &mut fair_turns,
-            )
-            .await
-            {
+            if let Err(close) = process(conn, rbuf, &mut st, max, true).await {
                 return close;
             }
             return Close::Lost;
@@ -227,12 +214,15 @@ async fn serve_loop<S: Transport>(
 async fn process(
     conn: &mut Engine,
     rbuf: &mut BytesMut,
-    parked: &mut BytesMut,
-    in_chunk: &mut bool,
+    st: &mut Intake,
     max: usize,
     force: bool,
-    fair_turns: &mut u32,
 ) -> Result<(), Close> {
+    let Intake {
+        parked,
+        in_chunk,
+        fair_turns,
+    } = st;
     loop {
         let held = !force && conn.is_held();
         if !held {
