@@ -1,7 +1,7 @@
 //! The shard's read chunk: one buffer per shard thread that connections' sockets are read into,
 //! and whose received bytes a connection then keeps *in place*, as a shared view, instead of
-//! copying them into a buffer of its own (docs/ARCHITECTURE.md, "Reads stay in the shard's
-//! chunk").
+//! copying them into a buffer of its own (docs/ARCHITECTURE.md, "Reading: the shard's read
+//! chunk, kept in place").
 //!
 //! Owns: the chunks, their renewal, and the rule for a connection's unfinished packet (the
 //! leftover): it moves to the front of the next read, or to a small buffer of its own before
@@ -25,7 +25,7 @@ const CHUNK_BYTES: usize = 2 * READ_CHUNK_BYTES;
 /// packet larger than a read) is appended to, as before.
 const LEFTOVER_IN_CHUNK_MAX: usize = READ_CHUNK_BYTES / 2;
 
-pub(crate) struct ReadChunk {
+struct ReadChunk {
     /// The room not yet handed out: `len()` bytes, all initialised.
     buf: BytesMut,
     /// Where the allocation whose every byte was zeroed at creation starts.
@@ -33,14 +33,14 @@ pub(crate) struct ReadChunk {
 }
 
 impl ReadChunk {
-    pub(crate) fn new() -> ReadChunk {
+    fn new() -> ReadChunk {
         let buf = BytesMut::zeroed(CHUNK_BYTES);
         let base = buf.as_ptr();
         ReadChunk { buf, base }
     }
 
     /// The first `n` bytes of the room, as a buffer of their own that shares the chunk.
-    pub(crate) fn take(&mut self, n: usize) -> BytesMut {
+    fn take(&mut self, n: usize) -> BytesMut {
         self.buf.split_to(n)
     }
 
@@ -73,7 +73,7 @@ impl ReadChunk {
 /// outlives a read only while its connection is in one of `process`'s awaits (a yield after a
 /// hold, a mesh wait); such a chunk is usually free again by the next renewal, and reusing it
 /// saves zeroing a new one.
-pub(crate) struct ReadChunks {
+struct ReadChunks {
     current: ReadChunk,
     spare: Vec<ReadChunk>,
 }
@@ -82,7 +82,7 @@ pub(crate) struct ReadChunks {
 const SPARE_CHUNKS_MAX: usize = 3;
 
 impl ReadChunks {
-    pub(crate) fn new() -> ReadChunks {
+    fn new() -> ReadChunks {
         ReadChunks {
             current: ReadChunk::new(),
             spare: Vec::new(),
@@ -90,14 +90,14 @@ impl ReadChunks {
     }
 
     /// At least `READ_CHUNK_BYTES` of initialised room.
-    pub(crate) fn room(&mut self) -> &mut [u8] {
+    fn room(&mut self) -> &mut [u8] {
         if self.current.buf.len() < READ_CHUNK_BYTES {
             self.renew();
         }
         &mut self.current.buf[..]
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> BytesMut {
+    fn take(&mut self, n: usize) -> BytesMut {
         self.current.take(n)
     }
 
@@ -139,7 +139,7 @@ pub(crate) fn poll_read_in_chunk<S: Transport>(
         }
         return r;
     }
-    let r = CHUNK.with(|chunk| {
+    CHUNK.with(|chunk| {
         let mut chunk = chunk.borrow_mut();
         let room = chunk.room();
         let want = READ_CHUNK_BYTES.min(room.len() - kept);
@@ -151,8 +151,7 @@ pub(crate) fn poll_read_in_chunk<S: Transport>(
             crate::shard::tally::bytes_in(n);
         }
         r
-    });
-    r
+    })
 }
 
 /// Before a connection waits: a partial packet it holds in the chunk moves to a buffer of its
