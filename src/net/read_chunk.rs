@@ -236,6 +236,18 @@ mod tests {
                 || c.spare.iter().any(|s| std::ptr::eq(s.base, first))
         );
         assert!(c.spare.len() <= SPARE_CHUNKS_MAX);
+        // Now the current chunk is the held one: the next room comes from the free chunk set
+        // aside, not from a new allocation.
+        let second = c.current.base;
+        let held_again = c.take(1);
+        drop(fill(&mut c));
+        let _ = c.room();
+        assert!(
+            std::ptr::eq(c.current.base, first),
+            "the chunk set aside is reused once free"
+        );
+        assert!(c.spare.iter().any(|s| std::ptr::eq(s.base, second)));
+        drop(held_again);
     }
 
     #[test]

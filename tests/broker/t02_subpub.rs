@@ -3,7 +3,9 @@
 //! v5 clients talking to each other.
 
 use crate::common::*;
+use ringmq::codec::{Packet, Protocol};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 version_tests!(
     mqtt_4_7_1_3_single_level_wildcard_matches_exactly_one_level,
@@ -17,6 +19,7 @@ version_tests!(
 );
 
 shard_tests!(
+    packets_dribbled_in_pieces_beside_a_streaming_publisher_arrive_intact,
     v311_and_v5_clients_exchange_messages_both_ways,
     mqtt_3_3_4_3_v5_delivery_carries_every_matching_subscription_identifier,
     mqtt_3_8_3_3_v5_no_local_suppresses_the_clients_own_messages,
@@ -339,5 +342,84 @@ async fn large_and_small_payloads_reach_every_subscriber_intact_and_in_order(
                 p.len()
             );
         }
+    }
+}
+
+/// The shard reads into one shared chunk and connections keep their bytes there
+/// (`net::read_chunk`): a packet whose start waits in the chunk while its socket is quiet moves
+/// to a buffer of its own, and back in front of the next read. A raw publisher sends each PUBLISH
+/// in pieces with pauses between them (so the broker's read finds nothing mid-packet), sizes
+/// from empty to past a whole chunk, while a rumqttc publisher streams enough to wear through
+/// many chunks. Both streams reach a rumqttc subscriber byte for byte and in order.
+async fn packets_dribbled_in_pieces_beside_a_streaming_publisher_arrive_intact(shards: usize) {
+    let b = Broker::start(shards).await;
+    let mut sub = Client::connect(&b, Version::V5, &b.id("dribble sub", 0)).await;
+    assert_eq!(sub.subscribe("split/#", 1).await, 1);
+
+    const STREAMED: usize = 400;
+    let body =
+        |n: usize, size: usize| -> Vec<u8> { (0..size).map(|i| (i * 13 + n) as u8).collect() };
+    let mut streamer = Client::connect(&b, Version::V3, &b.id("dribble streamer", 1)).await;
+    let stream = tokio::spawn(async move {
+        for n in 0..STREAMED {
+            streamer
+                .publish("split/stream", 1, body(n, 1500), false)
+                .await;
+        }
+        streamer.settle().await;
+        streamer
+    });
+
+    let mut raw = Raw::connect(&b, Protocol::V311, &b.id("dribble raw", 0)).await;
+    let sizes = [0, 10, 700, 5000, 40_000, 70_000, 150_000];
+    for (i, &size) in sizes.iter().enumerate() {
+        let frame = encode(
+            &publish_packet(&format!("split/raw/{i}"), 1, i as u16 + 1, &body(i, size)),
+            Protocol::V311,
+        );
+        let mut cuts = vec![1, 3, frame.len() / 2, frame.len() - 1];
+        cuts.retain(|&c| c > 0 && c < frame.len());
+        cuts.dedup();
+        let mut from = 0;
+        for to in cuts.into_iter().chain([frame.len()]) {
+            if to <= from {
+                continue;
+            }
+            raw.send_bytes(&frame[from..to]).await;
+            from = to;
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    }
+    for (i, p) in raw.recv_n(sizes.len()).await.into_iter().enumerate() {
+        assert!(
+            matches!(&p, Packet::PubAck(a) if a.packet_id == i as u16 + 1),
+            "PUBACK {} for the dribbled PUBLISH, got {p:?}",
+            i + 1
+        );
+    }
+    let _streamer = stream.await.expect("the streaming publisher");
+
+    let got = sub.recv_n(STREAMED + sizes.len(), WAIT * 5).await;
+    let raw_got: Vec<_> = got
+        .iter()
+        .filter(|m| m.topic.starts_with("split/raw/"))
+        .collect();
+    assert_eq!(raw_got.len(), sizes.len(), "every dribbled PUBLISH arrived");
+    for (i, m) in raw_got.iter().enumerate() {
+        assert_eq!(m.topic, format!("split/raw/{i}"), "in order");
+        assert!(
+            m.payload == body(i, sizes[i]),
+            "split/raw/{i}: {} bytes arrived for {}, or different bytes",
+            m.payload.len(),
+            sizes[i]
+        );
+    }
+    let streamed: Vec<_> = got.iter().filter(|m| m.topic == "split/stream").collect();
+    assert_eq!(streamed.len(), STREAMED, "every streamed message arrived");
+    for (n, m) in streamed.iter().enumerate() {
+        assert!(
+            m.payload == body(n, 1500),
+            "streamed message {n} intact and in order"
+        );
     }
 }
