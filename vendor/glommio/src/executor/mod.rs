@@ -46,6 +46,7 @@ use futures_lite::pin;
 use latch::{Latch, LatchState};
 use log::warn;
 pub use placement::{CpuSet, Placement, PoolPlacement};
+pub use multitask::others_woken;
 use std::{
     cell::RefCell,
     collections::{hash_map::Entry, BinaryHeap},

@@ -107,6 +107,18 @@ thread_local! {
         std::env::var_os("GLOMMIO_WAKE_TO_FRONT").is_none_or(|v| v != "0");
 }
 
+thread_local! {
+    /// ringmq patch (item 13): how many other tasks running tasks woke on this thread.
+    static OTHERS_WOKEN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// ringmq patch (vendor/README.md, item 13): how many tasks have been woken on this thread from
+/// inside the run of another task, ever. A task compares two readings to learn whether it woke
+/// someone (a subscriber it delivered to) and may let it run before its own next write.
+pub fn others_woken() -> u64 {
+    OTHERS_WOKEN.with(|n| n.get())
+}
+
 /// Wakes per run of a task queue that go to its front: enough for the deliveries of a few
 /// publishers read in one turn, few enough that a subscriber fed by many publishers still
 /// writes once per turn for the rest.
@@ -131,12 +143,15 @@ impl LocalQueue {
         // A long queue is a busy turn, where writing once after everyone was read batches
         // more: there every wake goes to the back, as upstream does.
         let running = self.running.get();
+        let by_running = !running.is_null() && running != runnable.raw_task.as_ptr() as *const ();
+        if by_running {
+            OTHERS_WOKEN.with(|n| n.set(n.get().wrapping_add(1)));
+        }
         let budget = self.front_budget.get();
         let mut queue = self.queue.borrow_mut();
         if budget > 0
             && queue.len() < FRONT_QUEUE_MAX
-            && !running.is_null()
-            && running != runnable.raw_task.as_ptr() as *const ()
+            && by_running
             && WAKE_TO_FRONT.with(|w| *w)
         {
             self.front_budget.set(budget - 1);
