@@ -135,6 +135,8 @@ struct Intake {
     in_chunk: bool,
     /// After a hold: PUBLISHes still to be taken a few per scheduler turn (fair sharing).
     fair_turns: u32,
+    /// Whether the last `process` handled a PUBLISH (so the tasks it woke got deliveries).
+    published: bool,
 }
 
 async fn serve_loop<S: Transport>(
@@ -152,11 +154,14 @@ async fn serve_loop<S: Transport>(
         if let Err(close) = process(conn, rbuf, &mut st, max, false).await {
             return close;
         }
-        if glommio::others_woken() != woken && link.out_len() > 0 && deliver_first() {
-            // What was read woke other connections (subscribers it was routed to) and left
-            // acknowledgements to send: let them write first, as a readiness loop would, so
-            // a delivery does not wait for this client's PUBACK. This task was woken by its
-            // own writes already, so the yield costs no extra run of it.
+        let published = std::mem::take(&mut st.published);
+        if published && glommio::others_woken() != woken && link.out_len() > 0 && deliver_first() {
+            // The PUBLISHes read woke other connections (subscribers they were routed to, or
+            // a mesh flusher) and left acknowledgements to send: let those write first, as a
+            // readiness loop would, so a delivery does not wait for this client's PUBACK. This
+            // task was woken by its own writes already, so the yield costs no extra run of it.
+            // Only after a PUBLISH: a subscriber whose PUBACKs released a held publisher has
+            // deliveries of its own to send, and they should not wait for that publisher.
             read_chunk::release(rbuf, &mut st.in_chunk);
             futures_lite::future::yield_now().await;
         }
@@ -242,6 +247,7 @@ async fn process(
         parked,
         in_chunk,
         fair_turns,
+        published,
     } = st;
     loop {
         let held = !force && conn.is_held();
@@ -269,6 +275,7 @@ async fn process(
         let Some((step, publish)) = handle_next(conn, rbuf, max)? else {
             return Ok(());
         };
+        *published |= publish;
         if let Step::AwaitMesh(pending) = step {
             // The wait can be long: what is still buffered must not keep the read chunk alive.
             read_chunk::release(rbuf, in_chunk);
