@@ -137,6 +137,8 @@ struct Intake {
     fair_turns: u32,
     /// Whether the last `process` handled a PUBLISH (so the tasks it woke got deliveries).
     published: bool,
+    /// Whether this connection waited since it last let deliveries go first: once per wake-up.
+    waited: bool,
 }
 
 async fn serve_loop<S: Transport>(
@@ -155,14 +157,25 @@ async fn serve_loop<S: Transport>(
             return close;
         }
         let published = std::mem::take(&mut st.published);
-        if published && glommio::others_woken() != woken && link.out_len() > 0 && deliver_first() {
+        if published
+            && st.waited
+            && glommio::others_woken() != woken
+            && link.out_len() > 0
+            && deliver_first()
+        {
             // The PUBLISHes read woke other connections (subscribers they were routed to, or
             // a mesh flusher) and left acknowledgements to send: let those write first, as a
             // readiness loop would, so a delivery does not wait for this client's PUBACK. This
             // task was woken by its own writes already, so the yield costs no extra run of it.
-            // Only after a PUBLISH: a subscriber whose PUBACKs released a held publisher has
-            // deliveries of its own to send, and they should not wait for that publisher.
-            read_chunk::release(rbuf, &mut st.in_chunk);
+            // - Only after a PUBLISH: a subscriber whose PUBACKs released a held publisher has
+            //   deliveries of its own, which should not wait for that publisher.
+            // - Once per wake-up: what is read after that in the same run is a backlog, whose
+            //   deliveries batch better when it is read at once (a yield after every read cost
+            //   13% at 16 KB QoS 1).
+            // - The read chunk stays held, as across the fair-turn yield: this task is runnable
+            //   and resumes within the turn, and releasing would copy a long leftover twice
+            //   (out, then back in front of the next read).
+            st.waited = false;
             futures_lite::future::yield_now().await;
         }
         if rbuf.is_empty() {
@@ -204,6 +217,7 @@ async fn serve_loop<S: Transport>(
                     // Waiting, perhaps for long: a partial packet must not keep the shard's
                     // read chunk alive meanwhile.
                     read_chunk::release(rbuf, &mut st.in_chunk);
+                    st.waited = true;
                 }
                 ev
             })
@@ -248,6 +262,7 @@ async fn process(
         in_chunk,
         fair_turns,
         published,
+        ..
     } = st;
     loop {
         let held = !force && conn.is_held();

@@ -70,9 +70,9 @@ impl ReadChunk {
 }
 
 /// The chunk being read into, and a few whose parts were still held when it ran low. A part
-/// outlives a read only while its connection is in one of `process`'s awaits (a yield after a
-/// hold, a mesh wait); such a chunk is usually free again by the next renewal, and reusing it
-/// saves zeroing a new one.
+/// outlives a read only while its connection is in one of its yields (the fair turns after a
+/// hold, the one that lets deliveries go first); such a chunk is usually free again by the next
+/// renewal, and reusing it saves zeroing a new one.
 struct ReadChunks {
     current: ReadChunk,
     spare: Vec<ReadChunk>,
