@@ -351,6 +351,11 @@ impl Control {
                         *s = true;
                     }
                 }
+                Ok(Report::Stats { shard, stats }) => {
+                    if let Some(slot) = self.stats.get_mut(shard) {
+                        *slot = stats;
+                    }
+                }
                 Ok(_) => {}
                 Err(_) => {
                     log::warn!("shards did not stop within {grace:?}; exiting anyway");

@@ -353,6 +353,10 @@ async fn shard_main(
         )
         .await;
     }
+    // The last counts, so the control thread's total includes what arrived since the last
+    // once-a-second report.
+    let stats = shard.borrow().snapshot();
+    port.report(Report::Stats { shard: id, stats });
     port.report(Report::Stopped { shard: id });
 }
 
