@@ -135,8 +135,6 @@ struct Intake {
     in_chunk: bool,
     /// After a hold: PUBLISHes still to be taken a few per scheduler turn (fair sharing).
     fair_turns: u32,
-    /// Whether the last `process` handled a PUBLISH (so the tasks it woke got deliveries).
-    published: bool,
     /// Whether this connection waited since it last let deliveries go first: once per wake-up.
     waited: bool,
 }
@@ -153,10 +151,10 @@ async fn serve_loop<S: Transport>(
     let mut st = Intake::default();
     loop {
         let woken = glommio::others_woken();
-        if let Err(close) = process(conn, rbuf, &mut st, max, false).await {
-            return close;
-        }
-        let published = std::mem::take(&mut st.published);
+        let published = match process(conn, rbuf, &mut st, max, false).await {
+            Ok(published) => published,
+            Err(close) => return close,
+        };
         if published
             && st.waited
             && glommio::others_woken() != woken
@@ -250,20 +248,21 @@ async fn serve_loop<S: Transport>(
 
 /// Handle every complete packet buffered. While the session is held (and not `force`d), only
 /// acknowledgements and pings are handled; everything else is parked for when the hold ends.
+/// True if it handled a PUBLISH (so the tasks it woke got deliveries).
 async fn process(
     conn: &mut Engine,
     rbuf: &mut BytesMut,
     st: &mut Intake,
     max: usize,
     force: bool,
-) -> Result<(), Close> {
+) -> Result<bool, Close> {
     let Intake {
         parked,
         in_chunk,
         fair_turns,
-        published,
-        ..
+        waited: _,
     } = st;
+    let mut published = false;
     loop {
         let held = !force && conn.is_held();
         if !held {
@@ -277,7 +276,7 @@ async fn process(
             let frame = codec::frame_from_client(rbuf, max)
                 .map_err(|e| Close::Protocol(e.reason_code()))?;
             let Some(f) = frame.filter(|f| rbuf.len() >= f.total_len()) else {
-                return Ok(());
+                return Ok(published);
             };
             if !goes_ahead_of_parked(f.header) {
                 parked.extend_from_slice(&rbuf[..f.total_len()]);
@@ -288,9 +287,9 @@ async fn process(
         // The packet is decoded and handled in a plain function: held across this future's
         // awaits, the ~470-byte decode result would sit in every idle connection's task.
         let Some((step, publish)) = handle_next(conn, rbuf, max)? else {
-            return Ok(());
+            return Ok(published);
         };
-        *published |= publish;
+        published |= publish;
         if let Step::AwaitMesh(pending) = step {
             // The wait can be long: what is still buffered must not keep the read chunk alive.
             read_chunk::release(rbuf, in_chunk);
