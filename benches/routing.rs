@@ -32,7 +32,7 @@ fn shard_with(subscribers: usize, filter: &str, protocol: Protocol) -> (Shard, V
             format!("sub-{i}").into(),
             uid,
             protocol,
-            shard.session_limits,
+            shard.session_limits.clone(),
         )));
         let link = Rc::new(ConnLink::new());
         session.borrow_mut().attach(link.clone(), protocol);

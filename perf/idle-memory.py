@@ -5,7 +5,7 @@ measured on the same broker with every listener. TLS clients are Python's ssl mo
 (OpenSSL), TLS 1.3; WebSocket clients do the RFC 6455 upgrade on /mqtt and send the CONNECT
 in one masked binary frame.
 
-Usage: perf/idle-memory.py [--connections 2000] [--shards 1] [--binary PATH] [--ws]
+Usage: perf/idle-memory.py [--connections 2000] [--shards 1] [--binary PATH] [--ws] [--settle S]
        perf/idle-memory.py --broker mosquitto [--connections 2000] [--binary /usr/sbin/mosquitto] [--ws]
 Needs: openssl (for the test certificate), a release build (cargo build --release), or
 Mosquitto for `--broker mosquitto` (the same listeners, the same certificate and clients; with
@@ -120,8 +120,8 @@ def open_ws_clients(n, port, prefix, batch=200):
     return socks
 
 
-def settle(pid):
-    time.sleep(1.5)
+def settle(pid, seconds):
+    time.sleep(seconds)
     return rss_bytes(pid)
 
 
@@ -135,6 +135,10 @@ def main():
                     help="broker binary [target/release/ringmq, or mosquitto on PATH]")
     ap.add_argument("--broker", choices=["ringmq", "mosquitto"], default="ringmq")
     ap.add_argument("--ws", action="store_true", help="also measure MQTT over WebSocket")
+    ap.add_argument("--settle", type=float, default=12.0,
+                    help="seconds to wait before each RSS reading [12: past ringmq's default "
+                         "hibernate_idle_ms of 10 s, after which idle plain-TCP connections "
+                         "sleep without a task]")
     a = ap.parse_args()
     if a.binary is None:
         a.binary = ("target/release/ringmq" if a.broker == "ringmq"
@@ -191,16 +195,16 @@ def main():
             warm += open_clients(50, ws, None, "warm-w", ws=True)
         for s in warm:
             s.close()
-        base = settle(broker.pid)
+        base = settle(broker.pid, a.settle)
         p = open_clients(a.connections, plain, None, "plain")
-        after_plain = settle(broker.pid)
+        after_plain = settle(broker.pid, a.settle)
         t = open_clients(a.connections, tls, ctx, "tls")
-        after_tls = settle(broker.pid)
+        after_tls = settle(broker.pid, a.settle)
         w = []
         after_ws = after_tls
         if a.ws:
             w = open_clients(a.connections, ws, None, "ws", ws=True)
-            after_ws = settle(broker.pid)
+            after_ws = settle(broker.pid, a.settle)
         per_plain = (after_plain - base) / a.connections
         per_tls = (after_tls - after_plain) / a.connections
         shards = f", shards: {a.shards}" if a.broker == "ringmq" else ""

@@ -30,6 +30,11 @@ pub struct Cli {
     /// Close a connection that sends no valid CONNECT within this time [default: 2000].
     #[arg(long)]
     pub connect_timeout_ms: Option<u64>,
+    /// An idle plain-TCP connection gives up its task and its read poll after between one and
+    /// two times this long without traffic, and gets them back when it has some; 0 = never
+    /// [default: 10000].
+    #[arg(long)]
+    pub hibernate_idle_ms: Option<u64>,
     /// Largest packet accepted, in bytes [default: 1048576].
     #[arg(long)]
     pub packet_bytes_max: Option<usize>,
@@ -242,6 +247,7 @@ pub struct Config {
     pub shards: usize,
     pub pin: bool,
     pub connect_timeout_ms: u64,
+    pub hibernate_idle_ms: u64,
     pub packet_bytes_max: usize,
     pub inflight_max: u16,
     pub receive_maximum: u16,
@@ -360,6 +366,7 @@ impl Default for Config {
             shards: 0,
             pin: true,
             connect_timeout_ms: limits::CONNECT_TIMEOUT_MS_DEFAULT,
+            hibernate_idle_ms: limits::HIBERNATE_IDLE_MS_DEFAULT,
             packet_bytes_max: limits::PACKET_BYTES_MAX_DEFAULT,
             inflight_max: limits::INFLIGHT_MAX_DEFAULT,
             receive_maximum: limits::RECEIVE_MAXIMUM_DEFAULT,
@@ -454,6 +461,7 @@ impl Config {
             shards,
             pin,
             connect_timeout_ms,
+            hibernate_idle_ms,
             packet_bytes_max,
             inflight_max,
             receive_maximum,

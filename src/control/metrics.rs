@@ -51,6 +51,12 @@ const FIGURES: &[Figure] = &[
         |s| s.connections_current,
     ),
     (
+        "connections_asleep",
+        Kind::Gauge,
+        "Idle connections sleeping without a serving task (hibernate_idle_ms).",
+        |s| s.connections_asleep,
+    ),
+    (
         "sessions",
         Kind::Gauge,
         "Sessions, connected or not.",

@@ -166,7 +166,7 @@ impl Engine {
                         c.client_id.clone(),
                         uid,
                         c.protocol,
-                        s.session_limits,
+                        s.session_limits.clone(),
                     )));
                     s.insert_session(fresh.clone());
                     fresh

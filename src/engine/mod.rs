@@ -197,6 +197,13 @@ impl Engine {
         self.session.borrow().holds > 0 || self.ctx.shard.borrow().outbox_congested()
     }
 
+    /// Nothing of this connection's waits on anything but its socket and its link: no
+    /// acknowledgement withheld (behind a hold or a commit), no hold. It may sleep
+    /// (`net::dormant`).
+    pub fn can_doze(&self) -> bool {
+        self.acks.is_empty() && !self.is_held()
+    }
+
     /// Whether a hold comes from the mesh (the connection then also waits on the outbox's
     /// drain event; a session hold wakes it through its link).
     pub fn outbox_held(&self) -> Option<Rc<crate::shard::event::Event>> {

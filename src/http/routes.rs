@@ -351,6 +351,7 @@ pub fn stats_json(s: &Stats, shard: Option<usize>) -> Value {
     let mut v = json!({
         "connections_accepted": s.connections,
         "connections": s.connections_current,
+        "connections_asleep": s.connections_asleep,
         "sessions": s.sessions,
         "sessions_connected": s.sessions_connected,
         "subscriptions": s.subscriptions,

@@ -1,11 +1,14 @@
-//! One task per connection, once it is in (`arrival`): loop read → decode → handle, and write
+//! One task per awake connection, once it is in (`arrival`; an idle one may sleep without it,
+//! `dormant`): loop read → decode → handle, and write
 //! whatever sessions put in the connection's output buffer, coalesced into one send; then the
 //! close (the commit gate, DISCONNECT, the session detached).
 //!
 //! Never: panics on peer bytes, lets one connection's error touch another, or keeps an idle
 //! connection's buffers large (they shrink back when drained).
 
-use super::arrival::{open_engine, unbox, Arrival, Opened, Start};
+use super::admission::Ticket;
+use super::arrival::{open_engine, unbox, Arrival, Live, Opened, Start};
+use super::dormant::{self, Dormant};
 use super::read_chunk::{self, poll_read_in_chunk};
 use crate::codec::{self, Packet};
 use crate::engine::{Close, Engine, PendingSubscribe, Step};
@@ -31,10 +34,26 @@ enum Io {
     Eof,
     Error(io::Error),
     CloseRequested(u8),
+    /// Idle and asked to sleep by the shard's sweep (`dormant`).
+    Doze,
+}
+
+/// How a serve loop ended.
+enum Ended {
+    Closed(Close),
+    /// The connection is idle: it may sleep without its task (`dormant`).
+    Doze,
+}
+
+/// What a connection holds for as long as it is open, awake or asleep: its admission
+/// ticket (the connection caps) and its place in the shard's live count.
+pub(super) struct Guards {
+    _ticket: Ticket,
+    _live: Live,
 }
 
 /// Serve a connection on its home shard, from CONNECT to close.
-pub(super) async fn serve_connected<S: Transport>(start: Box<Start<S>>) {
+pub(super) async fn serve_connected<S: Transport + 'static>(start: Box<Start<S>>) {
     let Start {
         ctx,
         mut stream,
@@ -44,7 +63,7 @@ pub(super) async fn serve_connected<S: Transport>(start: Box<Start<S>>) {
                 mut rbuf,
                 assigned,
                 identity,
-                ticket: _ticket,
+                ticket,
             },
     } = unbox(start);
     // Opening is a boxed future of its own: what only it needs (the CONNECT, the identity,
@@ -53,30 +72,73 @@ pub(super) async fn serve_connected<S: Transport>(start: Box<Start<S>>) {
     // too (the engine keeps a copy, `conn.ctx`): borrowed here, it would keep its own room.
     let opened = open_engine(ctx, &mut stream, &mut rbuf, connect, assigned, identity);
     let Some(Opened {
-        engine: mut conn,
+        engine: conn,
         link,
-        live: _live,
+        live,
     }) = Box::pin(opened).await
     else {
         return;
     };
     crate::sys::events::connected(&conn.ctx, &conn);
     link.set_shared_payloads(S::VECTORED);
-    let close = serve_loop(&mut conn, &mut stream, &link, &mut rbuf).await;
-    // The gate first (unconfirmed acknowledgements are dropped, never sent early), then the
-    // DISCONNECT a v5 client is owed.
-    let progress = conn.progress();
-    Box::pin(settle_gate(&link, progress.as_deref())).await;
-    if let Some(packet) = conn.disconnect_packet(&close) {
-        link.write_packet(&packet, conn.protocol);
+    link.set_can_doze(S::DOZES && conn.ctx.cfg.hibernate_idle_ms > 0);
+    let guards = Guards {
+        _ticket: ticket,
+        _live: live,
+    };
+    // Serving is a task of its own, the same a sleeping connection gets when it wakes: this
+    // future's room for the opening (the stream and buffer it borrowed, `start`) is freed
+    // rather than kept beside the serving state for the connection's life.
+    glommio::spawn_local(serve_attached(conn, stream, link, rbuf, guards)).detach();
+}
+
+/// Serve a connection that is in (just opened, or woken from sleep) until it closes or
+/// sleeps. A plain function returning an `async move` block, not an `async fn`: an async fn
+/// keeps its arguments twice (as arguments, and as the locals they are moved into), which
+/// for these is about 400 bytes of every awake connection's task.
+#[allow(clippy::manual_async_fn)] // on purpose, see above
+pub(super) fn serve_attached<S: Transport>(
+    mut conn: Engine,
+    mut stream: S,
+    link: Rc<ConnLink>,
+    mut rbuf: BytesMut,
+    guards: Guards,
+) -> impl Future<Output = ()> {
+    async move {
+        let close = loop {
+            match serve_loop(&mut conn, &mut stream, &link, &mut rbuf).await {
+                Ended::Closed(close) => break close,
+                Ended::Doze => match stream.into_dormant() {
+                    Ok(fd) => {
+                        let d = Dormant {
+                            conn,
+                            link,
+                            guards,
+                            fd,
+                        };
+                        dormant::sleep(Box::new(d));
+                        return;
+                    }
+                    // No descriptor for the duplicate (the open-files limit): stay awake.
+                    Err(s) => stream = s,
+                },
+            }
+        };
+        // The gate first (unconfirmed acknowledgements are dropped, never sent early), then the
+        // DISCONNECT a v5 client is owed.
+        let progress = conn.progress();
+        Box::pin(settle_gate(&link, progress.as_deref())).await;
+        if let Some(packet) = conn.disconnect_packet(&close) {
+            link.write_packet(&packet, conn.protocol);
+        }
+        let ctx = conn.ctx.clone();
+        let event = crate::sys::events::disconnected(&ctx, &conn, &close);
+        conn.close(close);
+        if let Some(e) = event {
+            crate::sys::events::publish_event(&ctx, e);
+        }
+        Box::pin(flush_link(&mut stream, &link)).await;
     }
-    let ctx = conn.ctx.clone();
-    let event = crate::sys::events::disconnected(&ctx, &conn, &close);
-    conn.close(close);
-    if let Some(e) = event {
-        crate::sys::events::publish_event(&ctx, e);
-    }
-    Box::pin(flush_link(&mut stream, &link)).await;
 }
 
 /// Before the last write: wait (bounded) until the store committed what the buffered
@@ -144,7 +206,7 @@ async fn serve_loop<S: Transport>(
     stream: &mut S,
     link: &Rc<ConnLink>,
     rbuf: &mut BytesMut,
-) -> Close {
+) -> Ended {
     let max = conn.ctx.cfg.packet_bytes_max;
     let refill_below = conn.ctx.cfg.out_buffer_bytes_max / 2;
     let progress = conn.progress();
@@ -153,7 +215,7 @@ async fn serve_loop<S: Transport>(
         let woken = glommio::others_woken();
         let published = match process(conn, rbuf, &mut st, max, false).await {
             Ok(published) => published,
-            Err(close) => return close,
+            Err(close) => return Ended::Closed(close),
         };
         if published
             && st.waited
@@ -216,6 +278,9 @@ async fn serve_loop<S: Transport>(
                     // read chunk alive meanwhile.
                     read_chunk::release(rbuf, &mut st.in_chunk);
                     st.waited = true;
+                    if link.take_doze_ask() && idle(conn, link, rbuf, &st.parked, st.fair_turns) {
+                        return Poll::Ready(Io::Doze);
+                    }
                 }
                 ev
             })
@@ -229,21 +294,36 @@ async fn serve_loop<S: Transport>(
                 Io::Eof => true,
                 Io::Error(e) => {
                     log::debug!("client {}: {e}", conn.client_id);
-                    return Close::Lost;
+                    return Ended::Closed(Close::Lost);
                 }
-                Io::CloseRequested(reason) => return Close::requested(reason),
+                Io::CloseRequested(reason) => return Ended::Closed(Close::requested(reason)),
+                Io::Doze => return Ended::Doze,
             }
         };
         if eof {
             // The client is done sending: what it sent still counts, hold or not (bounded by
             // PARKED_BYTES_MAX), and a DISCONNECT among it decides how this ends.
             if let Err(close) = process(conn, rbuf, &mut st, max, true).await {
-                return close;
+                return Ended::Closed(close);
             }
-            return Close::Lost;
+            return Ended::Closed(Close::Lost);
         }
         conn.pump_if_drained();
     }
+}
+
+/// Whether a waiting connection has nothing in progress but what its socket and its link
+/// would wake it for: no partial or parked packet, no output, no queue behind it, no
+/// acknowledgement waiting for a commit or a hold.
+fn idle(conn: &Engine, link: &ConnLink, rbuf: &BytesMut, parked: &BytesMut, fair: u32) -> bool {
+    rbuf.is_empty()
+        && parked.is_empty()
+        && fair == 0
+        && link.out_len() == 0
+        && !link.has_backlog()
+        && link.gate_clear()
+        && link.close_requested().is_none()
+        && conn.can_doze()
 }
 
 /// Handle every complete packet buffered. While the session is held (and not `force`d), only

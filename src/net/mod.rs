@@ -8,6 +8,7 @@ mod accept;
 pub mod admission;
 pub mod arrival;
 pub mod connection;
+pub mod dormant;
 mod handshake;
 pub mod listener;
 mod read_chunk;

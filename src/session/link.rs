@@ -37,9 +37,22 @@ pub struct ConnLink {
     /// `Need::default()` (which any progress covers) is no gate; not an `Option`, which would
     /// take this struct past mimalloc's 128-byte bin.
     gate: Cell<crate::shard::journal::Need>,
-    /// What the admin API shows of this connection; set once when it is served.
+    /// What the admin API shows of this connection; set when it is served (and when it
+    /// sleeps, `net::dormant`, whose socket is a duplicate).
     info: Cell<ConnInfo>,
+    /// Hibernation (`net::dormant`): [`DOZE_CAN`], [`DOZE_ACTIVE`], [`DOZE_ASKED`],
+    /// [`DOZE_ASLEEP`].
+    doze: Cell<u8>,
 }
+
+/// The connection's stream can sleep without its task (plain TCP, hibernation on).
+const DOZE_CAN: u8 = 1;
+/// Bytes went either way since the last idle sweep.
+const DOZE_ACTIVE: u8 = 2;
+/// The sweep found it idle and asked its task to sleep.
+const DOZE_ASKED: u8 = 4;
+/// It sleeps: its waker is a `net::dormant` slot.
+const DOZE_ASLEEP: u8 = 8;
 
 /// The connection task's waker: a `Cell` (taken and put back), 8 bytes smaller than a
 /// `RefCell`, which keeps [`ConnLink`] in mimalloc's 128-byte bin beside the output queue.
@@ -96,6 +109,7 @@ impl ConnLink {
 
     /// Append an encoded packet and wake the connection. False if it could not be encoded.
     pub fn write_packet(&self, packet: &Packet, protocol: Protocol) -> bool {
+        self.mark_active();
         let ok = encode(packet, protocol, self.out.borrow_mut().tail()).is_ok();
         if ok {
             crate::shard::tally::packet_out();
@@ -116,6 +130,7 @@ impl ConnLink {
             }
             _ => return self.write_packet(packet, protocol),
         };
+        self.mark_active();
         let mut out = self.out.borrow_mut();
         let ok = encode_publish_head(publish, protocol, out.tail()).is_ok();
         if ok {
@@ -221,6 +236,60 @@ impl ConnLink {
     /// Bytes arrived from the client.
     pub fn touch(&self, now_ms: u32) {
         self.last_rx_ms.set(now_ms);
+        self.mark_active();
+    }
+
+    fn mark_active(&self) {
+        self.doze.set(self.doze.get() | DOZE_ACTIVE);
+    }
+
+    /// Whether this connection may sleep when idle (`net::dormant`).
+    pub fn set_can_doze(&self, on: bool) {
+        let d = self.doze.get() & !DOZE_CAN;
+        self.doze.set(if on { d | DOZE_CAN } else { d });
+    }
+
+    /// The idle sweep: true if nothing moved since the last sweep and the connection can
+    /// sleep, which asks its task to (the caller wakes it). Traffic since then only clears
+    /// the mark, so a connection sleeps after one to two sweep periods without traffic.
+    pub fn sweep_idle(&self) -> bool {
+        let d = self.doze.get();
+        if d & DOZE_ACTIVE != 0 {
+            self.doze.set(d & !DOZE_ACTIVE);
+            return false;
+        }
+        if d & (DOZE_CAN | DOZE_ASKED | DOZE_ASLEEP) != DOZE_CAN {
+            return false;
+        }
+        self.doze.set(d | DOZE_ASKED);
+        true
+    }
+
+    /// The connection fell asleep (true) or woke (false). Waking counts as traffic: the next
+    /// sweep does not ask it to sleep again at once.
+    pub fn set_asleep(&self, asleep: bool) {
+        let d = self.doze.get();
+        self.doze.set(if asleep {
+            (d | DOZE_ASLEEP) & !DOZE_ASKED
+        } else {
+            (d & !DOZE_ASLEEP) | DOZE_ACTIVE
+        });
+    }
+
+    pub fn is_asleep(&self) -> bool {
+        self.doze.get() & DOZE_ASLEEP != 0
+    }
+
+    /// Whether the sweep asked this connection to sleep (and clear the request).
+    pub fn take_doze_ask(&self) -> bool {
+        let d = self.doze.get();
+        self.doze.set(d & !DOZE_ASKED);
+        d & DOZE_ASKED != 0
+    }
+
+    /// No acknowledgement in the output waits for a commit.
+    pub fn gate_clear(&self) -> bool {
+        self.gate.get() == crate::shard::journal::Need::default()
     }
 
     pub fn keep_alive(&self, now_ms: u32) -> KeepAlive {
@@ -249,5 +318,34 @@ mod tests {
         let rc_counts = 2 * std::mem::size_of::<usize>();
         let size = std::mem::size_of::<ConnLink>() + rc_counts;
         assert!(size <= 128, "Rc<ConnLink> is {size} bytes");
+    }
+
+    /// The idle sweep asks a link to sleep only after a whole sweep period without traffic,
+    /// once, never a link that cannot sleep or sleeps already, and not right after it woke.
+    #[test]
+    fn the_sweep_asks_only_links_quiet_for_a_whole_period() {
+        let l = ConnLink::new();
+        assert!(!l.sweep_idle(), "cannot sleep: never asked");
+        l.set_can_doze(true);
+        l.touch(1);
+        assert!(!l.sweep_idle(), "traffic since the last sweep");
+        assert!(l.sweep_idle(), "a whole period quiet");
+        assert!(!l.sweep_idle(), "asked once");
+        assert!(l.take_doze_ask());
+        assert!(!l.take_doze_ask(), "the ask is taken once");
+        l.set_asleep(true);
+        assert!(l.is_asleep());
+        assert!(
+            !l.sweep_idle() && !l.sweep_idle(),
+            "asleep: not asked again"
+        );
+        l.set_asleep(false);
+        assert!(!l.sweep_idle(), "waking counts as traffic");
+        l.write_packet(&Packet::PingResp, Protocol::V311);
+        assert!(!l.sweep_idle(), "a packet written counts as traffic");
+        assert!(l.sweep_idle());
+        assert!(l.take_doze_ask());
+        l.set_can_doze(false);
+        assert!(!l.sweep_idle() && !l.sweep_idle(), "switched off");
     }
 }

@@ -118,6 +118,22 @@ pub enum Admit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WrongAck;
 
+/// The subscription map's hasher: ahash keyed once per process (filters come from clients, so
+/// the keys must be secret), held in no map. `std`'s `RandomState` is 16 bytes in every
+/// session; without them `Rc<RefCell<Session>>` fits mimalloc's 256-byte bin (idle memory,
+/// docs/PERFORMANCE.md).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeededHasher;
+
+impl std::hash::BuildHasher for SeededHasher {
+    type Hasher = ahash::AHasher;
+
+    fn build_hasher(&self) -> ahash::AHasher {
+        static KEYS: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+        KEYS.get_or_init(ahash::RandomState::new).build_hasher()
+    }
+}
+
 #[derive(Debug)]
 pub struct Session {
     pub client_id: ByteString,
@@ -127,11 +143,12 @@ pub struct Session {
     pub protocol: Protocol,
     /// Session Expiry Interval in force (v3 persistent sessions: `u32::MAX`, never).
     pub expiry_s: u32,
-    pub subscriptions: HashMap<ByteString, Subscription>,
+    pub subscriptions: HashMap<ByteString, Subscription, SeededHasher>,
     /// The will of the current connection; taken when published or discarded. Boxed: most
     /// sessions have none, and a `Will` carries a whole property set.
     pub will: Option<Box<Will>>,
-    limits: SessionLimits,
+    /// The shard's, shared: one pointer, where a copy per session was 32 bytes.
+    limits: Rc<SessionLimits>,
     /// Outgoing window: the client's Receive Maximum capped by `inflight_max`.
     window: u16,
     /// Client's Maximum Packet Size (v5), `u32::MAX` when absent.
@@ -161,17 +178,22 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client_id: ByteString, uid: u64, protocol: Protocol, limits: SessionLimits) -> Self {
+    pub fn new(
+        client_id: ByteString,
+        uid: u64,
+        protocol: Protocol,
+        limits: Rc<SessionLimits>,
+    ) -> Self {
         Session {
             // An exact-size copy: the id may be a slice of a read buffer.
             client_id: ByteString::from(&*client_id),
             uid,
             protocol,
             expiry_s: 0,
-            subscriptions: HashMap::new(),
+            subscriptions: HashMap::default(),
             will: None,
-            limits,
             window: limits.inflight_max,
+            limits,
             client_packet_bytes_max: u32::MAX,
             client_alias_max: 0,
             next_packet_id: 1,

@@ -53,7 +53,7 @@ fn publishes(ps: &[Packet]) -> Vec<(u16, bool, u8)> {
 
 #[test]
 fn inflight_window_holds_back_and_acks_release_in_order() {
-    let mut s = Session::new("c".into(), 1, Protocol::V311, limits());
+    let mut s = Session::new("c".into(), 1, Protocol::V311, limits().into());
     let link = Rc::new(ConnLink::new());
     s.attach(link.clone(), Protocol::V311);
     for n in 0..4 {
@@ -70,7 +70,7 @@ fn inflight_window_holds_back_and_acks_release_in_order() {
 
 #[test]
 fn queue_is_bounded_and_drops_are_counted_by_qos() {
-    let mut s = Session::new("c".into(), 1, Protocol::V311, limits());
+    let mut s = Session::new("c".into(), 1, Protocol::V311, limits().into());
     // Offline: QoS 0 dropped at once, QoS 1 queued up to the bound.
     s.deliver(delivery(QoS::AtMostOnce, 0), 0);
     for n in 0..5 {
@@ -83,7 +83,7 @@ fn queue_is_bounded_and_drops_are_counted_by_qos() {
 
 #[test]
 fn reconnect_retransmits_unacked_with_dup_then_drains_queue() {
-    let mut s = Session::new("c".into(), 1, Protocol::V311, limits());
+    let mut s = Session::new("c".into(), 1, Protocol::V311, limits().into());
     let first = Rc::new(ConnLink::new());
     s.attach(first.clone(), Protocol::V311);
     for n in 0..3 {
@@ -101,7 +101,7 @@ fn reconnect_retransmits_unacked_with_dup_then_drains_queue() {
 
 #[test]
 fn qos2_outgoing_flow_and_pubrel_retransmission() {
-    let mut s = Session::new("c".into(), 1, Protocol::V311, limits());
+    let mut s = Session::new("c".into(), 1, Protocol::V311, limits().into());
     let link = Rc::new(ConnLink::new());
     s.attach(link.clone(), Protocol::V311);
     s.deliver(delivery(QoS::ExactlyOnce, 7), 0);
@@ -123,7 +123,7 @@ fn qos2_outgoing_flow_and_pubrel_retransmission() {
 
 #[test]
 fn outbound_topic_aliases_define_then_reuse_and_stop_when_full() {
-    let mut s = Session::new("c".into(), 1, Protocol::V5, limits());
+    let mut s = Session::new("c".into(), 1, Protocol::V5, limits().into());
     s.set_client_limits(None, None, Some(1));
     let link = Rc::new(ConnLink::new());
     s.attach(link.clone(), Protocol::V5);
@@ -158,7 +158,7 @@ fn outbound_topic_aliases_define_then_reuse_and_stop_when_full() {
 }
 
 fn attached(l: SessionLimits) -> (Session, Rc<ConnLink>) {
-    let mut s = Session::new("c".into(), 1, Protocol::V311, l);
+    let mut s = Session::new("c".into(), 1, Protocol::V311, l.into());
     let link = Rc::new(ConnLink::new());
     s.attach(link.clone(), Protocol::V311);
     (s, link)
@@ -292,4 +292,15 @@ fn wrong_ack_kinds_are_protocol_errors() {
     assert_eq!(s.on_pubrec(&rec(2)), Ok(()));
     assert_eq!(s.on_pubcomp(2), Ok(()));
     assert_eq!(s.on_puback(1), Ok(()));
+}
+
+/// Every session is an `Rc<RefCell<Session>>`: with the `Rc`'s two counts it stays in
+/// mimalloc's 256-byte bin, apart from the 320-byte one of glommio's read poll, so the polls
+/// that sleeping connections free leave whole pages free (docs/PERFORMANCE.md, memory per idle
+/// connection).
+#[test]
+fn a_session_fits_the_256_byte_bin() {
+    let size =
+        std::mem::size_of::<std::cell::RefCell<Session>>() + 2 * std::mem::size_of::<usize>();
+    assert!(size <= 256, "Rc<RefCell<Session>> is {size} bytes");
 }

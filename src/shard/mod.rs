@@ -111,7 +111,7 @@ pub struct Shard {
     pub id: usize,
     pub shards: usize,
     pub cfg: Rc<Config>,
-    pub session_limits: SessionLimits,
+    pub session_limits: Rc<SessionLimits>,
     /// Sessions homed on this shard, by client id.
     pub sessions: HashMap<ByteString, SessionRef>,
     /// The same sessions by uid: where holds and releases for a publisher land.
@@ -193,7 +193,7 @@ pub const OUTBOX_MAX: usize = 64 * crate::limits::MESH_BATCH_MAX;
 impl Shard {
     pub fn new(id: usize, shards: usize, cfg: Rc<Config>) -> Shard {
         let cfg_for_cache = cfg.clone();
-        let session_limits = SessionLimits {
+        let session_limits = Rc::new(SessionLimits {
             inflight_max: cfg.inflight_max,
             queued_messages_max: cfg.queued_messages_max,
             queued_bytes_max: cfg.queued_bytes_max,
@@ -201,7 +201,7 @@ impl Shard {
             queue_qos0_offline: cfg.queue_qos0_offline,
             out_buffer_bytes_max: cfg.out_buffer_bytes_max,
             topic_alias_outbound: cfg.topic_alias_outbound,
-        };
+        });
         Shard {
             id,
             shards,

@@ -211,7 +211,7 @@ pub fn restore(shard: &ShardRef, image: Image) {
             client_id.clone(),
             uid,
             protocol_of(si.protocol),
-            s.session_limits,
+            s.session_limits.clone(),
         );
         session.expiry_s = si.expiry_s;
         session.offline_since_ms = if si.disconnected_at_ms == 0 {

@@ -390,6 +390,12 @@ async fn control_task(
     listeners: Vec<Rc<net::listener::Listener>>,
 ) {
     let timeout = Duration::from_secs(shard.borrow().cfg.slow_subscriber_timeout_s);
+    // The idle sweep's period in ticks (0: hibernation off): half `hibernate_idle_ms`, so a
+    // connection sleeps after one to two of it without traffic.
+    let sweep_ticks = match shard.borrow().cfg.hibernate_idle_ms {
+        0 => 0,
+        ms => (ms / 2 / limits::CONTROL_TICK.as_millis() as u64).max(1),
+    };
     let mut ticks: u64 = 0;
     loop {
         glommio::timer::sleep(limits::CONTROL_TICK).await;
@@ -414,6 +420,15 @@ async fn control_task(
             }
         }
         shard.borrow_mut().fire_timers(Instant::now());
+        if sweep_ticks > 0 && ticks.is_multiple_of(sweep_ticks) {
+            let s = shard.borrow();
+            net::dormant::sweep(
+                s.sessions
+                    .values()
+                    .filter_map(|se| se.borrow().conn.clone()),
+            );
+        }
+        net::dormant::collect_after_sleeps();
         if ticks.is_multiple_of(limits::CONTROL_TICKS_PER_SECOND) {
             let mut s = shard.borrow_mut();
             s.check_slow_subscribers(Instant::now(), timeout);

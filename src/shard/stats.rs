@@ -101,6 +101,8 @@ pub struct Stats {
     /// Gauges (taken with the snapshot): connections served here, sessions homed here (and how
     /// many are connected), their subscriptions, QoS 1/2 messages in flight and queued.
     pub connections_current: u64,
+    /// Of those, idle ones sleeping without a task (`net::dormant`).
+    pub connections_asleep: u64,
     pub sessions: u64,
     pub sessions_connected: u64,
     pub subscriptions: u64,
@@ -185,6 +187,7 @@ impl Stats {
             t.store_commits += s.store_commits;
             t.commit_latency.add(&s.commit_latency);
             t.connections_current += s.connections_current;
+            t.connections_asleep += s.connections_asleep;
             t.sessions += s.sessions;
             t.sessions_connected += s.sessions_connected;
             t.subscriptions += s.subscriptions;
@@ -214,6 +217,7 @@ impl super::Shard {
         st.publish_in_qos = t.publish_in_qos;
         st.publish_out_qos = t.publish_out_qos;
         st.connections_current = self.live_connections as u64;
+        st.connections_asleep = crate::net::dormant::asleep() as u64;
         st.sessions = self.sessions.len() as u64;
         let (mut connected, mut subs, mut inflight, mut queued) = (0u64, 0u64, 0u64, 0u64);
         for s in self.sessions.values() {

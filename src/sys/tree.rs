@@ -125,6 +125,7 @@ impl Tree {
         for (id, s) in stats.iter().enumerate() {
             let p = format!("{b}/shard/{id}");
             put(format!("{p}/connections"), n(s.connections_current));
+            put(format!("{p}/connections_asleep"), n(s.connections_asleep));
             put(format!("{p}/clients/connected"), n(s.sessions_connected));
             put(format!("{p}/clients/total"), n(s.sessions));
             put(format!("{p}/subscriptions/count"), n(s.subscriptions));

@@ -30,11 +30,35 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin {
     /// queued by reference (`session::out`). A layer that frames each write (TLS records,
     /// WebSocket frames) says no: one contiguous buffer makes fewer frames.
     const VECTORED: bool = false;
+
+    /// Whether an idle connection on this stream may sleep without its task (`net::dormant`):
+    /// only a plain TCP socket, whose whole state is in the kernel.
+    const DOZES: bool = false;
+
+    /// The socket for a sleeping connection, or the stream back if it cannot give it up.
+    fn into_dormant(self) -> Result<OwnedFd, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 impl Transport for TcpStream {
     // vendor/glommio item 7: one sendmsg for all the buffers.
     const VECTORED: bool = true;
+    const DOZES: bool = true;
+
+    fn into_dormant(self) -> Result<OwnedFd, Self> {
+        // A duplicate: dropping the stream cancels its read poll and closes the original.
+        match dup(&self) {
+            Ok(fd) => Ok(fd),
+            Err(e) => {
+                log::debug!("dup for a sleeping connection failed: {e}");
+                Err(self)
+            }
+        }
+    }
 
     async fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(std::net::Shutdown::Write)

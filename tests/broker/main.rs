@@ -80,5 +80,6 @@ mod t16_give_back;
 mod t17_websocket;
 mod t18_http;
 mod t18_sys;
+mod t19_hibernate;
 #[path = "../support/ws_raw.rs"]
 mod ws_raw;

@@ -133,6 +133,14 @@ impl Broker {
             if !args.iter().any(|a| a.starts_with("--http-")) {
                 cmd.args(["--http-enabled", "false"]);
             }
+            // `RINGMQ_TEST_HIBERNATE_IDLE_MS=1` runs a suite with idle connections put to sleep
+            // after 100-200 ms (one or two control ticks): every wait of a test then also tests
+            // waking (src/net/dormant.rs).
+            if let Ok(ms) = std::env::var("RINGMQ_TEST_HIBERNATE_IDLE_MS") {
+                if !args.contains(&"--hibernate-idle-ms") {
+                    cmd.args(["--hibernate-idle-ms", &ms]);
+                }
+            }
             cmd.arg("--bind")
                 .arg(format!("127.0.0.1:{port}"))
                 .args(["--shards", &shards.to_string(), "--pin", "false"])

@@ -127,6 +127,14 @@ fn yolo_sendmsg(
     }
 }
 
+/// ringmq patch (vendor/README.md, item 14): wait until `fd` is readable, with one one-shot
+/// `POLL_ADD` on this executor's ring. For descriptors that are not glommio streams, such as an
+/// epoll set; dropping the future cancels the poll.
+pub async fn wait_readable(fd: RawFd) -> io::Result<()> {
+    let source = crate::executor().reactor().poll_read_ready(fd);
+    source.collect_rw().await.map(|_| ())
+}
+
 mod datagram;
 mod stream;
 mod tcp_socket;
