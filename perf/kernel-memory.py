@@ -47,6 +47,9 @@ def main():
     ap.add_argument("--connections", type=int, default=4000)
     ap.add_argument("--broker", choices=["ringmq", "mosquitto"], default="ringmq")
     ap.add_argument("--binary", default=None)
+    ap.add_argument("--settle", type=float, default=12.0,
+                    help="seconds before the second reading [12: past ringmq's default "
+                         "hibernate_idle_ms, after which its idle connections wait in epoll]")
     a = ap.parse_args()
     port = free_port()
     d = tempfile.mkdtemp(prefix="kernel-memory-")
@@ -71,7 +74,7 @@ def main():
             if s.recv(4) != b"\x20\x02\x00\x00":
                 raise RuntimeError(f"client {i}: no CONNACK")
             socks.append(s)
-        time.sleep(1.5)
+        time.sleep(a.settle)
         after = slabs()
         print(f"broker: {a.broker}, idle connections: {a.connections}")
         total = 0.0

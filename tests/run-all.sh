@@ -45,6 +45,11 @@ cargo test --workspace 2>&1 | tee "$log"
 # One closing line for the whole workspace (cargo prints one per test binary, the last of them
 # often a crate's empty doc-test run).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }' "$log"
+echo "== broker tests again, idle connections asleep after 100-200 ms (src/net/dormant.rs)"
+# Every wait of these tests then also tests waking: deliveries, acknowledgement flows, wills,
+# takeover, shutdown and the durable store, through sleeping connections.
+RINGMQ_TEST_HIBERNATE_IDLE_MS=1 cargo test -q -p ringmq --test broker -- \
+  t02_subpub t03_qos t05_session t06_will t08_shards t09_overload t10_shutdown t16_ 2>&1 | tail -15
 echo "== browser apps: the committed build (web/*/dist, src/web/*_assets.rs) matches the sources"
 for app in chat dashboard; do
   (cd "web/$app" && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent >/dev/null)

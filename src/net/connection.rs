@@ -481,7 +481,8 @@ fn poll_flush<S: Transport>(
     stream: &mut S,
     link: &ConnLink,
 ) -> io::Result<()> {
-    link.with_out(|out| {
+    let mut wrote = false;
+    let r = link.with_out(|out| {
         while !out.is_empty() {
             let r = if out.is_contiguous() {
                 Pin::new(&mut *stream).poll_write(cx, out.tail())
@@ -496,6 +497,7 @@ fn poll_flush<S: Transport>(
                 Poll::Ready(Ok(n)) => {
                     crate::shard::tally::bytes_out(n);
                     out.advance(n);
+                    wrote = true;
                 }
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending => return Ok(()),
@@ -508,7 +510,12 @@ fn poll_flush<S: Transport>(
             Poll::Ready(Err(e)) => Err(e),
             _ => Ok(()),
         }
-    })
+    });
+    if wrote {
+        // For the idle sweep (`dormant`): once per flush, not per packet written.
+        link.mark_active();
+    }
+    r
 }
 
 /// How long a closing connection waits for the commit its last acknowledgements promise.

@@ -109,7 +109,6 @@ impl ConnLink {
 
     /// Append an encoded packet and wake the connection. False if it could not be encoded.
     pub fn write_packet(&self, packet: &Packet, protocol: Protocol) -> bool {
-        self.mark_active();
         let ok = encode(packet, protocol, self.out.borrow_mut().tail()).is_ok();
         if ok {
             crate::shard::tally::packet_out();
@@ -130,7 +129,6 @@ impl ConnLink {
             }
             _ => return self.write_packet(packet, protocol),
         };
-        self.mark_active();
         let mut out = self.out.borrow_mut();
         let ok = encode_publish_head(publish, protocol, out.tail()).is_ok();
         if ok {
@@ -239,7 +237,9 @@ impl ConnLink {
         self.mark_active();
     }
 
-    fn mark_active(&self) {
+    /// Bytes went either way (the connection task, per read and per flush that wrote: not per
+    /// packet, which cost 4% at QoS 0 saturation).
+    pub fn mark_active(&self) {
         self.doze.set(self.doze.get() | DOZE_ACTIVE);
     }
 
@@ -341,8 +341,8 @@ mod tests {
         );
         l.set_asleep(false);
         assert!(!l.sweep_idle(), "waking counts as traffic");
-        l.write_packet(&Packet::PingResp, Protocol::V311);
-        assert!(!l.sweep_idle(), "a packet written counts as traffic");
+        l.mark_active();
+        assert!(!l.sweep_idle(), "bytes written count as traffic");
         assert!(l.sweep_idle());
         assert!(l.take_doze_ask());
         l.set_can_doze(false);
