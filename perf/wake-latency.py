@@ -17,15 +17,15 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
+import importlib.util
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+# The helpers of perf/idle-memory-plain.py (which loads perf/idle-memory.py's).
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location(
+    "idle_memory_plain", os.path.join(HERE, "idle-memory-plain.py"))
+imp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(imp)
+free_port, asleep = imp.im.free_port, imp.asleep
 
 
 def field(b):
@@ -65,14 +65,6 @@ def client(port, cid):
     s.sendall(frame(0x10, field(b"MQTT") + bytes([4, 2]) + (600).to_bytes(2, "big") + field(cid)))
     assert read_packet(s)[0] == 0x20
     return s
-
-
-def asleep(http):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics").read().decode()
-    for line in text.splitlines():
-        if line.startswith("ringmq_connections_asleep "):
-            return int(line.split()[1])
-    return None
 
 
 def main():

@@ -48,8 +48,8 @@ struct Lot {
 thread_local! {
     /// This shard's lot; created by the first connection that sleeps.
     static LOT: RefCell<Option<Lot>> = const { RefCell::new(None) };
-    /// Keys woken through links since the lot task last ran. Apart from [`LOT`]: a wake can
-    /// come while the lot is borrowed (a woken connection's close wakes others).
+    /// Keys woken through links since the lot task last ran. Apart from [`LOT`], so a wake
+    /// (from anywhere on the shard) never needs the lot's borrow.
     static WOKEN: RefCell<Vec<Key>> = const { RefCell::new(Vec::new()) };
     static LOT_WAKER: Cell<Option<Waker>> = const { Cell::new(None) };
 }
@@ -121,7 +121,12 @@ pub(super) fn sleep(d: Box<Dormant>) {
             // the task only sleeps after a wait found nothing to do.
             link.register(&slot_waker(key));
         }
-        Err(d) => resume(d),
+        Err(d) => {
+            // The epoll set refused it (e.g. `max_user_watches`): this connection stays awake
+            // from now on instead of trying again every sweep.
+            d.link.set_can_doze(false);
+            resume(d)
+        }
     }
 }
 
