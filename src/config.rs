@@ -30,8 +30,8 @@ pub struct Cli {
     /// Close a connection that sends no valid CONNECT within this time [default: 2000].
     #[arg(long)]
     pub connect_timeout_ms: Option<u64>,
-    /// An idle plain-TCP connection gives up its task and its read poll after between one and
-    /// two times this long without traffic, and gets them back when it has some; 0 = never
+    /// An idle plain-TCP connection gives up its task and its read poll after between half of
+    /// and all of this long without traffic, and gets them back when it has some; 0 = never
     /// [default: 10000].
     #[arg(long)]
     pub hibernate_idle_ms: Option<u64>,

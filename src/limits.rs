@@ -43,7 +43,7 @@ pub const TOPIC_ALIAS_MAXIMUM_DEFAULT: u16 = 64;
 /// A connection must send a valid CONNECT within this time or be closed (slowloris guard).
 pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 2_000;
 
-/// A connection idle this long (to twice as long) sleeps without its task (`net::dormant`):
+/// A connection idle half this long to this long sleeps without its task (`net::dormant`):
 /// long enough that a client with traffic every few seconds never pays a wake-up.
 pub const HIBERNATE_IDLE_MS_DEFAULT: u64 = 10_000;
 

@@ -42,7 +42,6 @@ struct Lot {
     epoll: OwnedFd,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    asleep: usize,
 }
 
 thread_local! {
@@ -56,7 +55,12 @@ thread_local! {
 
 /// How many connections sleep on this shard (for statistics).
 pub fn asleep() -> usize {
-    LOT.with(|l| l.borrow().as_ref().map_or(0, |l| l.asleep))
+    // Every slot not on the free list holds a sleeper.
+    LOT.with(|l| {
+        l.borrow()
+            .as_ref()
+            .map_or(0, |l| l.slots.len() - l.free.len())
+    })
 }
 
 /// Put a connection to sleep. If the epoll set cannot take it, it is served again at once.
@@ -73,7 +77,6 @@ pub(super) fn sleep(d: Box<Dormant>) {
                         epoll,
                         slots: Vec::new(),
                         free: Vec::new(),
-                        asleep: 0,
                     });
                 }
                 Err(e) => {
@@ -106,7 +109,6 @@ pub(super) fn sleep(d: Box<Dormant>) {
             return Err(d);
         }
         slot.sleeper = Some(d);
-        lot.asleep += 1;
         Ok(key)
     });
     match placed {
@@ -158,7 +160,6 @@ fn take(key: Key) -> Option<Box<Dormant>> {
         let d = slot.sleeper.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         lot.free.push(index);
-        lot.asleep -= 1;
         epoll_del(lot.epoll.as_raw_fd(), d.fd.as_raw_fd());
         Some(d)
     })
