@@ -162,6 +162,31 @@ impl IoUring {
         }
     }
 
+    /// ringmq patch (vendor/README.md, item 15): as [`IoUring::new_with_flags`], with a
+    /// completion queue of `cq_entries` (`IORING_SETUP_CQSIZE`). The kernel sizes the table it
+    /// finds a poll in, to cancel it, from the completion queue (`ilog2(cq_entries) - 5` bits, 1
+    /// to 8), and walks one bucket's list per cancel.
+    pub fn new_with_cq_entries(
+        entries: u32,
+        cq_entries: u32,
+        flags: SetupFlags,
+    ) -> io::Result<IoUring> {
+        unsafe {
+            let mut params: uring_sys::io_uring_params = mem::zeroed();
+            params.flags = (flags | SetupFlags::CQSIZE).bits();
+            params.cq_entries = cq_entries;
+            let mut ring = MaybeUninit::uninit();
+            resultify(uring_sys::io_uring_queue_init_params(
+                entries as _,
+                ring.as_mut_ptr(),
+                &mut params,
+            ))?;
+            Ok(IoUring {
+                ring: ring.assume_init(),
+            })
+        }
+    }
+
     /// Returns the `SubmissionQueue` part of the `IoUring`.
     pub fn sq(&self) -> SubmissionQueue<'_> {
         SubmissionQueue::new(self)

@@ -942,6 +942,9 @@ struct SleepableRing {
     in_kernel: usize,
 }
 
+/// ringmq patch (vendor/README.md, item 15): see `SleepableRing::new`.
+const MAIN_CQ_ENTRIES: u32 = 8192;
+
 impl SleepableRing {
     fn new(
         size: usize,
@@ -960,15 +963,26 @@ impl SleepableRing {
         // keeps the default, so its preemption timer still interrupts a task that makes no
         // syscalls. A stall once blamed on this flag recurred without it; the sleep is bounded
         // (item 6) whatever its cause.
+        // ringmq patch (vendor/README.md, item 15): the main ring's completion queue is
+        // `MAIN_CQ_ENTRIES` long, whatever the ring depth, because the kernel sizes the hash
+        // table it looks a poll up in (to cancel it) from it: with the default (twice a depth
+        // of 256) that table has 16 buckets, so with 15,000 connections every cancelled read
+        // poll (a close, a connection going to sleep) walked about 900 entries, 14% of the
+        // broker's CPU while connections came and went. 8,192 entries give the kernel's
+        // maximum of 256 buckets, for 128 KiB.
         let ring = if name == "main" {
-            match iou::IoUring::new_with_flags(
-                size as _,
-                iou::SetupFlags::COOP_TASKRUN,
-                iou::SetupFeatures::empty(),
-            ) {
+            let cq = MAIN_CQ_ENTRIES.max(2 * size as u32);
+            match iou::IoUring::new_with_cq_entries(size as _, cq, iou::SetupFlags::COOP_TASKRUN) {
                 Ok(ring) => ring,
                 Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-                    iou::IoUring::new(size as _)?
+                    match iou::IoUring::new_with_cq_entries(size as _, cq, iou::SetupFlags::empty())
+                    {
+                        Ok(ring) => ring,
+                        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+                            iou::IoUring::new(size as _)?
+                        }
+                        Err(err) => return Err(err),
+                    }
                 }
                 Err(err) => return Err(err),
             }
