@@ -11,6 +11,8 @@ source "$(dirname "$0")/common.sh"
 [[ $# -ge 3 ]] || die "usage: $0 ROUNDS N SERVER..."
 ROUNDS=$1 N=$2; shift 2
 PORT=${PORT:-18867}
+# Mosquitto needs a descriptor per connection, like ringmq (which raises its own limit).
+ulimit -n "$(ulimit -Hn)"
 prepare_run conn-lifecycle
 write_mosquitto_conf "$OUT/mosquitto.conf" "$PORT"
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }

@@ -146,10 +146,15 @@ impl IoUring {
         flags: SetupFlags,
         features: SetupFeatures,
     ) -> io::Result<IoUring> {
+        // SAFETY: `io_uring_params` is plain data; all zeroes is its documented default.
+        let mut params: uring_sys::io_uring_params = unsafe { mem::zeroed() };
+        params.flags = flags.bits();
+        params.features = features.bits();
+        IoUring::with_params(entries, params)
+    }
+
+    fn with_params(entries: u32, mut params: uring_sys::io_uring_params) -> io::Result<IoUring> {
         unsafe {
-            let mut params: uring_sys::io_uring_params = mem::zeroed();
-            params.flags = flags.bits();
-            params.features = features.bits();
             let mut ring = MaybeUninit::uninit();
             resultify(uring_sys::io_uring_queue_init_params(
                 entries as _,
@@ -171,20 +176,11 @@ impl IoUring {
         cq_entries: u32,
         flags: SetupFlags,
     ) -> io::Result<IoUring> {
-        unsafe {
-            let mut params: uring_sys::io_uring_params = mem::zeroed();
-            params.flags = (flags | SetupFlags::CQSIZE).bits();
-            params.cq_entries = cq_entries;
-            let mut ring = MaybeUninit::uninit();
-            resultify(uring_sys::io_uring_queue_init_params(
-                entries as _,
-                ring.as_mut_ptr(),
-                &mut params,
-            ))?;
-            Ok(IoUring {
-                ring: ring.assume_init(),
-            })
-        }
+        // SAFETY: as in `new_with_flags`.
+        let mut params: uring_sys::io_uring_params = unsafe { mem::zeroed() };
+        params.flags = (flags | SetupFlags::CQSIZE).bits();
+        params.cq_entries = cq_entries;
+        IoUring::with_params(entries, params)
     }
 
     /// Returns the `SubmissionQueue` part of the `IoUring`.

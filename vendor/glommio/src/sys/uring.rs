@@ -965,27 +965,23 @@ impl SleepableRing {
         // (item 6) whatever its cause.
         // ringmq patch (vendor/README.md, item 15): the main ring's completion queue is
         // `MAIN_CQ_ENTRIES` long, whatever the ring depth, because the kernel sizes the hash
-        // table it looks a poll up in (to cancel it) from it: with the default (twice a depth
-        // of 256) that table has 16 buckets, so with 15,000 connections every cancelled read
-        // poll (a close, a connection going to sleep) walked about 900 entries, 14% of the
-        // broker's CPU while connections came and went. 8,192 entries give the kernel's
-        // maximum of 256 buckets, for 128 KiB.
+        // table it looks a poll up in (to cancel it) from it: twice a depth of 256 gave 16
+        // buckets, and every close (or a connection going to sleep) cancels a read poll. 8,192
+        // entries give the kernel's maximum of 256 buckets, for 128 KiB. Each fallback drops
+        // one flag on EINVAL: COOP_TASKRUN (5.19+), then CQSIZE.
         let ring = if name == "main" {
             let cq = MAIN_CQ_ENTRIES.max(2 * size as u32);
+            let einval = |e: &io::Error| e.raw_os_error() == Some(libc::EINVAL);
             match iou::IoUring::new_with_cq_entries(size as _, cq, iou::SetupFlags::COOP_TASKRUN) {
-                Ok(ring) => ring,
-                Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+                Err(e) if einval(&e) => {
                     match iou::IoUring::new_with_cq_entries(size as _, cq, iou::SetupFlags::empty())
                     {
-                        Ok(ring) => ring,
-                        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
-                            iou::IoUring::new(size as _)?
-                        }
-                        Err(err) => return Err(err),
+                        Err(e) if einval(&e) => iou::IoUring::new(size as _),
+                        other => other,
                     }
                 }
-                Err(err) => return Err(err),
-            }
+                other => other,
+            }?
         } else {
             iou::IoUring::new(size as _)?
         };
