@@ -48,8 +48,16 @@ awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n",
 echo "== broker tests again, idle connections asleep after 100-200 ms (src/net/dormant.rs)"
 # Every wait of these tests then also tests waking: deliveries, acknowledgement flows, wills,
 # takeover, shutdown and the durable store, through sleeping connections.
-RINGMQ_TEST_HIBERNATE_IDLE_MS=1 cargo test -q -p ringmq --test broker -- \
-  t02_subpub t03_qos t05_session t06_will t08_shards t09_overload t10_shutdown t16_ 2>&1 | tail -15
+# On a failure it prints each failing test's own output (its panic message), not only the tail:
+# a tail of 15 lines showed only the end of a backtrace.
+log2=$(mktemp)
+trap 'rm -f "$log" "$log2"' EXIT
+if ! RINGMQ_TEST_HIBERNATE_IDLE_MS=1 cargo test -q -p ringmq --test broker -- \
+  t02_subpub t03_qos t05_session t06_will t08_shards t09_overload t10_shutdown t16_ >"$log2" 2>&1; then
+  sed -n '/^failures:$/,$p' "$log2" | grep -v '^  *[0-9]*: \|^  *at ' | head -300
+  exit 1
+fi
+tail -3 "$log2"
 echo "== browser apps: the committed build (web/*/dist, src/web/*_assets.rs) matches the sources"
 for app in chat dashboard; do
   (cd "web/$app" && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent >/dev/null)

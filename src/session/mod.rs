@@ -321,11 +321,16 @@ impl Session {
     }
 
     /// Tell the connection whether queued messages wait for its output buffer to drain (and
-    /// not for acks, which refill it through [`Session::pump`] anyway).
+    /// not for acks, which refill it through [`Session::pump`] anyway): the front is QoS 0 or
+    /// has a window slot. Not "the buffer is full now": a message queued behind others while
+    /// the buffer was below its bound (but not yet below the refill mark) waits for the drain
+    /// just the same, and with the flag clear the connection would empty its buffer and then
+    /// wait for its socket, or fall asleep, with the queue left unsent.
     fn update_backlog(&self) {
         if let Some(conn) = &self.conn {
-            let waiting =
-                !self.queue.is_empty() && conn.out_len() >= self.limits.out_buffer_bytes_max;
+            let waiting = self.queue.front().is_some_and(|d| {
+                d.qos == QoS::AtMostOnce || self.inflight.len() < self.window as usize
+            });
             conn.set_backlog(waiting);
         }
     }

@@ -304,3 +304,45 @@ fn a_session_fits_the_256_byte_bin() {
         std::mem::size_of::<std::cell::RefCell<Session>>() + 2 * std::mem::size_of::<usize>();
     assert!(size <= 256, "Rc<RefCell<Session>> is {size} bytes");
 }
+
+#[test]
+fn a_message_queued_behind_others_after_the_buffer_drained_still_asks_for_a_refill() {
+    // The connection refills its buffer from the queue (and stays awake) only while the link
+    // says queued messages wait for it. A message queued behind others once the buffer had
+    // drained used to clear that flag: the connection then emptied its buffer and waited for
+    // its socket, or fell asleep, with the queue unsent (seen as a subscriber stalled 8–21
+    // messages short under load with hibernation on).
+    let mut l = limits();
+    l.out_buffer_bytes_max = 4;
+    l.queued_messages_max = 100;
+    let (mut s, link) = attached(l);
+    s.deliver(delivery(QoS::AtMostOnce, 0), 0);
+    s.deliver(delivery(QoS::AtMostOnce, 1), 0);
+    assert_eq!(s.queued_len(), 1);
+    assert!(link.has_backlog());
+    // The socket took everything written so far; a message arrives before the refill.
+    assert_eq!(publishes(&drain(&link)), vec![(0, false, 0)]);
+    s.deliver(delivery(QoS::AtMostOnce, 2), 0);
+    assert_eq!(s.queued_len(), 2);
+    assert!(
+        link.has_backlog(),
+        "queued QoS 0 messages wait for the drain"
+    );
+    s.pump();
+    assert_eq!(publishes(&drain(&link)), vec![(0, false, 1)]);
+    s.pump();
+    assert_eq!(publishes(&drain(&link)), vec![(0, false, 2)]);
+    assert!(!link.has_backlog());
+    // A queued QoS 1 message without a window slot waits for an ack, which pumps anyway.
+    let (mut s, link) = attached(limits());
+    for n in 0..3 {
+        s.deliver(delivery(QoS::AtLeastOnce, n), 0);
+    }
+    assert_eq!(s.queued_len(), 1);
+    assert!(!link.has_backlog());
+    s.on_puback(1).expect("a QoS 1 ack");
+    assert_eq!(
+        publishes(&drain(&link)),
+        vec![(1, false, 0), (2, false, 1), (3, false, 2)]
+    );
+}
