@@ -8,6 +8,7 @@ use ringmq::config::{Cli, Command, Config};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    let no_thp = ringmq::host::no_huge_pages_unless_asked();
     let cli = Cli::parse();
     if let Some(Command::Passwd(args)) = &cli.command {
         match ringmq::auth::passwd_cmd::run(args) {
@@ -62,6 +63,11 @@ fn main() {
         .format_timestamp_millis()
         .init();
     ringmq::host::report(&cfg);
+    match no_thp {
+        None => log::info!("transparent huge pages left to mimalloc (MIMALLOC_ALLOW_THP is set)"),
+        Some(false) => log::warn!("could not turn transparent huge pages off for the heap"),
+        Some(true) => {}
+    }
     for line in security.describe(&cfg) {
         log::info!("{line}");
     }

@@ -25,6 +25,7 @@ shard_tests!(
     mqtt_3_1_2_25_v5_messages_over_the_client_maximum_packet_size_are_not_sent,
     mqtt_3_2_2_11_v5_publish_above_maximum_qos_gets_disconnect_0x9b,
     mqtt_3_2_2_14_v5_retained_publish_when_unavailable_gets_disconnect_0x9a,
+    the_heap_runs_without_transparent_huge_pages,
 );
 
 async fn mqtt_3_2_2_15_publish_over_the_maximum_packet_size_closes_only_that_connection(
@@ -314,4 +315,30 @@ async fn mqtt_3_2_2_14_v5_retained_publish_when_unavailable_gets_disconnect_0x9a
         p.retain = true;
     }
     v5_publish_refused(shards, &["--retain-available", "false"], publish, 0x9A).await;
+}
+
+/// `THP_enabled` in `/proc/PID/status` (the kernel's PR_SET_THP_DISABLE flag, inverted).
+fn thp_enabled(pid: &str) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("THP_enabled:"))?;
+    Some(line.split_whitespace().nth(1)? == "1")
+}
+
+/// A 2 MiB huge page faulted in by a shard stalls it while the kernel zeroes (and with the
+/// default `defrag = madvise` first compacts) it; the broker turns them off for its heap
+/// (src/host.rs) unless `MIMALLOC_ALLOW_THP` asks for them.
+async fn the_heap_runs_without_transparent_huge_pages(shards: usize) {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+        eprintln!("MIMALLOC_ALLOW_THP is set for the tests: the broker leaves pages to mimalloc");
+        return;
+    }
+    // The flag is inherited: a test runner started with THP off would make this pass vacuously.
+    assert_eq!(
+        thp_enabled("self"),
+        Some(true),
+        "the test process runs with THP allowed"
+    );
+    let mut b = Broker::start(shards).await;
+    b.assert_serving().await;
+    assert_eq!(thp_enabled(&b.pid().to_string()), Some(false));
 }
