@@ -19,16 +19,19 @@
 #
 # Options:
 #   --broker ringmq|mosquitto   (default ringmq)
+#   --binary PATH               a ringmq binary to count instead of building target/release/ringmq
+#                               (to compare builds: run each in turn)
 #   --messages N                messages per publisher (default 5000)
 #   --port P                    (default 18845)
 #   --out DIR                   (default perf/results/callgrind-<time>)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-BROKER=ringmq MESSAGES=5000 PORT=18845 OUT=""
+BROKER=ringmq MESSAGES=5000 PORT=18845 OUT="" BINARY=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --broker) BROKER=$2; shift 2 ;;
+        --binary) BINARY=$2; shift 2 ;;
         --messages) MESSAGES=$2; shift 2 ;;
         --port) PORT=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
@@ -48,9 +51,9 @@ if "$BENCH" probe --port "$PORT" >/dev/null 2>&1; then die "port $PORT is taken 
 VG=(valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" --dump-instr=no)
 case $BROKER in
     ringmq)
-        build_release ringmq
+        if [[ -z $BINARY ]]; then build_release ringmq; BINARY=$T/release/ringmq; fi
         # Long connect timeout: under valgrind everything is ~30x slower.
-        "${VG[@]}" "$T/release/ringmq" --bind "127.0.0.1:$PORT" --shards 1 --pin false \
+        "${VG[@]}" "$BINARY" --bind "127.0.0.1:$PORT" --shards 1 --pin false \
             --connect-timeout-ms 600000 --log-level warn >"$OUT/broker.log" 2>&1 &
         ;;
     mosquitto)
@@ -74,8 +77,8 @@ stop_pid "$PID"
 DUMP=$(grep -l "^desc: Trigger: .*workload" "$OUT"/callgrind.out.* 2>/dev/null | head -1 || true)
 [[ -n $DUMP ]] || DUMP=$(ls -t "$OUT"/callgrind.out.* | head -1)
 IR=$(sed -n 's/^totals: \([0-9]*\).*/\1/p' "$DUMP" | head -1)
-RECEIVED=$(sed -n 's/.*"received":\([0-9]*\).*/\1/p' "$OUT/load.json")
-SENT=$(sed -n 's/.*"sent":\([0-9]*\).*/\1/p' "$OUT/load.json")
+RECEIVED=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"received\"])" "$OUT/load.json")
+SENT=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"sent\"])" "$OUT/load.json")
 callgrind_annotate --inclusive=no "$DUMP" 2>/dev/null | head -60 >"$OUT/annotate.txt" || true
 {
     echo "broker: $BROKER; load: ringmq-bench ${SCENARIO[*]} --count $MESSAGES"
