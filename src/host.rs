@@ -17,7 +17,7 @@ fn rlimit(resource: libc::__rlimit_resource_t) -> Option<(u64, u64)> {
 /// mimalloc decides, as it documents). mimalloc marks its arenas `MADV_HUGEPAGE`; with the
 /// kernel's default `defrag = madvise` a fault there zeroes, and may first compact, 2 MiB at
 /// once, synchronously, in whichever shard touches the page. That made connection setup cost
-/// 15% more CPU and gave the heap 2 MiB RSS steps, and measured nothing back on the data path
+/// about 16% more CPU and gave the heap 2 MiB RSS steps, and measured nothing back on the data path
 /// (docs/PERFORMANCE.md, "Connection setup without transparent huge pages"). Call before the
 /// shards start: the flag is the process's, and the kernel reads it at each fault. `None`: left
 /// to mimalloc; otherwise whether the kernel took the flag.

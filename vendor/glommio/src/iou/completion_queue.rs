@@ -32,8 +32,8 @@ impl<'ring> CompletionQueue<'ring> {
         unsafe {
             // ringmq patch (vendor/README.md, item 17): an empty queue answered here. liburing's
             // peek is two out-of-line calls (`__io_uring_get_cqe`, `_io_uring_get_cqe`) and
-            // glommio peeks its three rings on every reactor turn: 27 peeks and about 1,300
-            // instructions per message at everyday load, most of them finding nothing. The
+            // glommio peeks its three rings on every reactor turn: up to 27 peeks and 1,300
+            // instructions per message under callgrind at a low rate, most finding nothing. The
             // test is liburing's own: tail (acquire) equal to head and no overflowed
             // completions waiting to be flushed (then liburing enters the kernel for them).
             let ring = self.ring.as_ptr();
